@@ -1,0 +1,164 @@
+package coupon
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// StoreConfig configures a TemplateStore. Zero values mean defaults.
+type StoreConfig struct {
+	// Now is the clock for created_at and updated_at; default time.Now.
+	Now func() time.Time
+}
+
+// TemplateStore keeps templates in MySQL (table templates, see migrate/).
+// The DSN must set parseTime=true and loc=UTC. It is safe for concurrent use.
+type TemplateStore struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+// NewTemplateStore returns a store over db.
+func NewTemplateStore(db *sql.DB, cfg StoreConfig) *TemplateStore {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &TemplateStore{db: db, now: cfg.Now}
+}
+
+const templateColumns = `id, name, type, value, threshold_cents, stock, issued, per_user_limit,
+grab_start, grab_end, valid_until, valid_days, version, created_at, updated_at`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanTemplate(r rowScanner) (Template, error) {
+	var (
+		t          Template
+		typ        string
+		validUntil sql.NullTime
+		validDays  sql.NullInt64
+	)
+	err := r.Scan(&t.ID, &t.Name, &typ, &t.Value, &t.ThresholdCents, &t.Stock, &t.Issued,
+		&t.PerUserLimit, &t.GrabStart, &t.GrabEnd, &validUntil, &validDays, &t.Version,
+		&t.CreatedAt, &t.UpdatedAt)
+	if err != nil {
+		return Template{}, err
+	}
+	t.Type = Type(typ)
+	t.Remaining = t.Stock - t.Issued
+	if validUntil.Valid {
+		t.ValidUntil = validUntil.Time.UTC()
+	}
+	if validDays.Valid {
+		t.ValidDays = int(validDays.Int64)
+	}
+	t.GrabStart, t.GrabEnd = t.GrabStart.UTC(), t.GrabEnd.UTC()
+	t.CreatedAt, t.UpdatedAt = t.CreatedAt.UTC(), t.UpdatedAt.UTC()
+	return t, nil
+}
+
+func nullTime(t time.Time) sql.NullTime { return sql.NullTime{Time: t, Valid: !t.IsZero()} }
+
+func nullInt(n int) sql.NullInt64 { return sql.NullInt64{Int64: int64(n), Valid: n != 0} }
+
+// Create validates d (see NewTemplate) and stores it as a new template,
+// returning it with its id, version 1 and timestamps.
+func (s *TemplateStore) Create(ctx context.Context, d Draft) (Template, error) {
+	t, err := NewTemplate(d)
+	if err != nil {
+		return Template{}, err
+	}
+	now := norm(s.now())
+	res, err := s.db.ExecContext(ctx, `INSERT INTO templates
+(name, type, value, threshold_cents, stock, issued, per_user_limit, grab_start, grab_end,
+ valid_until, valid_days, version, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, 1, ?, ?)`,
+		t.Name, string(t.Type), t.Value, t.ThresholdCents, t.Stock, t.PerUserLimit, t.GrabStart, t.GrabEnd,
+		nullTime(t.ValidUntil), nullInt(t.ValidDays), now, now)
+	if err != nil {
+		return Template{}, fmt.Errorf("coupon: insert template %q: %w", t.Name, err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return Template{}, fmt.Errorf("coupon: read new template id: %w", err)
+	}
+	t.ID, t.Version, t.CreatedAt, t.UpdatedAt = id, 1, now, now
+	return t, nil
+}
+
+// Get reads template id from MySQL; ErrTemplateNotFound if there is none.
+func (s *TemplateStore) Get(ctx context.Context, id int64) (Template, error) {
+	t, err := scanTemplate(s.db.QueryRowContext(ctx, "SELECT "+templateColumns+" FROM templates WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Template{}, fmt.Errorf("get template %d: %w", id, ErrTemplateNotFound)
+	}
+	if err != nil {
+		return Template{}, fmt.Errorf("coupon: get template %d: %w", id, err)
+	}
+	return t, nil
+}
+
+// Update applies p to template id and returns the result. A change of
+// grab_start is refused with ErrHasSubscribers when any subscription row
+// refers to the template; the check and the write are one transaction with
+// locking reads, so no subscription slips in between. A patch that changes
+// nothing writes nothing. Invalid values return a *ValidationError.
+func (s *TemplateStore) Update(ctx context.Context, id int64, p Patch) (t Template, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Template{}, fmt.Errorf("coupon: begin update of template %d: %w", id, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	cur, err := scanTemplate(tx.QueryRowContext(ctx,
+		"SELECT "+templateColumns+" FROM templates WHERE id = ? FOR UPDATE", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Template{}, fmt.Errorf("update template %d: %w", id, ErrTemplateNotFound)
+	}
+	if err != nil {
+		return Template{}, fmt.Errorf("coupon: lock template %d: %w", id, err)
+	}
+	next, startChanged, err := cur.apply(p)
+	if err != nil {
+		return Template{}, err
+	}
+	if startChanged {
+		// A locking read sees the latest committed rows and, under
+		// REPEATABLE READ, locks the gap so no insert can follow it.
+		// Subscription inserts also read this template row with a shared
+		// lock (see subscription.Service), which our exclusive lock blocks.
+		var one int
+		err := tx.QueryRowContext(ctx,
+			"SELECT 1 FROM subscriptions WHERE template_id = ? LIMIT 1 FOR UPDATE", id).Scan(&one)
+		switch {
+		case err == nil:
+			return Template{}, fmt.Errorf("update template %d: %w", id, ErrHasSubscribers)
+		case !errors.Is(err, sql.ErrNoRows):
+			return Template{}, fmt.Errorf("coupon: check subscribers of template %d: %w", id, err)
+		}
+	}
+	if next.Name == cur.Name && next.GrabStart.Equal(cur.GrabStart) && next.GrabEnd.Equal(cur.GrabEnd) {
+		if err := tx.Commit(); err != nil {
+			return Template{}, fmt.Errorf("coupon: end no-op update of template %d: %w", id, err)
+		}
+		return cur, nil
+	}
+	now := norm(s.now())
+	if _, err := tx.ExecContext(ctx, `UPDATE templates
+SET name = ?, grab_start = ?, grab_end = ?, version = version + 1, updated_at = ?
+WHERE id = ?`, next.Name, next.GrabStart, next.GrabEnd, now, id); err != nil {
+		return Template{}, fmt.Errorf("coupon: update template %d: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Template{}, fmt.Errorf("coupon: commit update of template %d: %w", id, err)
+	}
+	next.Version++
+	next.UpdatedAt = now
+	return next, nil
+}
