@@ -28,16 +28,16 @@ const (
 
 // Limits on template fields.
 const (
-	MaxNameLen      = 128        // characters
-	MaxStock        = 1e9        // coupons per template
-	MaxPerUserLimit = 100        // coupons per user per template
-	MaxValidDays    = 3650       // days a claimed coupon stays valid
-	DefaultPerUser  = 1          // per_user_limit when none is given
-	maxPercentValue = 99         // percent off, inclusive
-	minPercentValue = 1          // percent off, inclusive
-	minFixedValue   = 1          // cents off, inclusive
-	maxFixedValue   = 1e12       // cents off; keeps sums far from overflow
-	maxThreshold    = 1e12       // cents; keeps sums far from overflow
+	MaxNameLen      = 128  // characters
+	MaxStock        = 1e9  // coupons per template
+	MaxPerUserLimit = 100  // coupons per user per template
+	MaxValidDays    = 3650 // days a claimed coupon stays valid
+	DefaultPerUser  = 1    // per_user_limit when none is given
+	maxPercentValue = 99   // percent off, inclusive
+	minPercentValue = 1    // percent off, inclusive
+	minFixedValue   = 1    // cents off, inclusive
+	maxFixedValue   = 1e12 // cents off; keeps sums far from overflow
+	maxThreshold    = 1e12 // cents; keeps sums far from overflow
 	storedPrecision = time.Millisecond
 )
 
