@@ -1,0 +1,29 @@
+package queue
+
+import (
+	"errors"
+	"time"
+)
+
+// Entry is one reminder as the index sees it: who, which template, when, and
+// the version of its MySQL row. Versions let the index ignore a stale write
+// when a PUT and a DELETE of the same subscription race.
+type Entry struct {
+	UserID     int64
+	TemplateID int64
+	PushAt     time.Time // millisecond precision is kept; finer is dropped
+	Version    int64     // the MySQL row's version, ≥ 1
+}
+
+// Sentinel errors callers branch on.
+var (
+	// ErrInFlight means the reminder was already taken from its queue: it is
+	// being published or was published, so it can no longer be cancelled.
+	ErrInFlight = errors.New("queue: reminder is in flight or sent")
+	// ErrLeaseLost means the caller's lease token no longer holds the queue:
+	// another worker took it over, so the call changed nothing.
+	ErrLeaseLost = errors.New("queue: lease lost")
+	// ErrStaleCount means the caller computed the queue from a queue count
+	// that is no longer current; it must reload the count and retry.
+	ErrStaleCount = errors.New("queue: stale queue count")
+)

@@ -1,0 +1,34 @@
+package queue
+
+import "strconv"
+
+// Every key of queue i carries the hash tag {<prefix>:q<i>}, so each Lua
+// script touches one Redis Cluster slot and names all its keys in KEYS.
+//
+//	<prefix>:{<prefix>:q<i>}:due     ZSET  user_id → earliest due time (ms) of its pending items and tombstones
+//	<prefix>:{<prefix>:q<i>}:items   HASH  user_id → packed records "tid,ms,ver,state;..." (see records.lua)
+//	<prefix>:{<prefix>:q<i>}:flight  ZSET  fixed push "user|tid:ms,..." → redelivery deadline (ms)
+//	<prefix>:{<prefix>:q<i>}:marks   ZSET  fixed push → time it was acked (ms), until MySQL knows it was sent
+//	<prefix>:{<prefix>:q<i>}:lease   STRING the holder's random token, with a PX expiry
+//	<prefix>:{<prefix>:q<i>}:epoch   STRING the queue count N this queue belongs to (absent = any)
+//
+// Keys that span queues (no script touches them together with a queue key):
+//
+//	<prefix>:next   ZSET  queue index → earliest time it has work (due user, expired or orphaned flight)
+type queueKeys struct {
+	due, items, flight, marks, lease, epoch string
+}
+
+func (c *Client) keys(q int) queueKeys {
+	tag := c.prefix + ":{" + c.prefix + ":q" + strconv.Itoa(q) + "}:"
+	return queueKeys{
+		due:    tag + "due",
+		items:  tag + "items",
+		flight: tag + "flight",
+		marks:  tag + "marks",
+		lease:  tag + "lease",
+		epoch:  tag + "epoch",
+	}
+}
+
+func (c *Client) nextKey() string { return c.prefix + ":next" }

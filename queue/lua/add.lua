@@ -1,0 +1,24 @@
+-- add indexes one pending reminder, or does nothing if the queue already
+-- holds this (user, template) at an equal or newer version.
+-- KEYS[1] due  KEYS[2] items  KEYS[3] epoch
+-- ARGV[1] queue count N  ARGV[2] user  ARGV[3] template  ARGV[4] push ms
+-- ARGV[5] version  ARGV[6] tombstone ttl ms
+-- Returns {status, user score}: status 1 written, 0 unchanged (equal or newer
+-- version present), 2 taken already (in flight or sent), -1 stale N.
+if stale(KEYS[3], ARGV[1]) then return {-1, false} end
+local user, tid = ARGV[2], ARGV[3]
+local ms, ver, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local list = parse(redis.call('HGET', KEYS[2], user))
+local found = nil
+for i = 1, #list do
+  if list[i].tid == tid then found = list[i] end
+end
+if found then
+  if found.ver >= ver then return {0, false} end
+  if found.st == 'F' then return {2, false} end
+  found.ms, found.ver, found.st = ms, ver, 'P'
+else
+  list[#list + 1] = {tid = tid, ms = ms, ver = ver, st = 'P'}
+end
+local s = store(KEYS[1], KEYS[2], user, list, ttl)
+return {1, string.format('%d', s)}

@@ -1,0 +1,26 @@
+-- cancel replaces a pending reminder by a tombstone at the given version, so
+-- an older add that arrives late is ignored. A reminder already taken from
+-- the queue cannot be cancelled.
+-- KEYS[1] due  KEYS[2] items  KEYS[3] epoch
+-- ARGV[1] queue count N  ARGV[2] user  ARGV[3] template  ARGV[4] push ms
+-- ARGV[5] version  ARGV[6] tombstone ttl ms
+-- Returns {status, user score}: 1 cancelled, 0 unchanged (newer version
+-- present), 2 taken already, -1 stale N.
+if stale(KEYS[3], ARGV[1]) then return {-1, false} end
+local user, tid = ARGV[2], ARGV[3]
+local ms, ver, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local list = parse(redis.call('HGET', KEYS[2], user))
+local found = nil
+for i = 1, #list do
+  if list[i].tid == tid then found = list[i] end
+end
+if found then
+  if found.st == 'F' then return {2, false} end
+  if found.ver >= ver then return {0, false} end
+  found.ms, found.ver, found.st = ms, ver, 'C'
+else
+  list[#list + 1] = {tid = tid, ms = ms, ver = ver, st = 'C'}
+end
+local s = store(KEYS[1], KEYS[2], user, list, ttl)
+if s then return {1, string.format('%d', s)} end
+return {1, false}

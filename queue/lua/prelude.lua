@@ -1,0 +1,68 @@
+-- Shared by every queue script (prepended in Go).
+--
+-- A user's record in the items hash is a list of "tid,ms,ver,state;" entries:
+--   tid   template id (kept as a string: ids may exceed a double's precision)
+--   ms    push time in milliseconds since the epoch
+--   ver   the MySQL row version that wrote this entry
+--   state P pending | C cancelled (tombstone) | F taken (in flight or
+--         published, until MySQL records it as sent)
+local function parse(rec)
+  local out = {}
+  if rec then
+    for tid, ms, ver, st in string.gmatch(rec, '(%d+),(%d+),(%d+),(%u);') do
+      out[#out + 1] = {tid = tid, ms = tonumber(ms), ver = tonumber(ver), st = st}
+    end
+  end
+  return out
+end
+
+local function pack(list)
+  local parts = {}
+  for i = 1, #list do
+    local e = list[i]
+    parts[i] = e.tid .. ',' .. string.format('%d', e.ms) .. ',' .. string.format('%d', e.ver) .. ',' .. e.st .. ';'
+  end
+  return table.concat(parts)
+end
+
+-- now returns the given time in ms, or the Redis server's clock when it is "".
+local function now_ms(arg)
+  if arg ~= '' then return tonumber(arg) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- score is when a user next needs attention: its earliest pending item, or
+-- the moment a tombstone may be dropped. nil when nothing is left to do.
+local function score(list, tomb_ttl)
+  local best = nil
+  for i = 1, #list do
+    local e = list[i]
+    local s = nil
+    if e.st == 'P' then s = e.ms elseif e.st == 'C' then s = e.ms + tomb_ttl end
+    if s and (best == nil or s < best) then best = s end
+  end
+  return best
+end
+
+-- store writes a user's record and due score back, or removes them.
+local function store(due, items, user, list, tomb_ttl)
+  if #list == 0 then
+    redis.call('HDEL', items, user)
+  else
+    redis.call('HSET', items, user, pack(list))
+  end
+  local s = score(list, tomb_ttl)
+  if s then
+    redis.call('ZADD', due, s, user)
+  else
+    redis.call('ZREM', due, user)
+  end
+  return s
+end
+
+-- stale is true when the queue belongs to another queue count than the caller's.
+local function stale(epoch_key, n)
+  local e = redis.call('GET', epoch_key)
+  return e and e ~= n
+end

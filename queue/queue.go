@@ -1,0 +1,363 @@
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Options tune a Client. Zero values mean the defaults.
+type Options struct {
+	// Prefix starts every key; several deployments or tests share one Redis
+	// by using different prefixes. Default "couponpush".
+	Prefix string
+	// TombstoneTTL is how long past its push time a cancel is remembered, so
+	// that a late, older add cannot revive the reminder. Default 10 minutes.
+	TombstoneTTL time.Duration
+}
+
+// Client is the Redis schedule index: N queues of reminders, the scripts that
+// move them, and the leases that make one worker own a queue at a time.
+type Client struct {
+	rdb       redis.UniversalClient
+	prefix    string
+	tombTTLms int64
+}
+
+// New returns a Client over rdb, which may be a standalone or cluster client.
+func New(rdb redis.UniversalClient, opts Options) *Client {
+	c := &Client{rdb: rdb, prefix: opts.Prefix, tombTTLms: opts.TombstoneTTL.Milliseconds()}
+	if c.prefix == "" {
+		c.prefix = "couponpush"
+	}
+	if c.tombTTLms <= 0 {
+		c.tombTTLms = (10 * time.Minute).Milliseconds()
+	}
+	return c
+}
+
+// Shard is the queue that holds userID's reminders when there are n queues.
+func Shard(userID int64, n int) int {
+	h := fnv.New64a()
+	var b [8]byte
+	for i := range b {
+		b[i] = byte(uint64(userID) >> (8 * i))
+	}
+	h.Write(b[:])
+	return int(h.Sum64() % uint64(n))
+}
+
+// Add indexes e in its queue under queue count n. It is idempotent: when the
+// queue holds this (user, template) at an equal or newer version it changes
+// nothing, so a retried PUT repairs a lost write and never revives a cancel.
+// It returns ErrInFlight if the reminder was already taken from the queue.
+func (c *Client) Add(ctx context.Context, n int, e Entry) error {
+	return c.write(ctx, addScript, "add", n, e)
+}
+
+// Cancel replaces e's reminder by a tombstone at e.Version (which must be
+// newer than the version that added it). It returns ErrInFlight when the
+// reminder was already taken from the queue: it is being or was published.
+func (c *Client) Cancel(ctx context.Context, n int, e Entry) error {
+	return c.write(ctx, cancelScript, "cancel", n, e)
+}
+
+func (c *Client) write(ctx context.Context, s *redis.Script, op string, n int, e Entry) error {
+	if n < 1 {
+		return fmt.Errorf("queue %s: queue count %d < 1", op, n)
+	}
+	if e.UserID <= 0 || e.TemplateID <= 0 || e.Version <= 0 {
+		return fmt.Errorf("queue %s: invalid entry %+v", op, e)
+	}
+	q := Shard(e.UserID, n)
+	k := c.keys(q)
+	res, err := s.Run(ctx, c.rdb, []string{k.due, k.items, k.epoch},
+		n, e.UserID, e.TemplateID, e.PushAt.UnixMilli(), e.Version, c.tombTTLms).Slice()
+	if err != nil {
+		return fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, err)
+	}
+	status, _ := res[0].(int64)
+	switch status {
+	case -1:
+		return fmt.Errorf("queue %s user %d: %w", op, e.UserID, ErrStaleCount)
+	case 2:
+		return fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, ErrInFlight)
+	}
+	if s, ok := res[1].(string); ok {
+		ms, err := strconv.ParseInt(s, 10, 64)
+		if err == nil {
+			// Tell the balancer this queue has work at ms, unless it knows of earlier work.
+			if err := c.rdb.ZAddLT(ctx, c.nextKey(), redis.Z{Score: float64(ms), Member: q}).Err(); err != nil {
+				return fmt.Errorf("queue %s: note next due of queue %d: %w", op, q, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Lease is a worker's hold on one queue. Every script that changes the
+// queue's flights checks its token, so a holder that stalled past its lease
+// can no longer pop or ack for the one that took the queue over.
+type Lease struct {
+	Queue int
+	token string
+}
+
+// Acquire takes queue q's lease for ttl if nobody holds it.
+func (c *Client) Acquire(ctx context.Context, q int, ttl time.Duration) (*Lease, bool, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, false, fmt.Errorf("queue acquire %d: token: %w", q, err)
+	}
+	l := &Lease{Queue: q, token: hex.EncodeToString(b[:])}
+	ok, err := c.rdb.SetNX(ctx, c.keys(q).lease, l.token, ttl).Result()
+	if err != nil {
+		return nil, false, fmt.Errorf("queue acquire %d: %w", q, err)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	return l, true, nil
+}
+
+// Renew extends l by ttl; ErrLeaseLost if another worker holds the queue now.
+func (c *Client) Renew(ctx context.Context, l *Lease, ttl time.Duration) error {
+	return c.lease(ctx, l, ttl.Milliseconds())
+}
+
+// Release gives l up; ErrLeaseLost if it had already expired.
+func (c *Client) Release(ctx context.Context, l *Lease) error {
+	return c.lease(ctx, l, 0)
+}
+
+func (c *Client) lease(ctx context.Context, l *Lease, ms int64) error {
+	held, err := leaseScript.Run(ctx, c.rdb, []string{c.keys(l.Queue).lease}, l.token, ms).Int()
+	if err != nil {
+		return fmt.Errorf("queue lease %d: %w", l.Queue, err)
+	}
+	if held == 0 {
+		return fmt.Errorf("queue lease %d: %w", l.Queue, ErrLeaseLost)
+	}
+	return nil
+}
+
+// Holder reports whether queue q's lease is held, for operators' views.
+func (c *Client) Holder(ctx context.Context, q int) (bool, error) {
+	n, err := c.rdb.Exists(ctx, c.keys(q).lease).Result()
+	return n == 1, err
+}
+
+// PopOptions bound one pop.
+type PopOptions struct {
+	Now         time.Time     // zero = the Redis server's clock
+	MergeWindow time.Duration // items due within this of a user's earliest are merged
+	MaxUsers    int           // at most this many users per call (≤ 5000)
+	Deadline    time.Duration // a flight not acked within this is redelivered
+}
+
+// Popped is the result of one pop: the fixed pushes taken and when the queue
+// has work next (zero time when it has none).
+type Popped struct {
+	Pushes []Push
+	Next   time.Time
+}
+
+// Pop takes due users from queue l.Queue (see lua/pop.lua).
+func (c *Client) Pop(ctx context.Context, l *Lease, o PopOptions) (Popped, error) {
+	if o.MaxUsers < 1 || o.MaxUsers > 5000 {
+		return Popped{}, fmt.Errorf("queue pop: max users %d out of 1..5000", o.MaxUsers)
+	}
+	k := c.keys(l.Queue)
+	res, err := popScript.Run(ctx, c.rdb, []string{k.due, k.items, k.flight, k.lease},
+		l.token, nowArg(o.Now), o.MergeWindow.Milliseconds(), o.MaxUsers, o.Deadline.Milliseconds(), c.tombTTLms).Slice()
+	if err != nil {
+		return Popped{}, leaseErr("pop", l.Queue, err)
+	}
+	var p Popped
+	if s, ok := res[0].(string); ok {
+		ms, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return Popped{}, fmt.Errorf("queue pop %d: next %q: %w", l.Queue, s, err)
+		}
+		p.Next = time.UnixMilli(ms)
+	}
+	p.Pushes = make([]Push, 0, len(res)-1)
+	for _, r := range res[1:] {
+		push, err := ParsePush(r.(string))
+		if err != nil {
+			return Popped{}, fmt.Errorf("queue pop %d: %w", l.Queue, err)
+		}
+		p.Pushes = append(p.Pushes, push)
+	}
+	return p, nil
+}
+
+// Ack records that nsqd accepted pushes taken from l's queue; they then wait
+// for MySQL's sent-mark (see Marks and Forget). It returns how many were
+// still in flight.
+func (c *Client) Ack(ctx context.Context, l *Lease, pushes []Push) (int, error) {
+	if len(pushes) == 0 {
+		return 0, nil
+	}
+	k := c.keys(l.Queue)
+	args := make([]any, 0, len(pushes)+2)
+	args = append(args, l.token, "")
+	for _, p := range pushes {
+		args = append(args, p.raw)
+	}
+	n, err := ackScript.Run(ctx, c.rdb, []string{k.flight, k.marks, k.lease}, args...).Int()
+	if err != nil {
+		return 0, leaseErr("ack", l.Queue, err)
+	}
+	return n, nil
+}
+
+// Recover returns up to max pushes of l's queue whose deadline passed, or all
+// flights when all is set (right after taking the queue over). They keep
+// their ids and items and get a new deadline.
+func (c *Client) Recover(ctx context.Context, l *Lease, now time.Time, deadline time.Duration, max int, all bool) ([]Push, error) {
+	k := c.keys(l.Queue)
+	flag := "0"
+	if all {
+		flag = "1"
+	}
+	res, err := recoverScript.Run(ctx, c.rdb, []string{k.flight, k.lease},
+		l.token, nowArg(now), deadline.Milliseconds(), max, flag).StringSlice()
+	if err != nil {
+		return nil, leaseErr("recover", l.Queue, err)
+	}
+	return parseAll(res)
+}
+
+// Marks returns up to max acked pushes of queue q that MySQL may not know
+// were sent yet, oldest first, with the time the oldest was acked.
+func (c *Client) Marks(ctx context.Context, q int, max int) ([]Push, time.Time, error) {
+	zs, err := c.rdb.ZRangeWithScores(ctx, c.keys(q).marks, 0, int64(max)-1).Result()
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("queue marks %d: %w", q, err)
+	}
+	if len(zs) == 0 {
+		return nil, time.Time{}, nil
+	}
+	out := make([]Push, 0, len(zs))
+	for _, z := range zs {
+		p, err := ParsePush(z.Member.(string))
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("queue marks %d: %w", q, err)
+		}
+		out = append(out, p)
+	}
+	return out, time.UnixMilli(int64(zs[0].Score)), nil
+}
+
+// Forget drops pushes of queue q whose sent-mark reached MySQL.
+func (c *Client) Forget(ctx context.Context, q int, pushes []Push) error {
+	if len(pushes) == 0 {
+		return nil
+	}
+	k := c.keys(q)
+	args := make([]any, 0, len(pushes)+1)
+	args = append(args, c.tombTTLms)
+	for _, p := range pushes {
+		args = append(args, p.raw)
+	}
+	if err := forgetScript.Run(ctx, c.rdb, []string{k.marks, k.items, k.due}, args...).Err(); err != nil {
+		return fmt.Errorf("queue forget %d: %w", q, err)
+	}
+	return nil
+}
+
+// DueQueues returns the queues below n that have work at or before t,
+// earliest first, at most max of them.
+func (c *Client) DueQueues(ctx context.Context, t time.Time, max int) ([]int, error) {
+	ms, err := c.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: c.nextKey(), Start: "-inf", Stop: strconv.FormatInt(t.UnixMilli(), 10),
+		ByScore: true, Count: int64(max),
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("queue due queues: %w", err)
+	}
+	out := make([]int, 0, len(ms))
+	for _, m := range ms {
+		q, err := strconv.Atoi(m)
+		if err != nil {
+			return nil, fmt.Errorf("queue due queues: member %q: %w", m, err)
+		}
+		out = append(out, q)
+	}
+	return out, nil
+}
+
+// SetNext records when queue q has work next (zero: none known). It is called
+// after a pop with the pop's answer and then checks the queue again, so an
+// add that slipped in between is never hidden.
+func (c *Client) SetNext(ctx context.Context, q int, next time.Time) error {
+	key := c.nextKey()
+	var err error
+	if next.IsZero() {
+		err = c.rdb.ZRem(ctx, key, q).Err()
+	} else {
+		err = c.rdb.ZAdd(ctx, key, redis.Z{Score: float64(next.UnixMilli()), Member: q}).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("queue set next %d: %w", q, err)
+	}
+	k := c.keys(q)
+	for _, z := range []string{k.due, k.flight} {
+		first, err := c.rdb.ZRangeWithScores(ctx, z, 0, 0).Result()
+		if err != nil {
+			return fmt.Errorf("queue set next %d: %w", q, err)
+		}
+		if len(first) == 1 {
+			if err := c.rdb.ZAddLT(ctx, key, redis.Z{Score: first[0].Score, Member: q}).Err(); err != nil {
+				return fmt.Errorf("queue set next %d: %w", q, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Time returns the Redis server's clock, which every due check uses.
+func (c *Client) Time(ctx context.Context) (time.Time, error) {
+	t, err := c.rdb.Time(ctx).Result()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("queue time: %w", err)
+	}
+	return t, nil
+}
+
+func nowArg(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(t.UnixMilli(), 10)
+}
+
+func leaseErr(op string, q int, err error) error {
+	if strings.Contains(err.Error(), "LEASE lost") {
+		return fmt.Errorf("queue %s %d: %w", op, q, ErrLeaseLost)
+	}
+	return fmt.Errorf("queue %s %d: %w", op, q, err)
+}
+
+func parseAll(raw []string) ([]Push, error) {
+	out := make([]Push, 0, len(raw))
+	for _, r := range raw {
+		p, err := ParsePush(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+var errBadPush = errors.New("malformed push")

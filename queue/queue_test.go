@@ -1,0 +1,405 @@
+package queue_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"couponpush/internal/enginetest"
+	"couponpush/queue"
+)
+
+func TestMain(m *testing.M) { enginetest.Main(m) }
+
+var t0 = time.Date(2026, 11, 23, 9, 59, 0, 0, time.UTC)
+
+func newClient(t *testing.T) (*queue.Client, redis.UniversalClient) {
+	t.Helper()
+	rdb := enginetest.Redis(t)
+	return queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)}), rdb
+}
+
+// oneQueue makes every user land in queue 0.
+const oneQueue = 1
+
+func lease(t *testing.T, c *queue.Client, q int) *queue.Lease {
+	t.Helper()
+	l, ok, err := c.Acquire(context.Background(), q, 5*time.Second)
+	if err != nil || !ok {
+		t.Fatalf("acquire %d: ok=%v err=%v", q, ok, err)
+	}
+	return l
+}
+
+func add(t *testing.T, c *queue.Client, user, tid int64, at time.Time, ver int64) {
+	t.Helper()
+	if err := c.Add(context.Background(), oneQueue, queue.Entry{UserID: user, TemplateID: tid, PushAt: at, Version: ver}); err != nil {
+		t.Fatalf("add %d/%d: %v", user, tid, err)
+	}
+}
+
+func pop(t *testing.T, c *queue.Client, l *queue.Lease, now time.Time) queue.Popped {
+	t.Helper()
+	p, err := c.Pop(context.Background(), l, queue.PopOptions{Now: now, MergeWindow: 10 * time.Second, MaxUsers: 1000, Deadline: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("pop at %v: %v", now, err)
+	}
+	return p
+}
+
+func TestPopIsDueToTheMillisecond(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	l := lease(t, c, 0)
+	at := t0.Add(123 * time.Millisecond)
+	add(t, c, 42, 7, at, 1)
+
+	if got := pop(t, c, l, at.Add(-time.Millisecond)); len(got.Pushes) != 0 {
+		t.Fatalf("popped %v one millisecond early", got.Pushes)
+	}
+	got := pop(t, c, l, at)
+	if len(got.Pushes) != 1 || got.Pushes[0].UserID != 42 || !got.Pushes[0].DueAt().Equal(at) {
+		t.Fatalf("pop at due time = %+v, want user 42 due %v", got.Pushes, at)
+	}
+	if again := pop(t, c, l, at.Add(time.Hour)); len(again.Pushes) != 0 {
+		t.Fatalf("popped twice: %v", again.Pushes)
+	}
+}
+
+func TestMergeWindow(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	l := lease(t, c, 0)
+	add(t, c, 1, 10, t0, 1)
+	add(t, c, 1, 11, t0.Add(10*time.Second), 1)         // within the window: merged
+	add(t, c, 1, 12, t0.Add(10001*time.Millisecond), 1) // just outside: its own push
+
+	got := pop(t, c, l, t0)
+	if len(got.Pushes) != 1 {
+		t.Fatalf("pushes = %v, want one", got.Pushes)
+	}
+	p := got.Pushes[0]
+	if len(p.Items) != 2 || p.Items[0].TemplateID != 10 || p.Items[1].TemplateID != 11 || !p.DueAt().Equal(t0) {
+		t.Fatalf("merged push = %+v, want templates 10 and 11 due at %v", p, t0)
+	}
+	if want := t0.Add(10001 * time.Millisecond); !got.Next.Equal(want) {
+		// The flight deadline (t0+10s) is earlier than the third item.
+		if !got.Next.Equal(t0.Add(10 * time.Second)) {
+			t.Fatalf("next = %v, want the flight deadline or %v", got.Next, want)
+		}
+	}
+	rest := pop(t, c, l, t0.Add(10001*time.Millisecond))
+	if len(rest.Pushes) != 1 || rest.Pushes[0].Items[0].TemplateID != 12 {
+		t.Fatalf("third item = %+v", rest.Pushes)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		run     func(c *queue.Client, l *queue.Lease) error
+		wantErr error
+		popped  int
+	}{
+		{"cancel before due is never pushed", func(c *queue.Client, l *queue.Lease) error {
+			add(t, c, 5, 1, t0, 1)
+			return c.Cancel(ctx, oneQueue, queue.Entry{UserID: 5, TemplateID: 1, PushAt: t0, Version: 2})
+		}, nil, 0},
+		{"cancel that overtook its add wins", func(c *queue.Client, l *queue.Lease) error {
+			if err := c.Cancel(ctx, oneQueue, queue.Entry{UserID: 5, TemplateID: 1, PushAt: t0, Version: 2}); err != nil {
+				return err
+			}
+			add(t, c, 5, 1, t0, 1) // the PUT's late write: older version, ignored
+			return nil
+		}, nil, 0},
+		{"resubscribe after cancel is pushed once", func(c *queue.Client, l *queue.Lease) error {
+			add(t, c, 5, 1, t0, 1)
+			if err := c.Cancel(ctx, oneQueue, queue.Entry{UserID: 5, TemplateID: 1, PushAt: t0, Version: 2}); err != nil {
+				return err
+			}
+			add(t, c, 5, 1, t0, 3)
+			add(t, c, 5, 1, t0, 3) // retry: unchanged
+			return nil
+		}, nil, 1},
+		{"cancel after pop is refused", func(c *queue.Client, l *queue.Lease) error {
+			add(t, c, 5, 1, t0, 1)
+			if got := pop(t, c, l, t0); len(got.Pushes) != 1 {
+				t.Fatalf("pop = %v", got.Pushes)
+			}
+			return c.Cancel(ctx, oneQueue, queue.Entry{UserID: 5, TemplateID: 1, PushAt: t0, Version: 2})
+		}, queue.ErrInFlight, 0},
+		{"cancel of one template keeps the other", func(c *queue.Client, l *queue.Lease) error {
+			add(t, c, 5, 1, t0, 1)
+			add(t, c, 5, 2, t0.Add(time.Second), 1)
+			return c.Cancel(ctx, oneQueue, queue.Entry{UserID: 5, TemplateID: 1, PushAt: t0, Version: 2})
+		}, nil, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, _ := newClient(t)
+			l := lease(t, c, 0)
+			if err := tc.run(c, l); !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if got := pop(t, c, l, t0.Add(time.Hour)); len(got.Pushes) != tc.popped {
+				t.Fatalf("popped %v, want %d pushes", got.Pushes, tc.popped)
+			}
+		})
+	}
+}
+
+func TestLeaseFencing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, rdb := newClient(t)
+	add(t, c, 9, 1, t0, 1)
+	old := lease(t, c, 0)
+	if _, ok, err := c.Acquire(ctx, 0, time.Second); ok || err != nil {
+		t.Fatalf("second acquire ok=%v err=%v, want refused", ok, err)
+	}
+	// The old holder stalls past its lease; another worker takes the queue.
+	if err := rdb.Del(ctx, enginetest.Prefix(t)+":{"+enginetest.Prefix(t)+":q0}:lease").Err(); err != nil {
+		t.Fatal(err)
+	}
+	fresh := lease(t, c, 0)
+	if _, err := c.Pop(ctx, old, queue.PopOptions{Now: t0, MaxUsers: 10, Deadline: time.Second}); !errors.Is(err, queue.ErrLeaseLost) {
+		t.Fatalf("stale pop err = %v, want ErrLeaseLost", err)
+	}
+	if err := c.Renew(ctx, old, time.Second); !errors.Is(err, queue.ErrLeaseLost) {
+		t.Fatalf("stale renew err = %v, want ErrLeaseLost", err)
+	}
+	got := pop(t, c, fresh, t0)
+	if _, err := c.Ack(ctx, old, got.Pushes); !errors.Is(err, queue.ErrLeaseLost) {
+		t.Fatalf("stale ack err = %v, want ErrLeaseLost", err)
+	}
+	if err := c.Renew(ctx, fresh, time.Second); err != nil {
+		t.Fatalf("holder renew: %v", err)
+	}
+	if err := c.Release(ctx, fresh); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	if err := c.Release(ctx, fresh); !errors.Is(err, queue.ErrLeaseLost) {
+		t.Fatalf("second release err = %v, want ErrLeaseLost", err)
+	}
+}
+
+func TestRecoverRepublishesTheSamePush(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, _ := newClient(t)
+	add(t, c, 3, 1, t0, 1)
+	add(t, c, 3, 2, t0.Add(2*time.Second), 1)
+	crashed := lease(t, c, 0)
+	taken := pop(t, c, crashed, t0).Pushes
+	if len(taken) != 1 {
+		t.Fatalf("pop = %v", taken)
+	}
+	// A cancel and a new subscription while the push is in flight change nothing in it.
+	if err := c.Cancel(ctx, oneQueue, queue.Entry{UserID: 3, TemplateID: 2, PushAt: t0, Version: 2}); !errors.Is(err, queue.ErrInFlight) {
+		t.Fatalf("cancel in flight err = %v", err)
+	}
+	add(t, c, 3, 4, t0.Add(time.Second), 1)
+	if err := c.Release(ctx, crashed); err != nil {
+		t.Fatal(err)
+	}
+
+	next := lease(t, c, 0)
+	early, err := c.Recover(ctx, next, t0, 10*time.Second, 100, false)
+	if err != nil || len(early) != 0 {
+		t.Fatalf("recover before deadline = %v, %v", early, err)
+	}
+	all, err := c.Recover(ctx, next, t0, 10*time.Second, 100, true)
+	if err != nil || len(all) != 1 || all[0].String() != taken[0].String() {
+		t.Fatalf("recover all = %v, %v; want %v", all, err, taken)
+	}
+	late, err := c.Recover(ctx, next, t0.Add(21*time.Second), 10*time.Second, 100, false)
+	if err != nil || len(late) != 1 || late[0].String() != taken[0].String() {
+		t.Fatalf("recover after deadline = %v, %v", late, err)
+	}
+	if n, err := c.Ack(ctx, next, late); err != nil || n != 1 {
+		t.Fatalf("ack = %d, %v", n, err)
+	}
+	marks, _, err := c.Marks(ctx, 0, 10)
+	if err != nil || len(marks) != 1 {
+		t.Fatalf("marks = %v, %v", marks, err)
+	}
+	if err := c.Forget(ctx, 0, marks); err != nil {
+		t.Fatal(err)
+	}
+	// The new subscription is still there and pushed on its own.
+	rest := pop(t, c, next, t0.Add(time.Minute)).Pushes
+	if len(rest) != 1 || len(rest[0].Items) != 1 || rest[0].Items[0].TemplateID != 4 {
+		t.Fatalf("after recovery pop = %v", rest)
+	}
+}
+
+func TestPopIsBounded(t *testing.T) {
+	t.Parallel()
+	c, rdb := newClient(t)
+	l := lease(t, c, 0)
+	ctx := context.Background()
+	pipe := rdb.Pipeline()
+	_ = pipe
+	for u := int64(1); u <= 250; u++ {
+		add(t, c, u, 1, t0, 1)
+	}
+	total := 0
+	for i := 0; i < 5; i++ {
+		p, err := c.Pop(ctx, l, queue.PopOptions{Now: t0, MaxUsers: 100, Deadline: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Pushes) > 100 {
+			t.Fatalf("pop returned %d users, bound is 100", len(p.Pushes))
+		}
+		total += len(p.Pushes)
+	}
+	if total != 250 {
+		t.Fatalf("popped %d, want 250", total)
+	}
+}
+
+func TestRedisClockWhenNoTimeGiven(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, _ := newClient(t)
+	l := lease(t, c, 0)
+	now, err := c.Time(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add(t, c, 1, 1, now.Add(-time.Second), 1)
+	add(t, c, 2, 1, now.Add(time.Hour), 1)
+	p, err := c.Pop(ctx, l, queue.PopOptions{MaxUsers: 10, Deadline: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Pushes) != 1 || p.Pushes[0].UserID != 1 {
+		t.Fatalf("pop by the Redis clock = %v, want only user 1", p.Pushes)
+	}
+}
+
+func TestDueQueuesAndNext(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, _ := newClient(t)
+	const n = 8
+	for u := int64(1); u <= 40; u++ {
+		if err := c.Add(ctx, n, queue.Entry{UserID: u, TemplateID: 1, PushAt: t0.Add(time.Duration(u) * time.Second), Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	due, err := c.DueQueues(ctx, t0.Add(40*time.Second), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != n {
+		t.Fatalf("due queues = %v, want all %d", due, n)
+	}
+	if none, _ := c.DueQueues(ctx, t0, 100); len(none) != 0 {
+		t.Fatalf("due before anything = %v", none)
+	}
+	q := queue.Shard(1, n)
+	l := lease(t, c, q)
+	p := pop(t, c, l, t0.Add(time.Second))
+	if err := c.SetNext(ctx, q, p.Next); err != nil {
+		t.Fatal(err)
+	}
+	due, _ = c.DueQueues(ctx, t0.Add(time.Second), 100)
+	for _, d := range due {
+		if d == q {
+			// Only its flight could make it due again, and that is 10 s away.
+			t.Fatalf("queue %d still due after its only due user was popped: %v", q, due)
+		}
+	}
+}
+
+func TestConcurrentPopsUnderOneLeaseNeverDuplicate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, _ := newClient(t)
+	const users = 2000
+	for u := int64(1); u <= users; u++ {
+		add(t, c, u, 1, t0, 1)
+	}
+	l := lease(t, c, 0)
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				p, err := c.Pop(ctx, l, queue.PopOptions{Now: t0, MaxUsers: 50, Deadline: time.Minute})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(p.Pushes) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, x := range p.Pushes {
+					seen[x.UserID]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != users {
+		t.Fatalf("popped %d users, want %d", len(seen), users)
+	}
+	for u, n := range seen {
+		if n != 1 {
+			t.Fatalf("user %d popped %d times", u, n)
+		}
+	}
+}
+
+func TestRedisCluster(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: enginetest.RedisCluster(t)})
+	t.Cleanup(func() { rdb.Close() })
+	c := queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)})
+	const n = 16
+	for u := int64(1); u <= 200; u++ {
+		if err := c.Add(ctx, n, queue.Entry{UserID: u, TemplateID: 1, PushAt: t0, Version: 1}); err != nil {
+			t.Fatalf("add on cluster: %v", err)
+		}
+	}
+	total := 0
+	for q := 0; q < n; q++ {
+		l := lease(t, c, q)
+		p := pop(t, c, l, t0)
+		if _, err := c.Ack(ctx, l, p.Pushes); err != nil {
+			t.Fatalf("ack on cluster: %v", err)
+		}
+		marks, _, err := c.Marks(ctx, q, 1000)
+		if err != nil || len(marks) != len(p.Pushes) {
+			t.Fatalf("marks q%d = %d, %v; want %d", q, len(marks), err, len(p.Pushes))
+		}
+		if err := c.Forget(ctx, q, marks); err != nil {
+			t.Fatal(err)
+		}
+		total += len(p.Pushes)
+	}
+	if total != 200 {
+		t.Fatalf("popped %d on cluster, want 200", total)
+	}
+}
+
+func ExampleShard() {
+	fmt.Println(queue.Shard(42, 1))
+	// Output: 0
+}
