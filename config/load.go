@@ -1,0 +1,243 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// EnvPrefix starts every environment variable the worker reads.
+const EnvPrefix = "COUPONPUSH_"
+
+// EnvConfig names the environment variable that gives the config file when
+// no -config flag does.
+const EnvConfig = EnvPrefix + "CONFIG"
+
+// field ties one Worker field to its flag and environment variable.
+type field struct {
+	flag  string            // flag name, without the dash
+	env   string            // environment variable
+	usage string            // one line for Usage
+	ptr   func(*Worker) any // *string, *[]string, *int or *Duration
+}
+
+// fields lists every Worker field, in the order Usage shows them.
+var fields = []field{
+	{"roles", "ROLES", "comma-separated roles: api, scheduler, cron, coupon (empty: all)", func(w *Worker) any { return &w.Roles }},
+	{"http-addr", "HTTP_ADDR", "HTTP listen address (API, /healthz, /readyz, /metrics)", func(w *Worker) any { return &w.HTTPAddr }},
+	{"redis-addr", "REDIS_ADDR", "Redis address, or comma-separated Redis Cluster seeds (required)", func(w *Worker) any { return &w.RedisAddrs }},
+	{"redis-prefix", "REDIS_PREFIX", "prefix of every Redis key", func(w *Worker) any { return &w.RedisPrefix }},
+	{"mysql-dsn", "MYSQL_DSN", "go-sql-driver/mysql DSN including the database (required)", func(w *Worker) any { return &w.MySQLDSN }},
+	{"nsqd-tcp", "NSQD_TCP", "nsqd TCP address (required for the scheduler role)", func(w *Worker) any { return &w.NSQDAddr }},
+	{"topic", "TOPIC", "NSQ topic the pushes are published to", func(w *Worker) any { return &w.Topic }},
+	{"consul-addr", "CONSUL_ADDR", "Consul agent HTTP address", func(w *Worker) any { return &w.ConsulAddr }},
+	{"consul-prefix", "CONSUL_PREFIX", "prefix of every Consul KV key", func(w *Worker) any { return &w.ConsulPrefix }},
+	{"service-name", "SERVICE_NAME", "Consul service name to register as", func(w *Worker) any { return &w.ServiceName }},
+	{"worker-id", "WORKER_ID", "unique id of this process (default <hostname>-<pid>)", func(w *Worker) any { return &w.WorkerID }},
+	{"default-queue-count", "DEFAULT_QUEUE_COUNT", "queue count N while the Consul key is absent", func(w *Worker) any { return &w.DefaultQueueCount }},
+	{"lead", "LEAD", "push this long before a coupon's grab start", func(w *Worker) any { return &w.Lead }},
+	{"merge-window", "MERGE_WINDOW", "merge a user's items due within this window into one push", func(w *Worker) any { return &w.MergeWindow }},
+	{"tick", "TICK", "scheduler tick", func(w *Worker) any { return &w.Tick }},
+	{"lease", "LEASE", "queue lease time", func(w *Worker) any { return &w.Lease }},
+	{"lease-renew", "LEASE_RENEW", "queue lease renewal interval (< lease)", func(w *Worker) any { return &w.LeaseRenew }},
+	{"in-flight-deadline", "IN_FLIGHT_DEADLINE", "republish a popped push not acknowledged within this", func(w *Worker) any { return &w.InFlightDeadline }},
+	{"mark-interval", "MARK_INTERVAL", "how often sent-marks are flushed to MySQL", func(w *Worker) any { return &w.MarkInterval }},
+	{"drain-timeout", "DRAIN_TIMEOUT", "how long shutdown waits for in-flight work", func(w *Worker) any { return &w.DrainTimeout }},
+	{"pop-batch", "POP_BATCH", "users per pop call (max 5000)", func(w *Worker) any { return &w.PopBatch }},
+	{"slots", "SLOTS", "queues this process works at once", func(w *Worker) any { return &w.Slots }},
+	{"mark-batch", "MARK_BATCH", "rows per sent-mark UPDATE (max 1000)", func(w *Worker) any { return &w.MarkBatch }},
+	{"log-level", "LOG_LEVEL", "debug, info, warn or error", func(w *Worker) any { return &w.LogLevel }},
+	{"log-format", "LOG_FORMAT", "text or json", func(w *Worker) any { return &w.LogFormat }},
+}
+
+// set parses s into f's field of w. A value that parses to the zero value
+// leaves w alone: zero means "not set here", so a lower layer or the
+// default applies.
+func (f field) set(w *Worker, s string) error {
+	switch p := f.ptr(w).(type) {
+	case *string:
+		if s = strings.TrimSpace(s); s != "" {
+			*p = s
+		}
+	case *[]string:
+		if l := splitList(s); len(l) > 0 {
+			*p = l
+		}
+	case *int:
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("want an integer, got %q", s)
+		}
+		if n != 0 {
+			*p = n
+		}
+	case *Duration:
+		var d Duration
+		if err := d.Set(strings.TrimSpace(s)); err != nil {
+			return err
+		}
+		if d != 0 {
+			*p = d
+		}
+	default:
+		panic(fmt.Sprintf("config: field %s has unsupported type %T", f.flag, p))
+	}
+	return nil
+}
+
+// show formats f's field of w for Usage.
+func (f field) show(w *Worker) string {
+	switch p := f.ptr(w).(type) {
+	case *[]string:
+		return strings.Join(*p, ",")
+	case *int:
+		return strconv.Itoa(*p)
+	case *Duration:
+		return p.String()
+	case *string:
+		return *p
+	}
+	return ""
+}
+
+// kind names the type of f's value for Usage.
+func (f field) kind() string {
+	switch f.ptr(&Worker{}).(type) {
+	case *[]string:
+		return "list"
+	case *int:
+		return "int"
+	case *Duration:
+		return "duration"
+	}
+	return "string"
+}
+
+// splitList splits a comma-separated list, dropping empty items and spaces.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// LoadWorker builds the worker's configuration from args (without the
+// program name), the environment read through getenv (nil means os.Getenv)
+// and the JSON file named by -config or COUPONPUSH_CONFIG. A flag beats its
+// environment variable, which beats the file, which beats the default. The
+// result has defaults applied and has passed Validate.
+//
+// LoadWorker prints nothing: for -h or -help it returns an error wrapping
+// flag.ErrHelp, and the caller shows WorkerUsage.
+func LoadWorker(args []string, getenv func(string) string) (Worker, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	configPath := fs.String("config", "", "JSON config file")
+	var scratch Worker // flags are parsed here first, so a bad value fails at once
+	raw := map[string]string{}
+	for _, f := range fields {
+		fs.Func(f.flag, f.usage, func(s string) error {
+			raw[f.flag] = s
+			return f.set(&scratch, s)
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		return Worker{}, fmt.Errorf("worker flags: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return Worker{}, fmt.Errorf("worker flags: unexpected argument %q", fs.Arg(0))
+	}
+
+	var w Worker
+	path := *configPath
+	if path == "" {
+		path = strings.TrimSpace(getenv(EnvConfig))
+	}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return Worker{}, fmt.Errorf("read config file: %w", err)
+		}
+		if w, err = decodeWorker(data); err != nil {
+			return Worker{}, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+
+	var errs []error
+	for _, f := range fields {
+		name := EnvPrefix + f.env
+		if v := getenv(name); v != "" {
+			if err := f.set(&w, v); err != nil {
+				errs = append(errs, fmt.Errorf("environment %s=%q: %w", name, v, err))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Worker{}, err
+	}
+	for _, f := range fields {
+		if v, ok := raw[f.flag]; ok {
+			if err := f.set(&w, v); err != nil {
+				return Worker{}, fmt.Errorf("flag -%s: %w", f.flag, err)
+			}
+		}
+	}
+
+	w = w.WithDefaults()
+	if err := w.Validate(); err != nil {
+		return Worker{}, fmt.Errorf("invalid worker config:\n%w", err)
+	}
+	return w, nil
+}
+
+// decodeWorker decodes a JSON config file strictly: unknown fields, wrong
+// types and trailing data are errors.
+func decodeWorker(data []byte) (Worker, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var w Worker
+	if err := dec.Decode(&w); err != nil {
+		return Worker{}, fmt.Errorf("decode: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Worker{}, errors.New("decode: unexpected data after the JSON object")
+	}
+	return w, nil
+}
+
+// WorkerUsage returns the help text for the worker's flags: each flag with
+// its environment variable, meaning and default.
+func WorkerUsage() string {
+	var b strings.Builder
+	b.WriteString("Usage: worker [flags]\n\n" +
+		"Each flag can also be set by its environment variable or in the JSON\n" +
+		"config file (see configs/worker.example.json); a flag beats the\n" +
+		"environment, which beats the file. Zero or empty means the default.\n\n")
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  -config path\t%s\tJSON config file\n", EnvConfig)
+	def := Worker{}.WithDefaults()
+	def.WorkerID = ""
+	for _, f := range fields {
+		line := fmt.Sprintf("  -%s %s\t%s%s\t%s", f.flag, f.kind(), EnvPrefix, f.env, f.usage)
+		if d := f.show(&def); d != "" {
+			line += " (default " + d + ")"
+		}
+		fmt.Fprintln(tw, line)
+	}
+	_ = tw.Flush()
+	return b.String()
+}

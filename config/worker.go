@@ -1,0 +1,350 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Roles a worker process can take; a Worker with no Roles takes them all.
+const (
+	RoleAPI       = "api"       // serves the HTTP API
+	RoleScheduler = "scheduler" // pops due reminders and publishes them to NSQ
+	RoleCron      = "cron"      // runs the periodic jobs (expiry, recovery, reconcile)
+	RoleCoupon    = "coupon"    // issue/expire core (reserved; not built yet)
+)
+
+// AllRoles lists every role, in the order they start.
+var AllRoles = []string{RoleAPI, RoleScheduler, RoleCron, RoleCoupon}
+
+// Limits that Validate enforces.
+const (
+	// MaxQueueCount is the largest queue count N; it matches the bound that
+	// cluster.ParseQueueCount accepts from Consul.
+	MaxQueueCount = 65536
+	// MaxPopBatch is the most users one pop script may take, so one Lua call
+	// stays short.
+	MaxPopBatch = 5000
+	// MaxMarkBatch is the most rows one sent-mark UPDATE may touch.
+	MaxMarkBatch = 1000
+	// MaxSlots bounds how many queues one process works at once.
+	MaxSlots = 1024
+)
+
+// Worker is the configuration of cmd/worker. A zero field means its
+// default; call WithDefaults (LoadWorker does) and then Validate.
+type Worker struct {
+	// Roles this process takes: api, scheduler, cron, coupon. Empty means
+	// all of them.
+	Roles []string `json:"roles"`
+	// HTTPAddr is where the api role listens (also /healthz, /readyz and
+	// /metrics). Default 127.0.0.1:8080.
+	HTTPAddr string `json:"http_addr"`
+	// RedisAddrs are host:port addresses of Redis: one means a standalone
+	// server, several are the seeds of a Redis Cluster. Required.
+	RedisAddrs []string `json:"redis_addrs"`
+	// RedisPrefix starts every Redis key, so deployments and test runs can
+	// share one Redis. It may not contain braces (they are Redis Cluster
+	// hash tags). Default "couponpush".
+	RedisPrefix string `json:"redis_prefix"`
+	// MySQLDSN is the go-sql-driver/mysql DSN, including the database name,
+	// e.g. "user:pass@tcp(127.0.0.1:3306)/couponpush?parseTime=true".
+	// Required.
+	MySQLDSN string `json:"mysql_dsn"`
+	// NSQDAddr is the TCP address (host:port) of the nsqd that push batches
+	// are published to. Required when the scheduler role runs.
+	NSQDAddr string `json:"nsqd_addr"`
+	// Topic is the NSQ topic the message center consumes: 1-64 characters
+	// of [.a-zA-Z0-9_-], not #ephemeral. Default "coupon_push".
+	Topic string `json:"topic"`
+	// ConsulAddr is the Consul agent's HTTP address, host:port, optionally
+	// with an http:// or https:// scheme. Default 127.0.0.1:8500.
+	ConsulAddr string `json:"consul_addr"`
+	// ConsulPrefix starts every Consul KV key this deployment uses (the
+	// queue count lives at <prefix>/queues/count). Default "couponpush".
+	ConsulPrefix string `json:"consul_prefix"`
+	// ServiceName is the Consul service the worker registers as. Default
+	// "couponpush-worker".
+	ServiceName string `json:"service_name"`
+	// WorkerID names this process in Consul and in leases; it must be unique
+	// among live workers. Default <hostname>-<pid>.
+	WorkerID string `json:"worker_id"`
+	// DefaultQueueCount is the queue count N used while the Consul key is
+	// absent, 1-65536. Default 16.
+	DefaultQueueCount int `json:"default_queue_count"`
+	// Lead is how long before a coupon's grab start its reminder is pushed,
+	// for subscriptions that do not ask for their own. Default 60s.
+	Lead Duration `json:"lead"`
+	// MergeWindow: a push also carries the user's other items due within
+	// this long after its earliest one (never delaying that one). Zero means
+	// the default; set 1ms to practically switch merging off. Default 10s.
+	MergeWindow Duration `json:"merge_window"`
+	// Tick is how often the scheduler looks for due queues. Must be shorter
+	// than Lease. Default 20ms.
+	Tick Duration `json:"tick"`
+	// Lease is how long a worker owns a queue without renewing; a killed
+	// worker's queues are taken over after this. Default 5s.
+	Lease Duration `json:"lease"`
+	// LeaseRenew is how often a held lease is renewed; must be shorter than
+	// Lease. Default 1.5s.
+	LeaseRenew Duration `json:"lease_renew"`
+	// InFlightDeadline is how long a popped push may stay unacknowledged
+	// before recovery republishes it. Default 10s.
+	InFlightDeadline Duration `json:"in_flight_deadline"`
+	// MarkInterval is how often sent-marks are flushed to MySQL, which
+	// bounds the marking lag. Default 200ms.
+	MarkInterval Duration `json:"mark_interval"`
+	// DrainTimeout bounds how long shutdown waits for in-flight work before
+	// handing it back. Default 15s.
+	DrainTimeout Duration `json:"drain_timeout"`
+	// PopBatch is the most users one pop call takes, 1-5000. Default 1000.
+	PopBatch int `json:"pop_batch"`
+	// Slots is how many queues one process works at once, 1-1024.
+	// Default 4.
+	Slots int `json:"slots"`
+	// MarkBatch is the most rows one sent-mark UPDATE touches, 1-1000.
+	// Default 1000.
+	MarkBatch int `json:"mark_batch"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `json:"log_level"`
+	// LogFormat is text or json. Default text.
+	LogFormat string `json:"log_format"`
+}
+
+// WithDefaults returns w with every zero field set to its default.
+func (w Worker) WithDefaults() Worker {
+	setDefault(&w.HTTPAddr, "127.0.0.1:8080")
+	setDefault(&w.RedisPrefix, "couponpush")
+	setDefault(&w.Topic, "coupon_push")
+	setDefault(&w.ConsulAddr, "127.0.0.1:8500")
+	setDefault(&w.ConsulPrefix, "couponpush")
+	setDefault(&w.ServiceName, "couponpush-worker")
+	if w.WorkerID == "" {
+		w.WorkerID = defaultWorkerID()
+	}
+	setDefault(&w.DefaultQueueCount, 16)
+	setDefault(&w.Lead, Duration(60*time.Second))
+	setDefault(&w.MergeWindow, Duration(10*time.Second))
+	setDefault(&w.Tick, Duration(20*time.Millisecond))
+	setDefault(&w.Lease, Duration(5*time.Second))
+	setDefault(&w.LeaseRenew, Duration(1500*time.Millisecond))
+	setDefault(&w.InFlightDeadline, Duration(10*time.Second))
+	setDefault(&w.MarkInterval, Duration(200*time.Millisecond))
+	setDefault(&w.DrainTimeout, Duration(15*time.Second))
+	setDefault(&w.PopBatch, 1000)
+	setDefault(&w.Slots, 4)
+	setDefault(&w.MarkBatch, 1000)
+	setDefault(&w.LogLevel, "info")
+	setDefault(&w.LogFormat, "text")
+	return w
+}
+
+func setDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
+
+// defaultWorkerID is <hostname>-<pid>.
+func defaultWorkerID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "worker"
+	}
+	return host + "-" + strconv.Itoa(os.Getpid())
+}
+
+// HasRole reports whether the process takes role; no Roles means all.
+func (w Worker) HasRole(role string) bool {
+	return len(w.Roles) == 0 || slices.Contains(w.Roles, role)
+}
+
+var (
+	topicRE       = regexp.MustCompile(`^[.a-zA-Z0-9_-]{1,64}$`)
+	serviceNameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$`)
+)
+
+// Validate reports every problem with w, joined with errors.Join; each
+// names the JSON field at fault. It expects defaults already applied: a
+// zero duration or count is an error here.
+func (w Worker) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+
+	seen := map[string]bool{}
+	for _, r := range w.Roles {
+		switch {
+		case !slices.Contains(AllRoles, r):
+			bad("roles", "unknown role %q (want %s)", r, strings.Join(AllRoles, ", "))
+		case seen[r]:
+			bad("roles", "role %q given twice", r)
+		}
+		seen[r] = true
+	}
+	if err := checkHostPort(w.HTTPAddr, false); err != nil {
+		bad("http_addr", "%v", err)
+	}
+	if len(w.RedisAddrs) == 0 {
+		bad("redis_addrs", "required (one address for a standalone Redis, several for Cluster seeds)")
+	}
+	for _, a := range w.RedisAddrs {
+		if err := checkHostPort(a, true); err != nil {
+			bad("redis_addrs", "%v", err)
+		}
+	}
+	checkPrefix(bad, "redis_prefix", w.RedisPrefix)
+	if strings.ContainsAny(w.RedisPrefix, "{}") {
+		bad("redis_prefix", "%q may not contain { or }: they are Redis Cluster hash tags", w.RedisPrefix)
+	}
+	if w.MySQLDSN == "" {
+		bad("mysql_dsn", "required")
+	} else if dsn, err := mysql.ParseDSN(w.MySQLDSN); err != nil {
+		bad("mysql_dsn", "%v", err)
+	} else if dsn.DBName == "" {
+		bad("mysql_dsn", "names no database (want user:pass@tcp(host:port)/dbname)")
+	}
+	if w.NSQDAddr == "" {
+		if w.HasRole(RoleScheduler) {
+			bad("nsqd_addr", "required for the scheduler role")
+		}
+	} else if err := checkHostPort(w.NSQDAddr, true); err != nil {
+		bad("nsqd_addr", "%v", err)
+	}
+	switch {
+	case strings.HasSuffix(w.Topic, "#ephemeral"):
+		bad("topic", "%q is ephemeral: nsqd would drop reminders it cannot deliver", w.Topic)
+	case !topicRE.MatchString(w.Topic):
+		bad("topic", "%q is not a valid NSQ topic (1-64 characters of [.a-zA-Z0-9_-])", w.Topic)
+	}
+	if err := checkHostPort(stripScheme(w.ConsulAddr), true); err != nil {
+		bad("consul_addr", "%v", err)
+	}
+	checkPrefix(bad, "consul_prefix", w.ConsulPrefix)
+	if strings.HasPrefix(w.ConsulPrefix, "/") || strings.HasSuffix(w.ConsulPrefix, "/") {
+		bad("consul_prefix", "%q may not start or end with /", w.ConsulPrefix)
+	}
+	if !serviceNameRE.MatchString(w.ServiceName) {
+		bad("service_name", "%q is not a valid service name (letters, digits and inner dashes)", w.ServiceName)
+	}
+	if w.WorkerID == "" || strings.ContainsFunc(w.WorkerID, isSpaceOrSlash) {
+		bad("worker_id", "%q must be non-empty without spaces or slashes", w.WorkerID)
+	}
+	checkRange(bad, "default_queue_count", w.DefaultQueueCount, 1, MaxQueueCount)
+
+	positive := func(field string, d Duration) {
+		if d <= 0 {
+			bad(field, "must be positive, got %v", d)
+		}
+	}
+	positive("lead", w.Lead)
+	if w.MergeWindow < 0 {
+		bad("merge_window", "must not be negative, got %v", w.MergeWindow)
+	}
+	positive("tick", w.Tick)
+	positive("lease", w.Lease)
+	positive("lease_renew", w.LeaseRenew)
+	if w.Lease > 0 && w.LeaseRenew >= w.Lease {
+		bad("lease_renew", "must be shorter than lease (%v), got %v", w.Lease, w.LeaseRenew)
+	}
+	if w.Lease > 0 && w.Tick >= w.Lease {
+		bad("tick", "must be shorter than lease (%v), got %v", w.Lease, w.Tick)
+	}
+	positive("in_flight_deadline", w.InFlightDeadline)
+	positive("mark_interval", w.MarkInterval)
+	positive("drain_timeout", w.DrainTimeout)
+	checkRange(bad, "pop_batch", w.PopBatch, 1, MaxPopBatch)
+	checkRange(bad, "slots", w.Slots, 1, MaxSlots)
+	checkRange(bad, "mark_batch", w.MarkBatch, 1, MaxMarkBatch)
+	if _, err := parseLevel(w.LogLevel); err != nil {
+		bad("log_level", "%v", err)
+	}
+	if w.LogFormat != "text" && w.LogFormat != "json" {
+		bad("log_format", "%q is not text or json", w.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+func checkRange(bad func(string, string, ...any), field string, v, lo, hi int) {
+	if v < lo || v > hi {
+		bad(field, "must be between %d and %d, got %d", lo, hi, v)
+	}
+}
+
+func checkPrefix(bad func(string, string, ...any), field, p string) {
+	if p == "" || strings.ContainsFunc(p, isSpace) {
+		bad(field, "%q must be non-empty without spaces", p)
+	}
+}
+
+func isSpace(r rune) bool        { return unicode.IsSpace(r) }
+func isSpaceOrSlash(r rune) bool { return unicode.IsSpace(r) || r == '/' }
+
+// stripScheme drops an http:// or https:// prefix from a Consul address.
+func stripScheme(addr string) string {
+	for _, s := range []string{"http://", "https://"} {
+		if rest, ok := strings.CutPrefix(addr, s); ok {
+			return rest
+		}
+	}
+	return addr
+}
+
+// checkHostPort checks a host:port address; needHost rejects ":port" and
+// port 0, which only make sense for a listener.
+func checkHostPort(addr string, needHost bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return fmt.Errorf("%q has a bad port %q", addr, port)
+	}
+	if needHost && (host == "" || p == 0) {
+		return fmt.Errorf("%q needs a host and a non-zero port", addr)
+	}
+	return nil
+}
+
+// parseLevel maps a LogLevel to its slog.Level.
+func parseLevel(s string) (slog.Level, error) {
+	switch s {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("%q is not debug, info, warn or error", s)
+}
+
+// NewLogger returns a slog.Logger writing to out with w's LogLevel and
+// LogFormat; an invalid level means info.
+func (w Worker) NewLogger(out io.Writer) *slog.Logger {
+	level, err := parseLevel(w.LogLevel)
+	if err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if w.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(out, opts))
+	}
+	return slog.New(slog.NewTextHandler(out, opts))
+}
