@@ -1,0 +1,14 @@
+// Package scheduler turns due reminders into pushes.
+//
+// A Scheduler runs Slots loops. Each loop asks the queue index which queues
+// have work (by the Redis clock), lets the balancer pick one and take its
+// lease, and drains it: first the flights a previous holder left behind
+// (republished unchanged, same push_id), then bounded pops of due users,
+// each popped chunk published to NSQ and acked only after nsqd accepted it.
+// Acked pushes go to a marker that tells MySQL, in batched UPDATEs, which
+// reminders were sent, and then drops them from Redis.
+//
+// Invariants kept here (DESIGN.md): a push is acked only after nsqd accepted
+// it (R1); a popped push is fixed, so a redelivery carries the same id (R5);
+// a queue is worked only under its lease (R7).
+package scheduler

@@ -1,0 +1,404 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"couponpush/balance"
+	"couponpush/push"
+	"couponpush/queue"
+)
+
+// Index is the part of the queue index the scheduler drives.
+type Index interface {
+	DueQueues(ctx context.Context, t time.Time, max int) ([]int, error)
+	Pop(ctx context.Context, l *queue.Lease, o queue.PopOptions) (queue.Popped, error)
+	Ack(ctx context.Context, l *queue.Lease, pushes []queue.Push) (int, error)
+	Recover(ctx context.Context, l *queue.Lease, now time.Time, deadline time.Duration, max int, all bool) ([]queue.Push, error)
+	SetNext(ctx context.Context, q int, next time.Time) error
+	Marks(ctx context.Context, q int, max int) ([]queue.Push, time.Time, error)
+	Forget(ctx context.Context, q int, pushes []queue.Push) error
+	Time(ctx context.Context) (time.Time, error)
+}
+
+// Publisher sends pushes to the message center; nil means nsqd accepted all.
+type Publisher interface {
+	Publish(ctx context.Context, pushes []push.Push) error
+}
+
+// Templates tells a template's grab start, which every push item carries.
+type Templates interface {
+	GrabStart(ctx context.Context, templateID int64) (time.Time, error)
+}
+
+// Sent is one reminder whose push nsqd accepted.
+type Sent struct {
+	UserID, TemplateID int64
+	PushID             string
+	SentAt             time.Time
+}
+
+// Marker records sent reminders in MySQL.
+type Marker interface {
+	MarkSent(ctx context.Context, sent []Sent) error
+}
+
+// Config configures a Scheduler. Zero values mean the defaults.
+type Config struct {
+	Count       func() int    // current queue count N; required
+	MergeWindow time.Duration // default 10 s
+	Tick        time.Duration // idle poll period; default 20 ms
+	Deadline    time.Duration // in-flight redelivery deadline; default 10 s
+	PopBatch    int           // users per pop; default 1000
+	Slots       int           // queues worked at once; default 4
+	// DrainTimeout bounds how long Stop waits for publishes in progress.
+	DrainTimeout time.Duration // default 15 s
+	MarkBatch    int           // rows per MySQL sent-mark UPDATE; default 1000
+	MarkInterval time.Duration // how long marks may wait to fill a batch; default 200 ms
+	// OrphanMarkAge is how old an unmarked ack must be before any worker,
+	// not only the one that acked it, marks it (its worker may have died).
+	OrphanMarkAge time.Duration // default 30 s
+	Paused        func() bool   // when true, nothing is emitted; nil = never
+	Observe       func(p push.Push, late time.Duration)
+	Logger        *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if c.Count == nil {
+		return errors.New("scheduler: Count is required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.MergeWindow, 10*time.Second)
+	def(&c.Tick, 20*time.Millisecond)
+	def(&c.Deadline, 10*time.Second)
+	def(&c.DrainTimeout, 15*time.Second)
+	def(&c.MarkInterval, 200*time.Millisecond)
+	def(&c.OrphanMarkAge, 30*time.Second)
+	if c.PopBatch == 0 {
+		c.PopBatch = 1000
+	}
+	if c.Slots == 0 {
+		c.Slots = 4
+	}
+	if c.MarkBatch == 0 {
+		c.MarkBatch = 1000
+	}
+	if c.Paused == nil {
+		c.Paused = func() bool { return false }
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MergeWindow < 0 || c.Tick <= 0 || c.Deadline <= 0 || c.PopBatch < 1 || c.PopBatch > 5000 || c.Slots < 1 || c.MarkBatch < 1 {
+		return fmt.Errorf("scheduler: invalid config %+v", *c)
+	}
+	return nil
+}
+
+// Stats are the scheduler's counters since start.
+type Stats struct {
+	Published   atomic.Int64 // pushes accepted by nsqd (redeliveries included)
+	Recovered   atomic.Int64 // pushes republished from an expired or orphaned flight
+	LeasesLost  atomic.Int64
+	Marked      atomic.Int64 // reminders recorded as sent in MySQL
+	MarkLagMs   atomic.Int64 // age of the oldest unmarked ack seen by the last sweep
+	PublishErrs atomic.Int64
+}
+
+// Scheduler drains due reminder queues into NSQ. Start it once; Stop it once.
+type Scheduler struct {
+	cfg       Config
+	idx       Index
+	bal       *balance.Balancer
+	pub       Publisher
+	templates Templates
+	marker    *marker
+	log       *slog.Logger
+
+	stats   Stats
+	offset  atomic.Int64 // Redis clock minus local clock, ns
+	beats   []atomic.Int64
+	stopped atomic.Bool
+
+	cancelPick context.CancelFunc
+	cancelWork context.CancelFunc
+	wg         sync.WaitGroup // slots and the clock
+	markStop   chan struct{}
+	markDone   chan struct{}
+	stopOnce   sync.Once
+}
+
+// New builds a Scheduler.
+func New(cfg Config, idx Index, bal *balance.Balancer, pub Publisher, templates Templates, mark Marker) (*Scheduler, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	s := &Scheduler{cfg: cfg, idx: idx, bal: bal, pub: pub, templates: templates, log: cfg.Logger,
+		beats: make([]atomic.Int64, cfg.Slots)}
+	s.marker = newMarker(s, mark)
+	return s, nil
+}
+
+// Stats returns the live counters.
+func (s *Scheduler) Stats() *Stats { return &s.stats }
+
+// Start launches the loops. It returns once the Redis clock was read.
+func (s *Scheduler) Start(ctx context.Context) error {
+	if err := s.syncClock(ctx); err != nil {
+		return fmt.Errorf("scheduler start: %w", err)
+	}
+	// Picking stops at Stop; work in hand (publish, ack) gets DrainTimeout more.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	pickCtx, cancelPick := context.WithCancel(ctx)
+	s.cancelPick, s.cancelWork = cancelPick, cancelWork
+	for i := range s.cfg.Slots {
+		s.beat(i)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.loop(pickCtx, workCtx, i)
+		}()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.clockLoop(pickCtx)
+	}()
+	s.markStop, s.markDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(s.markDone)
+		s.marker.run(workCtx, s.markStop)
+	}()
+	return nil
+}
+
+// Stop stops taking work, finishes (within DrainTimeout) the pushes in hand,
+// flushes sent-marks, gives the leases back and returns. Idempotent.
+func (s *Scheduler) Stop() {
+	s.stopOnce.Do(func() {
+		if s.cancelPick == nil {
+			return
+		}
+		s.stopped.Store(true)
+		s.cancelPick()
+		done := make(chan struct{})
+		go func() { s.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(s.cfg.DrainTimeout):
+			s.log.Warn("drain timed out; unacked pushes stay in flight for the next holder")
+			s.cancelWork()
+			<-done
+		}
+		close(s.markStop)
+		select {
+		case <-s.markDone:
+		case <-time.After(s.cfg.DrainTimeout):
+			s.log.Warn("final sent-mark flush timed out; the marks stay in Redis for a sweep")
+			s.cancelWork()
+			<-s.markDone
+		}
+		s.cancelWork()
+	})
+}
+
+// Healthy returns an error when a loop has not come round for a while: a
+// scheduler stuck on a publish or an engine must not look green.
+func (s *Scheduler) Healthy() error {
+	limit := 30 * time.Second
+	for i := range s.beats {
+		if age := time.Since(time.Unix(0, s.beats[i].Load())); age > limit && !s.stopped.Load() {
+			return fmt.Errorf("scheduler slot %d stuck for %v", i, age.Round(time.Second))
+		}
+	}
+	return nil
+}
+
+func (s *Scheduler) beat(slot int) { s.beats[slot].Store(time.Now().UnixNano()) }
+
+// now is the Redis server's clock as estimated locally.
+func (s *Scheduler) now() time.Time { return time.Now().Add(time.Duration(s.offset.Load())) }
+
+func (s *Scheduler) syncClock(ctx context.Context) error {
+	before := time.Now()
+	rt, err := s.idx.Time(ctx)
+	if err != nil {
+		return err
+	}
+	after := time.Now()
+	mid := before.Add(after.Sub(before) / 2)
+	s.offset.Store(int64(rt.Sub(mid)))
+	return nil
+}
+
+func (s *Scheduler) clockLoop(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.syncClock(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("reading the Redis clock", "err", err)
+			}
+		}
+	}
+}
+
+func (s *Scheduler) loop(pickCtx, workCtx context.Context, slot int) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-pickCtx.Done():
+			return
+		case <-timer.C:
+		}
+		s.beat(slot)
+		worked, err := s.once(pickCtx, workCtx)
+		if err != nil && pickCtx.Err() == nil {
+			s.log.Warn("scheduler tick", "slot", slot, "err", err)
+		}
+		if worked && err == nil {
+			timer.Reset(0)
+		} else {
+			timer.Reset(s.cfg.Tick)
+		}
+	}
+}
+
+// once picks a due queue and drains it; worked reports whether it got one.
+func (s *Scheduler) once(pickCtx, workCtx context.Context) (worked bool, err error) {
+	if s.cfg.Paused() {
+		return false, nil
+	}
+	due, err := s.idx.DueQueues(pickCtx, s.now(), 256)
+	if err != nil {
+		return false, err
+	}
+	// Queues numbered ≥ N stay in the index until empty, so they drain too.
+	l, err := s.bal.Pick(pickCtx, due)
+	if err != nil || l == nil {
+		return false, err
+	}
+	return true, s.drain(pickCtx, workCtx, l)
+}
+
+// drain works l's queue until nothing is due, the lease is lost or Stop.
+func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) error {
+	lost, release := s.bal.Hold(workCtx, l)
+	defer release()
+	// Publishing stops when the lease is lost: the next holder republishes.
+	ctx, cancel := context.WithCancel(workCtx)
+	defer cancel()
+	go func() {
+		select {
+		case <-lost:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	// Flights left by a previous holder are orphans: take them all at once.
+	all := true
+	for {
+		if err := ctx.Err(); err != nil {
+			return s.leaseErr(lost, err)
+		}
+		rec, err := s.idx.Recover(ctx, l, time.Time{}, s.cfg.Deadline, s.cfg.PopBatch, all)
+		if err != nil {
+			return s.leaseErr(lost, err)
+		}
+		if len(rec) > 0 {
+			s.stats.Recovered.Add(int64(len(rec)))
+			if err := s.deliver(ctx, l, rec); err != nil {
+				return s.leaseErr(lost, err)
+			}
+			continue
+		}
+		if !all && (pickCtx.Err() != nil || s.cfg.Paused()) {
+			break
+		}
+		all = false
+		p, err := s.idx.Pop(ctx, l, queue.PopOptions{MergeWindow: s.cfg.MergeWindow, MaxUsers: s.cfg.PopBatch, Deadline: s.cfg.Deadline})
+		if err != nil {
+			return s.leaseErr(lost, err)
+		}
+		if len(p.Pushes) > 0 {
+			if err := s.deliver(ctx, l, p.Pushes); err != nil {
+				return s.leaseErr(lost, err)
+			}
+		}
+		if len(p.Pushes) < s.cfg.PopBatch {
+			break
+		}
+	}
+	// Our own flights are acked, so the pop's "next" (which counted their
+	// deadlines) is stale: let SetNext read the queue's due and flight sets.
+	return s.idx.SetNext(ctx, l.Queue, time.Time{})
+}
+
+func (s *Scheduler) leaseErr(lost <-chan struct{}, err error) error {
+	select {
+	case <-lost:
+		s.stats.LeasesLost.Add(1)
+		return fmt.Errorf("lease lost: %w", err)
+	default:
+	}
+	if errors.Is(err, queue.ErrLeaseLost) {
+		s.stats.LeasesLost.Add(1)
+	}
+	return err
+}
+
+// deliver publishes taken pushes, acks them and hands them to the marker.
+func (s *Scheduler) deliver(ctx context.Context, l *queue.Lease, taken []queue.Push) error {
+	out := make([]push.Push, len(taken))
+	for i, t := range taken {
+		p, err := s.build(ctx, t)
+		if err != nil {
+			return err
+		}
+		out[i] = p
+	}
+	if err := s.pub.Publish(ctx, out); err != nil {
+		s.stats.PublishErrs.Add(1)
+		return fmt.Errorf("publish %d pushes of queue %d: %w", len(out), l.Queue, err)
+	}
+	s.stats.Published.Add(int64(len(out)))
+	if s.cfg.Observe != nil {
+		at := s.now()
+		for _, p := range out {
+			s.cfg.Observe(p, at.Sub(p.DueAt))
+		}
+	}
+	if _, err := s.idx.Ack(ctx, l, taken); err != nil {
+		// Published but not acked: the next holder republishes the same ids.
+		return fmt.Errorf("ack %d pushes of queue %d: %w", len(taken), l.Queue, err)
+	}
+	s.marker.add(l.Queue, taken, out)
+	return nil
+}
+
+// build turns a taken push into its message form, with its deterministic id.
+func (s *Scheduler) build(ctx context.Context, t queue.Push) (push.Push, error) {
+	items := make([]push.Item, len(t.Items))
+	for i, it := range t.Items {
+		gs, err := s.templates.GrabStart(ctx, it.TemplateID)
+		if err != nil {
+			return push.Push{}, fmt.Errorf("template %d of push for user %d: %w", it.TemplateID, t.UserID, err)
+		}
+		items[i] = push.Item{TemplateID: it.TemplateID, PushAt: it.PushAt, GrabStart: gs}
+	}
+	return push.NewPush(t.UserID, items), nil
+}

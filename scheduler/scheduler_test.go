@@ -1,0 +1,248 @@
+package scheduler_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"couponpush/balance"
+	"couponpush/internal/enginetest"
+	"couponpush/internal/pushtest"
+	"couponpush/push"
+	"couponpush/queue"
+	"couponpush/scheduler"
+)
+
+func TestMain(m *testing.M) { enginetest.Main(m) }
+
+// grabStarts is a fixed template table (templates' own store is tested elsewhere).
+type grabStarts struct{ lead time.Duration }
+
+func (g grabStarts) GrabStart(_ context.Context, _ int64) (time.Time, error) {
+	return time.Unix(0, 0).Add(g.lead), nil
+}
+
+// marks records what the scheduler reports as sent.
+type marks struct {
+	mu   sync.Mutex
+	rows map[pushtest.Pair]string
+}
+
+func (m *marks) MarkSent(_ context.Context, sent []scheduler.Sent) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range sent {
+		m.rows[pushtest.Pair{UserID: s.UserID, TemplateID: s.TemplateID}] = s.PushID
+	}
+	return nil
+}
+
+func (m *marks) len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.rows)
+}
+
+type cluster struct {
+	idx    *queue.Client
+	topic  string
+	nsqd   string
+	prefix string
+	marks  *marks
+}
+
+func newCluster(t *testing.T) *cluster {
+	prefix := enginetest.Prefix(t)
+	tcp, _ := enginetest.NSQD(t)
+	return &cluster{
+		idx:    queue.New(enginetest.Redis(t), queue.Options{Prefix: prefix}),
+		topic:  prefix,
+		nsqd:   tcp,
+		prefix: prefix,
+		marks:  &marks{rows: map[pushtest.Pair]string{}},
+	}
+}
+
+// start runs one scheduler as a worker process would, until the test ends.
+func (c *cluster) start(t *testing.T, n int, cfg scheduler.Config) *scheduler.Scheduler {
+	t.Helper()
+	rdb := enginetest.Redis(t)
+	idx := queue.New(rdb, queue.Options{Prefix: c.prefix})
+	bal, err := balance.New(rdb, idx, balance.Config{Prefix: c.prefix, Lease: 2 * time.Second, RenewEvery: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := push.NewPublisher(push.PublisherConfig{NSQDAddr: c.nsqd, Topic: c.topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Count = func() int { return n }
+	s, err := scheduler.New(cfg, idx, bal, pub, grabStarts{time.Minute}, c.marks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(); pub.Stop() })
+	return s
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestDeliveryInvariants proves R1-R5 with two schedulers on real Redis and nsqd.
+func TestDeliveryInvariants(t *testing.T) {
+	// Registered first, so it runs after the schedulers' own cleanups.
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
+	ctx := context.Background()
+	c := newCluster(t)
+	col, err := pushtest.NewCollector(c.nsqd, c.topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Stop()
+
+	const n, users = 8, 3000
+	now, err := c.idx.Time(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := now.Add(1500 * time.Millisecond).Truncate(time.Millisecond)
+	type want struct{ at time.Time }
+	wanted := map[pushtest.Pair]want{}
+	cancelled := map[pushtest.Pair]bool{}
+	for u := int64(1); u <= users; u++ {
+		at := base.Add(time.Duration(u%7) * 100 * time.Millisecond)
+		items := []struct {
+			tid int64
+			at  time.Time
+		}{{1, at}}
+		switch u % 4 {
+		case 1: // a second reminder inside the merge window: merged into one push
+			items = append(items, struct {
+				tid int64
+				at  time.Time
+			}{2, at.Add(400 * time.Millisecond)})
+		case 2: // a second reminder outside the window: its own push, on time
+			items = append(items, struct {
+				tid int64
+				at  time.Time
+			}{3, at.Add(1500 * time.Millisecond)})
+		}
+		for _, it := range items {
+			e := queue.Entry{UserID: u, TemplateID: it.tid, PushAt: it.at, Version: 1}
+			if err := c.idx.Add(ctx, n, e); err != nil {
+				t.Fatal(err)
+			}
+			k := pushtest.Pair{UserID: u, TemplateID: it.tid}
+			if u%10 == 3 && it.tid == 1 {
+				e.Version = 2
+				if err := c.idx.Cancel(ctx, n, e); err != nil {
+					t.Fatal(err)
+				}
+				cancelled[k] = true
+				continue
+			}
+			wanted[k] = want{it.at}
+		}
+	}
+	cfg := scheduler.Config{MergeWindow: time.Second, Slots: 2, PopBatch: 200}
+	c.start(t, n, cfg)
+	c.start(t, n, cfg)
+
+	waitFor(t, "every reminder delivered", 30*time.Second, func() bool {
+		return pushtest.Summarise(col.All()).Unique() >= len(wanted)
+	})
+	waitFor(t, "sent-marks", 10*time.Second, func() bool { return c.marks.len() >= len(wanted) })
+
+	r := pushtest.Summarise(col.All())
+	if r.Unique() != len(wanted) {
+		t.Errorf("R1: %d reminders delivered, want %d", r.Unique(), len(wanted))
+	}
+	if r.Repeats != 0 {
+		t.Errorf("R3: %d repeated deliveries with no crash", r.Repeats)
+	}
+	for k := range cancelled {
+		if _, ok := r.Reminders[k]; ok {
+			t.Errorf("R2: cancelled reminder %v was pushed", k)
+		}
+	}
+	for _, g := range col.All() {
+		first := g.Items[0].PushAt
+		for _, it := range g.Items {
+			k := pushtest.Pair{UserID: g.UserID, TemplateID: it.TemplateID}
+			w, ok := wanted[k]
+			if !ok {
+				t.Fatalf("unexpected reminder %v", k)
+			}
+			if !it.PushAt.Equal(w.at) {
+				t.Errorf("reminder %v carried push_at %v, want %v", k, it.PushAt, w.at)
+			}
+			if it.PushAt.Before(first) {
+				first = it.PushAt
+			}
+			// R1: never earlier than push_at - merge window (local clock ≈ Redis clock here).
+			if g.At.Before(w.at.Add(-cfg.MergeWindow - 50*time.Millisecond)) {
+				t.Errorf("reminder %v arrived at %v, before %v - window", k, g.At, w.at)
+			}
+		}
+		// R4: a merged push is due at its earliest item.
+		if !g.DueAt.Equal(first) {
+			t.Errorf("push %s due %v, earliest item %v", g.ID, g.DueAt, first)
+		}
+		// R5: the id is the deterministic function of (user, items).
+		if want := push.NewPush(g.UserID, g.Items).ID; want != g.ID {
+			t.Errorf("push id %s, want %s", g.ID, want)
+		}
+		if g.UserID%4 == 1 && g.UserID%10 != 3 && len(g.Items) != 2 {
+			t.Errorf("user %d: items within the window not merged: %+v", g.UserID, g.Items)
+		}
+	}
+	for k, id := range c.marks.rows {
+		if ids := r.Reminders[k]; len(ids) == 0 || ids[0] != id {
+			t.Errorf("reminder %v marked sent with id %s, delivered as %v", k, id, ids)
+		}
+	}
+}
+
+// TestStopHandsBackAndAnotherTakesOver: a scheduler that stops mid-stream
+// leaves nothing behind that a second one does not deliver.
+func TestStopHandsBackAndAnotherTakesOver(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t)
+	col, err := pushtest.NewCollector(c.nsqd, c.topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Stop()
+	const n, users = 4, 4000
+	now, _ := c.idx.Time(ctx)
+	for u := int64(1); u <= users; u++ {
+		if err := c.idx.Add(ctx, n, queue.Entry{UserID: u, TemplateID: 9, PushAt: now.Add(time.Duration(u%2000) * time.Millisecond), Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := c.start(t, n, scheduler.Config{Slots: 2, PopBatch: 100})
+	waitFor(t, "first deliveries", 20*time.Second, func() bool { return len(col.All()) > 0 })
+	first.Stop()
+	c.start(t, n, scheduler.Config{Slots: 2, PopBatch: 100})
+	waitFor(t, "every reminder delivered", 30*time.Second, func() bool {
+		return pushtest.Summarise(col.All()).Unique() == users
+	})
+	if r := pushtest.Summarise(col.All()); len(r.IDConflicts) != 0 {
+		t.Fatalf("R5: reminders delivered under two ids: %v", r.IDConflicts[:min(5, len(r.IDConflicts))])
+	}
+}
