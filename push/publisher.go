@@ -1,0 +1,461 @@
+package push
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nsqio/go-nsq"
+)
+
+// Defaults and bounds of PublisherConfig.
+const (
+	// DefaultMaxMessageBytes keeps a batch 4 KiB under nsqd's default
+	// --max-msg-size of 1 MiB.
+	DefaultMaxMessageBytes = 1<<20 - 4<<10
+	// DefaultMaxBodyBytes keeps one MPUB 64 KiB under nsqd's default
+	// --max-body-size of 5 MiB.
+	DefaultMaxBodyBytes = 5<<20 - 64<<10
+	// DefaultMaxPushesPerBatch is the default number of pushes in a batch.
+	DefaultMaxPushesPerBatch = 500
+	// DefaultRetryMin is the first pause after a failed MPUB.
+	DefaultRetryMin = 50 * time.Millisecond
+	// DefaultRetryMax caps the pause between failed MPUBs.
+	DefaultRetryMax = 2 * time.Second
+	// MinMessageBytes is the smallest MaxMessageBytes accepted: room for a
+	// batch's envelope and a push with a few items.
+	MinMessageBytes = 1 << 10
+)
+
+// mpubOverhead is what MPUB adds around its messages: a 4-byte count, then
+// a 4-byte size before each message.
+const mpubOverhead = 4
+
+// Errors Publish returns that callers may branch on (with errors.Is).
+var (
+	// ErrTooLarge means one push alone does not fit in MaxMessageBytes;
+	// nothing was published.
+	ErrTooLarge = errors.New("push: push larger than the message size limit")
+	// ErrRejected means nsqd refused a batch in a way retrying cannot fix
+	// (E_BAD_MESSAGE, E_BAD_BODY, E_BAD_TOPIC: usually limits set above
+	// nsqd's own); other batches of the call may have been accepted.
+	ErrRejected = errors.New("push: nsqd rejected the batch")
+	// ErrStopped means the Publisher or Consumer was stopped.
+	ErrStopped = errors.New("push: stopped")
+)
+
+// PublisherConfig configures a Publisher. Zero values mean the defaults.
+type PublisherConfig struct {
+	// NSQDAddr is nsqd's TCP address (host:port). Required.
+	NSQDAddr string
+	// Topic is the NSQ topic to publish to, for example "coupon_push".
+	// Required; must be a valid NSQ topic name.
+	Topic string
+	// MaxMessageBytes bounds one batch message, envelope included; no
+	// message exceeds it, and a single push bigger than it is ErrTooLarge.
+	// It must stay at or below nsqd's --max-msg-size. 0 means
+	// DefaultMaxMessageBytes; otherwise at least MinMessageBytes.
+	MaxMessageBytes int
+	// MaxBodyBytes bounds one MPUB command's body (all its messages and
+	// their sizes); it must stay at or below nsqd's --max-body-size and be
+	// at least MaxMessageBytes+8. 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int
+	// MaxPushesPerBatch bounds the pushes in one batch. 0 means
+	// DefaultMaxPushesPerBatch.
+	MaxPushesPerBatch int
+	// RetryMin is the first pause after a failed MPUB; pauses then double
+	// up to RetryMax, each with jitter (between half and all of it). 0 means
+	// DefaultRetryMin.
+	RetryMin time.Duration
+	// RetryMax caps the pause between failed MPUBs. 0 means
+	// DefaultRetryMax; otherwise at least RetryMin.
+	RetryMax time.Duration
+	// Logger receives retries (warn) and go-nsq's own lines (debug). nil
+	// discards.
+	Logger *slog.Logger
+}
+
+// Validate reports the first field of c that is unusable, with zero values
+// taken as their defaults.
+func (c PublisherConfig) Validate() error {
+	if err := validateNSQ(c.NSQDAddr, c.Topic); err != nil {
+		return err
+	}
+	d := c.withDefaults()
+	switch {
+	case c.MaxMessageBytes < 0 || d.MaxMessageBytes < MinMessageBytes:
+		return fmt.Errorf("push: MaxMessageBytes %d is below %d", c.MaxMessageBytes, MinMessageBytes)
+	case c.MaxBodyBytes < 0 || d.MaxBodyBytes < d.MaxMessageBytes+2*mpubOverhead:
+		return fmt.Errorf("push: MaxBodyBytes %d is below MaxMessageBytes (%d) + 8", d.MaxBodyBytes, d.MaxMessageBytes)
+	case c.MaxPushesPerBatch < 0:
+		return fmt.Errorf("push: MaxPushesPerBatch %d is negative", c.MaxPushesPerBatch)
+	case c.RetryMin < 0:
+		return fmt.Errorf("push: RetryMin %s is negative", c.RetryMin)
+	case d.RetryMax < d.RetryMin:
+		return fmt.Errorf("push: RetryMax %s is below RetryMin %s", d.RetryMax, d.RetryMin)
+	}
+	return nil
+}
+
+// validateNSQ checks an nsqd address and a topic name.
+func validateNSQ(addr, topic string) error {
+	if addr == "" {
+		return errors.New("push: NSQDAddr is required")
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("push: NSQDAddr %q: %w", addr, err)
+	}
+	if !nsq.IsValidTopicName(topic) {
+		return fmt.Errorf("push: Topic %q is not a valid NSQ topic name", topic)
+	}
+	return nil
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c PublisherConfig) withDefaults() PublisherConfig {
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = max(DefaultMaxBodyBytes, c.MaxMessageBytes+2*mpubOverhead)
+	}
+	if c.MaxPushesPerBatch == 0 {
+		c.MaxPushesPerBatch = DefaultMaxPushesPerBatch
+	}
+	if c.RetryMin == 0 {
+		c.RetryMin = DefaultRetryMin
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = max(DefaultRetryMax, c.RetryMin)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Publisher packs pushes into batch messages and publishes them to one nsqd
+// with MPUB. It is safe for concurrent use; one TCP connection is shared
+// and MPUBs are pipelined on it.
+type Publisher struct {
+	cfg      PublisherConfig
+	log      *slog.Logger
+	producer *nsq.Producer
+	stop     chan struct{}
+	stopOnce sync.Once
+	arenas   sync.Pool // *[]byte: encode buffers of finished Publish calls
+}
+
+// NewPublisher validates cfg and returns a Publisher. It does not connect:
+// the first Publish does, and later ones reconnect as needed.
+func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	nc := nsq.NewConfig()
+	nc.DialTimeout = time.Second
+	nc.WriteTimeout = 5 * time.Second // one MPUB body is up to 5 MiB
+	producer, err := nsq.NewProducer(cfg.NSQDAddr, nc)
+	if err != nil {
+		return nil, fmt.Errorf("push: new nsq producer: %w", err)
+	}
+	producer.SetLogger(nsqLog(cfg.Logger))
+	return &Publisher{
+		cfg:      cfg,
+		log:      cfg.Logger.With("nsqd", cfg.NSQDAddr, "topic", cfg.Topic),
+		producer: producer,
+		stop:     make(chan struct{}),
+	}, nil
+}
+
+// Publish splits pushes into batches (at most MaxPushesPerBatch pushes and
+// MaxMessageBytes bytes each), sends them in as few MPUBs as MaxBodyBytes
+// allows, and returns nil only once nsqd has accepted every batch. Each
+// batch gets a fresh random id and its encoding time as EmittedAt.
+//
+// Every push is validated before anything is sent: an invalid push
+// (ErrInvalid) or one that cannot fit in a message (ErrTooLarge) fails the
+// call with nothing published. While nsqd is down or failing, the batches
+// it has not accepted are retried, unchanged, with capped exponential
+// backoff and jitter until ctx is done (the error then wraps ctx.Err()) or
+// the Publisher is stopped (ErrStopped). After an error some batches may
+// have been accepted: delivery is at least once, and the consumer drops a
+// repeated push by its id.
+func (p *Publisher) Publish(ctx context.Context, pushes []Push) error {
+	if len(pushes) == 0 {
+		return nil
+	}
+	select {
+	case <-p.stop:
+		return ErrStopped
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("push: publish %d pushes: %w", len(pushes), err)
+	}
+	msgs, arena, err := p.encode(pushes)
+	if err != nil {
+		return err
+	}
+	if err := p.send(ctx, group(msgs, p.cfg.MaxBodyBytes)); err != nil {
+		return err // go-nsq may still hold msgs: no reuse
+	}
+	p.release(arena)
+	return nil
+}
+
+// encode validates pushes and encodes them into batch messages that respect
+// MaxPushesPerBatch and MaxMessageBytes. All messages share one buffer,
+// returned as arena for release.
+func (p *Publisher) encode(pushes []Push) (msgs [][]byte, arena []byte, err error) {
+	size := 0
+	for i := range pushes {
+		if err := pushes[i].validateForWire(); err != nil {
+			return nil, nil, fmt.Errorf("push: publish: push %d: %w", i, err)
+		}
+		size += 96 + len(pushes[i].ID) + 104*len(pushes[i].Items) // ≈ 8% over with short ids
+	}
+	maxBytes, maxPushes := p.cfg.MaxMessageBytes, p.cfg.MaxPushesPerBatch
+	e := encoder{buf: p.arena(size + size/16)}
+	var bounds []int // start of each message, then the end of the last
+	start, n := 0, 0
+	open := func() {
+		start, n = len(e.buf), 0
+		bounds = append(bounds, start)
+		e.batchHead(newBatchID(), time.Now())
+	}
+	open()
+	for i := range pushes {
+		if n == maxPushes {
+			e.batchTail()
+			open()
+		}
+		mark := len(e.buf)
+		if n > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		e.push(&pushes[i])
+		if len(e.buf)-start+batchTailLen <= maxBytes {
+			n++
+			continue
+		}
+		if n > 0 { // close the batch before this push and retry in a new one
+			e.buf = e.buf[:mark]
+			e.batchTail()
+			open()
+			e.push(&pushes[i])
+		}
+		if size := len(e.buf) - start + batchTailLen; size > maxBytes {
+			return nil, nil, fmt.Errorf("push: publish: push %d (%s, user %d, %d items) needs %d bytes in a batch, limit %d: %w",
+				i, pushes[i].ID, pushes[i].UserID, len(pushes[i].Items), size, maxBytes, ErrTooLarge)
+		}
+		n = 1
+	}
+	e.batchTail()
+	bounds = append(bounds, len(e.buf))
+	msgs = make([][]byte, len(bounds)-1)
+	for i := range msgs {
+		msgs[i] = e.buf[bounds[i]:bounds[i+1]:bounds[i+1]]
+	}
+	return msgs, e.buf, nil
+}
+
+// arena returns an empty buffer of at least size bytes, reusing one a
+// finished Publish gave back when it can.
+func (p *Publisher) arena(size int) []byte {
+	if b, ok := p.arenas.Get().(*[]byte); ok && cap(*b) >= size {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, size)
+}
+
+// release gives an encode buffer back for reuse. Only call it once go-nsq
+// is done with every message in it: after nsqd accepted them all.
+func (p *Publisher) release(arena []byte) {
+	arena = arena[:0]
+	p.arenas.Put(&arena)
+}
+
+// group packs messages, in order, into MPUB groups whose body (a 4-byte
+// count, then each message with a 4-byte size) stays within maxBody.
+func group(msgs [][]byte, maxBody int) [][][]byte {
+	var groups [][][]byte
+	first, body := 0, mpubOverhead
+	for i, m := range msgs {
+		size := mpubOverhead + len(m)
+		if i > first && body+size > maxBody {
+			groups = append(groups, msgs[first:i:i])
+			first, body = i, mpubOverhead
+		}
+		body += size
+	}
+	return append(groups, msgs[first:])
+}
+
+// newBatchID returns 16 random bytes in hex.
+func newBatchID() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+// send MPUBs every group and retries those nsqd did not accept until all
+// are accepted, ctx is done or the Publisher stops.
+func (p *Publisher) send(ctx context.Context, groups [][][]byte) error {
+	pending := groups
+	attempt := 0
+	for {
+		failed, err := p.sendOnce(ctx, pending)
+		if err == nil {
+			if attempt > 0 {
+				p.log.Info("nsqd accepted the batches after retries", "batches", countMessages(groups), "attempts", attempt+1)
+			}
+			return nil
+		}
+		switch {
+		case errors.Is(err, ErrStopped):
+			return err
+		case errors.Is(err, ErrRejected):
+			return fmt.Errorf("push: publish to nsqd %s topic %s: %w", p.cfg.NSQDAddr, p.cfg.Topic, err)
+		case ctx.Err() != nil:
+			return p.gaveUp(ctx, failed, groups, err)
+		}
+		if len(failed) < len(pending) {
+			attempt = 0 // progress: start the backoff over
+		}
+		attempt++
+		pause := p.backoff(attempt)
+		p.log.Warn("nsqd did not accept batches, retrying", "error", err,
+			"batches", countMessages(failed), "attempt", attempt, "retry_in", pause)
+		timer := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return p.gaveUp(ctx, failed, groups, err)
+		case <-p.stop:
+			timer.Stop()
+			return ErrStopped
+		case <-timer.C:
+		}
+		pending = failed
+	}
+}
+
+// gaveUp is the error Publish returns when ctx ends before nsqd accepted
+// everything.
+func (p *Publisher) gaveUp(ctx context.Context, failed, groups [][][]byte, last error) error {
+	return fmt.Errorf("push: publish to nsqd %s topic %s: %d of %d batches not accepted (last error: %v): %w",
+		p.cfg.NSQDAddr, p.cfg.Topic, countMessages(failed), countMessages(groups), last, ctx.Err())
+}
+
+// sendOnce pipelines one MPUB per group and waits for nsqd's answers. It
+// returns the groups not accepted (in order) and an error describing the
+// first failure; nil means every group was accepted.
+func (p *Publisher) sendOnce(ctx context.Context, groups [][][]byte) ([][][]byte, error) {
+	// Buffered for every transaction, so go-nsq never blocks on it even if
+	// this call stops waiting.
+	done := make(chan *nsq.ProducerTransaction, len(groups))
+	ok := make([]bool, len(groups))
+	var firstErr error
+	sent := 0
+	for i, g := range groups {
+		if err := p.producer.MultiPublishAsync(p.cfg.Topic, g, done, i); err != nil {
+			if errors.Is(err, nsq.ErrStopped) {
+				return nil, ErrStopped
+			}
+			// Not connected: the remaining groups would fail the same way.
+			firstErr = fmt.Errorf("connect: %w", err)
+			break
+		}
+		sent++
+	}
+	for range sent {
+		select {
+		case t := <-done:
+			i := t.Args[0].(int)
+			if t.Error == nil {
+				ok[i] = true
+				continue
+			}
+			var perr nsq.ErrProtocol
+			if errors.As(t.Error, &perr) && permanent(perr.Reason) {
+				return nil, fmt.Errorf("%w: %s", ErrRejected, perr.Reason)
+			}
+			if firstErr == nil {
+				firstErr = t.Error
+			}
+		case <-ctx.Done():
+			return unaccepted(groups, ok), ctx.Err()
+		case <-p.stop:
+			return nil, ErrStopped
+		}
+	}
+	failed := unaccepted(groups, ok)
+	if len(failed) == 0 {
+		return nil, nil
+	}
+	return failed, firstErr
+}
+
+// unaccepted lists the groups whose ok flag is false, in order.
+func unaccepted(groups [][][]byte, ok []bool) [][][]byte {
+	var out [][][]byte
+	for i, g := range groups {
+		if !ok[i] {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// permanent reports whether an nsqd error reply means the same MPUB will
+// never be accepted.
+func permanent(reason string) bool {
+	for _, code := range []string{"E_BAD_MESSAGE", "E_BAD_BODY", "E_BAD_TOPIC"} {
+		if strings.HasPrefix(reason, code) {
+			return true
+		}
+	}
+	return false
+}
+
+// backoff is the pause before retry number attempt (1-based): RetryMin
+// doubled attempt-1 times, capped at RetryMax, then jittered to between
+// half and all of that.
+func (p *Publisher) backoff(attempt int) time.Duration {
+	d := p.cfg.RetryMin
+	for i := 1; i < attempt && d < p.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, p.cfg.RetryMax)
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// countMessages counts the batches in groups.
+func countMessages(groups [][][]byte) int {
+	n := 0
+	for _, g := range groups {
+		n += len(g)
+	}
+	return n
+}
+
+// Stop stops the Publisher: a running Publish returns ErrStopped and later
+// ones fail with it; the connection to nsqd is closed. It is idempotent and
+// safe to call concurrently.
+func (p *Publisher) Stop() {
+	p.stopOnce.Do(func() {
+		close(p.stop)
+		p.producer.Stop()
+	})
+}
