@@ -1,0 +1,66 @@
+# Entry points of couponpush. Engines (Redis, MariaDB, nsqd, Consul) come from
+# scripts/engines.sh; integration tests start or reuse them through
+# internal/enginetest.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.ONESHELL:
+.DEFAULT_GOAL := test
+
+# staticcheck 2026.2.2, built by `go run` from the module proxy; it knows go1.26.
+STATICCHECK_VERSION := v0.8.2
+# Per-run engine directories: on disk (MariaDB data must not be on tmpfs),
+# outside the checkout.
+RUN_DIR := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/couponpush/run
+GO_TEST_FLAGS ?= -race -count=1 -timeout 25m
+PKGS ?= ./...
+
+.PHONY: engines test check bench run
+
+## engines: install Redis and MariaDB (apt) and build nsqd and consul into the cache, if missing
+engines:
+	scripts/engines.sh install
+
+## test: start one set of engines for the whole run, run every test against it, stop it
+test: engines
+	mkdir -p "$(RUN_DIR)"
+	# Engines of an earlier run whose make was killed: stop them, drop their data.
+	for old in "$(RUN_DIR)"/test.*; do
+		[[ -f $$old/owner ]] || continue
+		kill -0 "$$(cat "$$old/owner")" 2>/dev/null && continue
+		scripts/engines.sh stop "$$old" || true
+		rm -rf "$$old"
+	done
+	dir=$$(mktemp -d "$(RUN_DIR)/test.XXXXXX")
+	echo $$$$ >"$$dir/owner"
+	trap 'scripts/engines.sh stop "$$dir"; rm -rf "$$dir"' EXIT
+	scripts/engines.sh start "$$dir"
+	source "$$dir/env"
+	go test $(GO_TEST_FLAGS) $(PKGS)
+
+## check: formatting, vet, staticcheck, go.mod tidiness, import rules
+check:
+	unformatted=$$(gofmt -l .)
+	if [[ -n $$unformatted ]]; then
+		echo "gofmt -l: these files need gofmt -w:"; echo "$$unformatted"; exit 1
+	fi
+	go vet ./...
+	go run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	go mod tidy -diff
+	# Import rules (STYLE.md): queue/ imports nothing of the project; only
+	# mains live in cmd/, nothing imports them. Test imports are free.
+	go list -e -f '{{.ImportPath}} {{join .Imports " "}}' ./... | awk '
+		{ for (i = 2; i <= NF; i++) {
+			if ($$1 ~ /^couponpush\/queue(\/|$$)/ && $$i ~ /^couponpush(\/|$$)/ && $$i !~ /^couponpush\/queue(\/|$$)/) {
+				print "import rule: " $$1 " imports " $$i " (queue/ imports nothing of the project)"; bad = 1 }
+			if ($$i ~ /^couponpush\/cmd\//) {
+				print "import rule: " $$1 " imports " $$i " (nothing imports a main)"; bad = 1 } } }
+		END { exit bad }'
+
+## bench: the bench command (reports the budgets of DESIGN.md)
+bench:
+	go run ./cmd/bench
+
+## run: a local cluster of workers on local engines
+run:
+	scripts/run.sh
