@@ -165,13 +165,20 @@ spawn() {
 now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
 
 # wait_ready NAME SECONDS WHAT CHECK... polls CHECK until it succeeds, the
-# process dies, or SECONDS pass; on failure it stops what this run started.
+# process dies, or SECONDS pass. It returns 1 if the engine died because
+# another process took its port since free_port probed it (the caller picks
+# new ports and tries again, up to ATTEMPT 3); on any other failure it stops
+# what this run started and exits.
 wait_ready() {
 	local name=$1 limit=$2 what=$3 t0=$SECONDS ms0
 	shift 3
 	ms0=$(now_ms)
 	until "$@" >/dev/null 2>&1; do
 		if ! alive "$name"; then
+			if ((ATTEMPT < 3)) && tail -n 20 "$DIR/$name.log" | grep -qi 'already in use'; then
+				say "$name: a port on $what was taken meanwhile; trying other ports"
+				return 1
+			fi
 			fail_start "$name exited before answering on $what"
 		fi
 		if ((SECONDS - t0 >= limit)); then
@@ -224,12 +231,37 @@ start_redis() {
 	if alive redis; then say "redis: already running ($(cat "$DIR/redis.env"))"; return; fi
 	local bin
 	bin=$(find_sbin redis-server) || die "redis-server missing; run scripts/engines.sh install"
-	free_port
-	mkdir -p "$DIR/redis"
-	spawn redis "$bin" --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
-		--dir "$DIR/redis" --daemonize no --logfile '' --maxclients 10000
-	wait_ready redis 20 "127.0.0.1:$PORT" redis_ping "$PORT"
+	for ATTEMPT in 1 2 3; do
+		free_port
+		mkdir -p "$DIR/redis"
+		spawn redis "$bin" --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
+			--dir "$DIR/redis" --daemonize no --logfile '' --maxclients 10000
+		wait_ready redis 20 "127.0.0.1:$PORT" redis_ping "$PORT" && break
+	done
 	echo "export COUPONPUSH_REDIS_ADDR='127.0.0.1:$PORT'" >"$DIR/redis.env"
+}
+
+# mariadb_template MARIADBD INSTALL_DB prints a data directory made by
+# mariadb-install-db (root with no password over TCP), made once per machine
+# and MariaDB version: install takes seconds, a copy a fraction of one. It is
+# the same cache directory internal/enginetest uses (key: the first 16 hex
+# digits of sha256 of "<mariadbd path>\n<mariadbd --version output>").
+mariadb_template() {
+	local bin=$1 install=$2 root key tmp user=()
+	root=${XDG_CACHE_HOME:-$HOME/.cache}/couponpush/mariadb-template
+	key=$({ printf '%s\n' "$bin"; "$bin" --version; } | sha256sum | cut -c1-16)
+	if [[ ! -d $root/$key/data/mysql ]]; then
+		say "mariadb: making the template data directory $root/$key (once per MariaDB version)" >&2
+		[[ $EUID -ne 0 ]] || user=(--user=root)
+		mkdir -p "$root"
+		tmp=$(mktemp -d "$root/tmp-XXXXXX")
+		"$install" --no-defaults --datadir="$tmp/data" "${user[@]}" --auth-root-authentication-method=normal \
+			--skip-test-db --skip-name-resolve >"$tmp/install.log" 2>&1 ||
+			{ tail -n 20 "$tmp/install.log" >&2; rm -rf "$tmp"; die "mariadb-install-db failed"; }
+		# Another run may have won the race; either copy is good.
+		mv -T "$tmp" "$root/$key" 2>/dev/null || rm -rf "$tmp"
+	fi
+	echo "$root/$key/data"
 }
 
 start_mariadb() {
@@ -239,7 +271,7 @@ start_mariadb() {
 		return
 	fi
 	if alive mariadb; then say "mariadb: already running ($(cat "$DIR/mariadb.env"))"; return; fi
-	local bin install fs data sock user=()
+	local bin install fs data sock tmpl user=()
 	bin=$(find_sbin mariadbd) || die "mariadbd missing; run scripts/engines.sh install"
 	install=$(find_sbin mariadb-install-db) || die "mariadb-install-db missing; run scripts/engines.sh install"
 	MARIADB=$(find_sbin mariadb) || die "mariadb client missing; run scripts/engines.sh install"
@@ -249,21 +281,21 @@ start_mariadb() {
 	[[ $EUID -ne 0 ]] || user=(--user=root)
 	data=$DIR/mariadb
 	if [[ ! -d $data/mysql ]]; then
-		say "mariadb: initialising $data"
+		tmpl=$(mariadb_template "$bin" "$install")
 		rm -rf "$data"
-		"$install" --no-defaults --datadir="$data" "${user[@]}" --auth-root-authentication-method=normal \
-			--skip-test-db --skip-name-resolve >"$DIR/mariadb-install.log" 2>&1 ||
-			{ tail -n 20 "$DIR/mariadb-install.log" >&2; die "mariadb-install-db failed; see $DIR/mariadb-install.log"; }
+		cp -R "$tmpl" "$data"
 	fi
-	free_port
-	sock=$data/sock
-	((${#sock} < 100)) || sock=/tmp/couponpush-mariadb-$PORT.sock
-	spawn mariadb "$bin" --no-defaults --datadir="$data" --socket="$sock" --port="$PORT" \
-		--bind-address=127.0.0.1 "${user[@]}" --pid-file="$data/mariadbd.pid" \
-		--innodb-flush-log-at-trx-commit=1 --max-connections=1000 --skip-name-resolve \
-		--skip-log-bin --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
-		--default-time-zone=+00:00
-	wait_ready mariadb 60 "127.0.0.1:$PORT" mariadb_ping "$PORT"
+	for ATTEMPT in 1 2 3; do
+		free_port
+		sock=$data/sock
+		((${#sock} < 100)) || sock=/tmp/couponpush-mariadb-$PORT.sock
+		spawn mariadb "$bin" --no-defaults --datadir="$data" --socket="$sock" --port="$PORT" \
+			--bind-address=127.0.0.1 "${user[@]}" --pid-file="$data/mariadbd.pid" \
+			--innodb-flush-log-at-trx-commit=1 --max-connections=1000 --skip-name-resolve \
+			--skip-log-bin --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
+			--default-time-zone=+00:00
+		wait_ready mariadb 60 "127.0.0.1:$PORT" mariadb_ping "$PORT" && break
+	done
 	echo "export COUPONPUSH_MYSQL_DSN='root@tcp(127.0.0.1:$PORT)/'" >"$DIR/mariadb.env"
 }
 
@@ -279,12 +311,14 @@ start_nsqd() {
 	if alive nsqd; then say "nsqd: already running ($(tr '\n' ' ' <"$DIR/nsqd.env"))"; return; fi
 	[[ -x $NSQD ]] || die "$NSQD missing; run scripts/engines.sh install"
 	local tcp http
-	free_port; tcp=$PORT
-	free_port; http=$PORT
-	mkdir -p "$DIR/nsqd"
-	spawn nsqd "$NSQD" --tcp-address="127.0.0.1:$tcp" --http-address="127.0.0.1:$http" \
-		--broadcast-address=127.0.0.1 --data-path="$DIR/nsqd"
-	wait_ready nsqd 20 "127.0.0.1:$http" nsqd_ping "$http"
+	for ATTEMPT in 1 2 3; do
+		free_port; tcp=$PORT
+		free_port; http=$PORT
+		mkdir -p "$DIR/nsqd"
+		spawn nsqd "$NSQD" --tcp-address="127.0.0.1:$tcp" --http-address="127.0.0.1:$http" \
+			--broadcast-address=127.0.0.1 --data-path="$DIR/nsqd"
+		wait_ready nsqd 20 "127.0.0.1:$http" nsqd_ping "$http" && break
+	done
 	printf "export COUPONPUSH_NSQD_TCP='127.0.0.1:%s'\nexport COUPONPUSH_NSQD_HTTP='127.0.0.1:%s'\n" \
 		"$tcp" "$http" >"$DIR/nsqd.env"
 }
@@ -298,14 +332,16 @@ start_consul() {
 	if alive consul; then say "consul: already running ($(cat "$DIR/consul.env"))"; return; fi
 	[[ -x $CONSUL ]] || die "$CONSUL missing; run scripts/engines.sh install"
 	local http serf server
-	free_port; http=$PORT
-	free_port; serf=$PORT
-	free_port; server=$PORT
-	spawn consul "$CONSUL" agent -dev -client=127.0.0.1 -bind=127.0.0.1 -node="couponpush-$http" \
-		-http-port="$http" -serf-lan-port="$serf" -server-port="$server" \
-		-dns-port=-1 -grpc-port=-1 -grpc-tls-port=-1 -serf-wan-port=-1 -log-level=warn \
-		-hcl='disable_update_check = true' -hcl='connect { enabled = false }'
-	wait_ready consul 60 "127.0.0.1:$http" consul_leader "$http"
+	for ATTEMPT in 1 2 3; do
+		free_port; http=$PORT
+		free_port; serf=$PORT
+		free_port; server=$PORT
+		spawn consul "$CONSUL" agent -dev -client=127.0.0.1 -bind=127.0.0.1 -node="couponpush-$http" \
+			-http-port="$http" -serf-lan-port="$serf" -server-port="$server" \
+			-dns-port=-1 -grpc-port=-1 -grpc-tls-port=-1 -serf-wan-port=-1 -log-level=warn \
+			-hcl='disable_update_check = true' -hcl='connect { enabled = false }'
+		wait_ready consul 60 "127.0.0.1:$http" consul_leader "$http" && break
+	done
 	echo "export COUPONPUSH_CONSUL_ADDR='127.0.0.1:$http'" >"$DIR/consul.env"
 }
 

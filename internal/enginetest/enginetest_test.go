@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -286,9 +287,17 @@ func TestStartNSQDRestart(t *testing.T) {
 	}
 }
 
+// consulClient returns a client whose connections close with the test, so
+// that goleak in later tests of the binary does not see them.
+func consulClient(t *testing.T, addr string) (*consul.Client, error) {
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return consul.NewClient(&consul.Config{Address: addr, HttpClient: &http.Client{Transport: tr}})
+}
+
 func TestConsul(t *testing.T) {
 	t.Parallel()
-	c, err := consul.NewClient(&consul.Config{Address: enginetest.Consul(t)})
+	c, err := consulClient(t, enginetest.Consul(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +317,7 @@ func TestStartConsul(t *testing.T) {
 	if p.Addr == enginetest.Consul(t) {
 		t.Fatalf("StartConsul shares the address %s of the shared agent", p.Addr)
 	}
-	c, err := consul.NewClient(&consul.Config{Address: p.Addr})
+	c, err := consulClient(t, p.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -98,5 +99,70 @@ func TestSweepStale(t *testing.T) {
 		if _, err := os.Stat(d); (err == nil) != want {
 			t.Errorf("%s exists = %v, want %v", filepath.Base(d), err == nil, want)
 		}
+	}
+}
+
+// fakeNSQD installs, as the nsqd that binPath finds, a script that runs
+// script (sh) first and then the real nsqd.
+func fakeNSQD(t *testing.T, script string) {
+	t.Helper()
+	real, err := binPath("nsqd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	body := "#!/bin/sh\n" + script + "\nexec " + real + ` "$@"` + "\n"
+	if err := os.WriteFile(filepath.Join(bin, "nsqd-"+NSQDVersion), []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("COUPONPUSH_BIN", bin)
+}
+
+func TestStartRetriesOnPortRace(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "raced")
+	fakeNSQD(t, `[ -e `+flag+` ] || { touch `+flag+`; echo "listen tcp: bind: address already in use" >&2; exit 1; }`)
+	p := startPerTest(t, "nsqd", nsqdProcess)
+	if !p.Running() {
+		t.Fatal("not running after a retried start")
+	}
+	if _, err := os.Stat(flag); err != nil {
+		t.Fatalf("the first attempt did not run: %v", err)
+	}
+}
+
+func TestStartFailureNamesEngineAndLog(t *testing.T) {
+	fakeNSQD(t, `echo "FATAL: disk on fire" >&2; exit 3`)
+	dir := t.TempDir()
+	_, err := startWithRetry(func() (*Process, error) { return nsqdProcess(dir) })
+	if err == nil {
+		t.Fatal("start of a failing engine succeeded")
+	}
+	for _, want := range []string{"nsqd", "exited before it answered", "disk on fire", filepath.Join(dir, "nsqd.log")} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestStopReportsCrash(t *testing.T) {
+	dir := t.TempDir()
+	p, err := redisProcess(dir, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	pid := p.cmd.Process.Pid
+	p.mu.Unlock()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); p.Running(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("still running 10s after SIGKILL")
+		}
+	}
+	crashed, err := p.stop()
+	if err != nil || crashed == nil || !strings.Contains(crashed.Error(), "exited on its own") {
+		t.Fatalf("stop of a crashed engine = %v, %v; want it reported as exited on its own", crashed, err)
 	}
 }
