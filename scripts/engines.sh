@@ -66,18 +66,22 @@ apt_install() { # PACKAGE
 	sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null
 }
 
-# build_tool NAME MODDIR PKG OUT builds PKG in the tool module MODDIR into OUT,
-# through a temporary name, so an interrupted build leaves no broken binary.
+# build_tool NAME MODDIR PKG OUT NOTE builds PKG in the tool module MODDIR into
+# OUT, through a temporary name, so an interrupted build leaves no broken binary.
 build_tool() {
-	local name=$1 moddir=$2 pkg=$3 out=$4 tmp start
+	local name=$1 moddir=$2 pkg=$3 out=$4 note=$5 tmp start f
 	if [[ -x $out ]]; then
 		say "$name: cached at $out"
 		return 0
 	fi
+	# Temporary files of builds whose script died (the name ends in its pid).
+	for f in "$out".tmp.*; do
+		[[ -e $f ]] && ! kill -0 "${f##*.}" 2>/dev/null && rm -f "$f"
+	done
 	command -v go >/dev/null || die "go is needed to build $name"
 	mkdir -p "$(dirname "$out")"
 	tmp="$out.tmp.$$"
-	say "$name: building $pkg into $out (consul takes ~8 min on 2 cores the first time)"
+	say "$name: building $pkg into $out ($note)"
 	start=$SECONDS
 	trap 'rm -f "$tmp"' EXIT
 	(cd "$moddir" && go build -o "$tmp" "$pkg") || die "$name: build failed"
@@ -94,13 +98,13 @@ cmd_install() {
 		apt_install redis-server
 		# The package starts a system-wide server on 6379; the project never uses it.
 	fi
-	if p=$(find_sbin mariadbd) && find_sbin mariadb-install-db >/dev/null; then
+	if p=$(find_sbin mariadbd) && find_sbin mariadb-install-db >/dev/null && command -v mariadb >/dev/null; then
 		say "mariadbd: present at $p"
 	else
 		apt_install mariadb-server
 	fi
-	build_tool "nsqd $NSQD_VERSION" "$ROOT/tools/nsqd" github.com/nsqio/nsq/apps/nsqd "$NSQD"
-	build_tool "consul $CONSUL_VERSION" "$ROOT/tools/consul" github.com/hashicorp/consul "$CONSUL"
+	build_tool "nsqd $NSQD_VERSION" "$ROOT/tools/nsqd" github.com/nsqio/nsq/apps/nsqd "$NSQD" "under a minute"
+	build_tool "consul $CONSUL_VERSION" "$ROOT/tools/consul" github.com/hashicorp/consul "$CONSUL" "~8 min on 2 cores with a cold Go cache"
 }
 
 # ---------------------------------------------------------------- ports
