@@ -6,6 +6,7 @@ import (
 )
 
 func TestDedup(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		capacity int
@@ -19,6 +20,7 @@ func TestDedup(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			d := newDedup(tt.capacity)
 			for i, id := range tt.ids {
 				if got := d.add(id); got != tt.wantNew[i] {
@@ -33,6 +35,7 @@ func TestDedup(t *testing.T) {
 }
 
 func TestDedupStaysBounded(t *testing.T) {
+	t.Parallel()
 	const capacity = 1000
 	d := newDedup(capacity)
 	for i := range 10 * capacity {

@@ -7,6 +7,7 @@ import (
 )
 
 func TestIDGolden(t *testing.T) {
+	t.Parallel()
 	// The id is part of the contract: a redelivery, possibly by another
 	// build of the worker, must carry the same id. These values must never
 	// change.
@@ -29,6 +30,7 @@ func TestIDGolden(t *testing.T) {
 	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			sum := sha256.Sum256([]byte(tt.canonical))
 			want := hex.EncodeToString(sum[:16])
 			if got := ID(tt.user, tt.keys); got != want {
@@ -39,6 +41,7 @@ func TestIDGolden(t *testing.T) {
 }
 
 func TestIDOrderAndRepeats(t *testing.T) {
+	t.Parallel()
 	a, b, c := Key{7, 1000}, Key{7, 2000}, Key{3, 2000}
 	tests := []struct {
 		name string
@@ -52,6 +55,7 @@ func TestIDOrderAndRepeats(t *testing.T) {
 	want := ID(42, []Key{a, b, c})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			in := append([]Key(nil), tt.keys...)
 			if got := ID(42, tt.keys); got != want {
 				t.Fatalf("ID(%v) = %s, want %s", tt.keys, got, want)
@@ -66,6 +70,7 @@ func TestIDOrderAndRepeats(t *testing.T) {
 }
 
 func TestIDDiffers(t *testing.T) {
+	t.Parallel()
 	base := ID(42, []Key{{7, 1000}})
 	tests := []struct {
 		name string
@@ -82,6 +87,7 @@ func TestIDDiffers(t *testing.T) {
 	seen := map[string]string{base: "base"}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			if len(tt.id) != 32 {
 				t.Fatalf("id %q is not 32 hex characters", tt.id)
 			}

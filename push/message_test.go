@@ -25,6 +25,7 @@ func testBatch(pushes ...Push) Batch {
 }
 
 func TestAppendBatchReadsBackWithEncodingJSON(t *testing.T) {
+	t.Parallel()
 	shanghai := time.FixedZone("CST", 8*3600)
 	tests := []struct {
 		name  string
@@ -56,6 +57,7 @@ func TestAppendBatchReadsBackWithEncodingJSON(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			out, err := AppendBatch([]byte("prefix"), tt.batch)
 			if err != nil {
 				t.Fatalf("AppendBatch: %v", err)
@@ -111,6 +113,7 @@ func assertSameBatch(t *testing.T, what string, got, want Batch) {
 }
 
 func TestAppendBatchWireForm(t *testing.T) {
+	t.Parallel()
 	got, err := AppendBatch(nil, testBatch(Push{
 		ID: "p1", UserID: 42, DueAt: grab.Add(-time.Minute),
 		Items: []Item{{TemplateID: 7, PushAt: grab.Add(-time.Minute), GrabStart: grab}},
@@ -127,6 +130,7 @@ func TestAppendBatchWireForm(t *testing.T) {
 }
 
 func TestAppendBatchRejectsInvalid(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		batch Batch
@@ -141,6 +145,7 @@ func TestAppendBatchRejectsInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			out, err := AppendBatch([]byte("x"), tt.batch)
 			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want ErrInvalid mentioning %q", err, tt.want)
@@ -153,6 +158,7 @@ func TestAppendBatchRejectsInvalid(t *testing.T) {
 }
 
 func TestPushValidate(t *testing.T) {
+	t.Parallel()
 	at := grab.Add(-time.Minute)
 	ok := func() Push { return testPush(42, 7) }
 	tests := []struct {
@@ -181,6 +187,7 @@ func TestPushValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			err := tt.push().Validate()
 			switch {
 			case tt.want == "" && err != nil:
@@ -193,6 +200,7 @@ func TestPushValidate(t *testing.T) {
 }
 
 func TestNewPush(t *testing.T) {
+	t.Parallel()
 	loc := time.FixedZone("X", -3*3600)
 	late := Item{TemplateID: 1, PushAt: grab.Add(2*time.Second + 500*time.Microsecond).In(loc), GrabStart: grab.Add(time.Minute).In(loc)}
 	early := Item{TemplateID: 2, PushAt: grab, GrabStart: grab.Add(time.Minute)}
@@ -223,6 +231,7 @@ func TestNewPush(t *testing.T) {
 }
 
 func TestAppendTimeMatchesTimeFormat(t *testing.T) {
+	t.Parallel()
 	const layout = "2006-01-02T15:04:05.000Z"
 	r := rand.New(rand.NewPCG(1, 2))
 	lo := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
@@ -251,6 +260,7 @@ func TestAppendTimeMatchesTimeFormat(t *testing.T) {
 }
 
 func TestParseWireTimeRejects(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ name, in string }{
 		{"empty", ""},
 		{"no fraction", "2026-11-23T09:59:00Z"},
@@ -269,6 +279,7 @@ func TestParseWireTimeRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			if got, err := parseWireTime(&tt.in); err == nil {
 				t.Fatalf("parseWireTime(%q) = %v, want error", tt.in, got)
 			}
@@ -280,6 +291,7 @@ func TestParseWireTimeRejects(t *testing.T) {
 }
 
 func TestAppendStringMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ name, in string }{
 		{"empty", ""},
 		{"hex", "0123456789abcdef0123456789abcdef"},
@@ -293,6 +305,7 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			want, err := json.Marshal(tt.in)
 			if err != nil {
 				t.Fatal(err)
@@ -311,6 +324,7 @@ const validJSON = `{"batch_id":"b1","emitted_at":"2026-11-23T09:59:00.012Z","pus
 	`{"template_id":8,"push_at":"2026-11-23T09:59:05.000Z","grab_start":"2026-11-23T10:00:05.000Z"}]}]}`
 
 func TestDecodeBatchAccepts(t *testing.T) {
+	t.Parallel()
 	b, err := DecodeBatch([]byte(" \n" + validJSON + "\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -328,6 +342,7 @@ func TestDecodeBatchAccepts(t *testing.T) {
 }
 
 func TestDecodeBatchRejects(t *testing.T) {
+	t.Parallel()
 	// edit replaces the first occurrence of old in validJSON.
 	edit := func(old, new string) string {
 		if !strings.Contains(validJSON, old) {
@@ -376,6 +391,7 @@ func TestDecodeBatchRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			b, err := DecodeBatch([]byte(tt.in))
 			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("DecodeBatch = %+v, %v; want ErrInvalid", b, err)

@@ -143,15 +143,19 @@ func (c PublisherConfig) withDefaults() PublisherConfig {
 }
 
 // Publisher packs pushes into batch messages and publishes them to one nsqd
-// with MPUB. It is safe for concurrent use; one TCP connection is shared
-// and MPUBs are pipelined on it.
+// with MPUB. It is safe for concurrent use; calls share one connection and
+// their MPUBs are pipelined on it.
 type Publisher struct {
 	cfg      PublisherConfig
+	nsqCfg   *nsq.Config
 	log      *slog.Logger
-	producer *nsq.Producer
 	stop     chan struct{}
 	stopOnce sync.Once
 	arenas   sync.Pool // *[]byte: encode buffers of finished Publish calls
+
+	mu       sync.Mutex
+	producer *nsq.Producer // nil until needed and after a failure
+	stopped  bool
 }
 
 // NewPublisher validates cfg and returns a Publisher. It does not connect:
@@ -164,17 +168,54 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	nc := nsq.NewConfig()
 	nc.DialTimeout = time.Second
 	nc.WriteTimeout = 5 * time.Second // one MPUB body is up to 5 MiB
-	producer, err := nsq.NewProducer(cfg.NSQDAddr, nc)
-	if err != nil {
-		return nil, fmt.Errorf("push: new nsq producer: %w", err)
+	if err := nc.Validate(); err != nil {
+		return nil, fmt.Errorf("push: nsq config: %w", err)
 	}
-	producer.SetLogger(nsqLog(cfg.Logger))
 	return &Publisher{
-		cfg:      cfg,
-		log:      cfg.Logger.With("nsqd", cfg.NSQDAddr, "topic", cfg.Topic),
-		producer: producer,
-		stop:     make(chan struct{}),
+		cfg:    cfg,
+		nsqCfg: nc,
+		log:    cfg.Logger.With("nsqd", cfg.NSQDAddr, "topic", cfg.Topic),
+		stop:   make(chan struct{}),
 	}, nil
+}
+
+// currentProducer returns the go-nsq Producer to send on, creating one if
+// there is none.
+//
+// A go-nsq Producer (v1.1.0) reconnects in place after its connection
+// dies, and its exiting router goroutine still reads the old connection
+// after the last point the reconnect synchronizes with, a data race. So a
+// Producer that saw a failure is discarded, never reconnected, and each use
+// first calls SetLogger: it takes the lock that the router's last log line
+// takes after that read, which orders the read before any reconnect of a
+// Producer whose connection died while idle.
+func (p *Publisher) currentProducer() (*nsq.Producer, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return nil, ErrStopped
+	}
+	if p.producer == nil {
+		prod, err := nsq.NewProducer(p.cfg.NSQDAddr, p.nsqCfg)
+		if err != nil {
+			return nil, fmt.Errorf("push: new nsq producer: %w", err)
+		}
+		p.producer = prod
+	}
+	p.producer.SetLogger(nsqLog(p.cfg.Logger))
+	return p.producer, nil
+}
+
+// discard stops prod and, if it is still the current Producer, forgets it
+// so that the next send starts a fresh one. Calls still using prod get
+// nsq.ErrStopped, which they retry.
+func (p *Publisher) discard(prod *nsq.Producer) {
+	p.mu.Lock()
+	if p.producer == prod {
+		p.producer = nil
+	}
+	p.mu.Unlock()
+	prod.Stop()
 }
 
 // Publish splits pushes into batches (at most MaxPushesPerBatch pushes and
@@ -365,14 +406,16 @@ func (p *Publisher) sendOnce(ctx context.Context, groups [][][]byte) ([][][]byte
 	// this call stops waiting.
 	done := make(chan *nsq.ProducerTransaction, len(groups))
 	ok := make([]bool, len(groups))
+	prod, err := p.currentProducer()
+	if err != nil {
+		return nil, err
+	}
 	var firstErr error
 	sent := 0
 	for i, g := range groups {
-		if err := p.producer.MultiPublishAsync(p.cfg.Topic, g, done, i); err != nil {
-			if errors.Is(err, nsq.ErrStopped) {
-				return nil, ErrStopped
-			}
-			// Not connected: the remaining groups would fail the same way.
+		if err := prod.MultiPublishAsync(p.cfg.Topic, g, done, i); err != nil {
+			// Not connected (or discarded by a concurrent call): the
+			// remaining groups would fail the same way.
 			firstErr = fmt.Errorf("connect: %w", err)
 			break
 		}
@@ -388,6 +431,7 @@ func (p *Publisher) sendOnce(ctx context.Context, groups [][][]byte) ([][][]byte
 			}
 			var perr nsq.ErrProtocol
 			if errors.As(t.Error, &perr) && permanent(perr.Reason) {
+				p.discard(prod) // nsqd closes the connection after such an error
 				return nil, fmt.Errorf("%w: %s", ErrRejected, perr.Reason)
 			}
 			if firstErr == nil {
@@ -398,6 +442,9 @@ func (p *Publisher) sendOnce(ctx context.Context, groups [][][]byte) ([][][]byte
 		case <-p.stop:
 			return nil, ErrStopped
 		}
+	}
+	if firstErr != nil {
+		p.discard(prod)
 	}
 	failed := unaccepted(groups, ok)
 	if len(failed) == 0 {
@@ -456,6 +503,13 @@ func countMessages(groups [][][]byte) int {
 func (p *Publisher) Stop() {
 	p.stopOnce.Do(func() {
 		close(p.stop)
-		p.producer.Stop()
+		p.mu.Lock()
+		p.stopped = true
+		prod := p.producer
+		p.producer = nil
+		p.mu.Unlock()
+		if prod != nil {
+			prod.Stop()
+		}
 	})
 }

@@ -41,6 +41,7 @@ func manyPushes(n, items int) []Push {
 }
 
 func TestPublisherConfigValidate(t *testing.T) {
+	t.Parallel()
 	ok := PublisherConfig{NSQDAddr: "127.0.0.1:4150", Topic: "coupon_push"}
 	tests := []struct {
 		name string
@@ -69,6 +70,7 @@ func TestPublisherConfigValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			c := ok
 			tt.edit(&c)
 			err := c.Validate()
@@ -91,6 +93,7 @@ func TestPublisherConfigValidate(t *testing.T) {
 }
 
 func TestPublisherEncodeLimits(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		cfg       PublisherConfig
@@ -98,16 +101,17 @@ func TestPublisherEncodeLimits(t *testing.T) {
 		wantMsgs  int // 0: only check limits
 		wantFirst int // pushes in the first message, 0: skip
 	}{
-		{"defaults, 200k pushes", PublisherConfig{}, manyPushes(200_000, 1), 400, 500},
+		{"defaults", PublisherConfig{}, manyPushes(20_000, 1), 40, 500},
 		{"count limit", PublisherConfig{MaxPushesPerBatch: 3}, manyPushes(10, 1), 4, 3},
 		{"one push per batch", PublisherConfig{MaxPushesPerBatch: 1}, manyPushes(5, 2), 5, 1},
 		{"byte limit binds", PublisherConfig{MaxMessageBytes: MinMessageBytes}, manyPushes(100, 1), 0, 0},
 		{"byte limit with big pushes", PublisherConfig{MaxMessageBytes: 64 << 10, MaxPushesPerBatch: 10_000}, manyPushes(3000, 20), 0, 0},
-		{"huge input, default limits", PublisherConfig{MaxPushesPerBatch: 100_000}, manyPushes(50_000, 3), 0, 0},
+		{"huge input, default byte limit", PublisherConfig{MaxPushesPerBatch: 100_000}, manyPushes(20_000, 3), 0, 0},
 		{"single push", PublisherConfig{}, manyPushes(1, 1), 1, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			p := newTestPublisher(t, tt.cfg)
 			msgs, _, err := p.encode(tt.pushes)
 			if err != nil {
@@ -161,6 +165,7 @@ func TestPublisherEncodeLimits(t *testing.T) {
 }
 
 func TestPublisherEncodeRejects(t *testing.T) {
+	t.Parallel()
 	huge := manyPushes(1, 40)[0] // ~3.5 KB encoded
 	bad := testPush(1, 1)
 	bad.UserID = 0
@@ -177,6 +182,7 @@ func TestPublisherEncodeRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			p := newTestPublisher(t, tt.cfg)
 			msgs, _, err := p.encode(tt.pushes)
 			if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.want) {
@@ -191,6 +197,7 @@ func TestPublisherEncodeRejects(t *testing.T) {
 }
 
 func TestGroup(t *testing.T) {
+	t.Parallel()
 	msg := func(n int) []byte { return make([]byte, n) }
 	tests := []struct {
 		name    string
@@ -206,6 +213,7 @@ func TestGroup(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			var msgs [][]byte
 			for _, s := range tt.sizes {
 				msgs = append(msgs, msg(s))
@@ -230,6 +238,7 @@ func TestGroup(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	p := newTestPublisher(t, PublisherConfig{RetryMin: 50 * time.Millisecond, RetryMax: 2 * time.Second})
 	tests := []struct {
 		attempt int
@@ -260,6 +269,7 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestPublishAfterStop(t *testing.T) {
+	t.Parallel()
 	p := newTestPublisher(t, PublisherConfig{})
 	p.Stop()
 	if err := p.Publish(t.Context(), manyPushes(1, 1)); !errors.Is(err, ErrStopped) {
