@@ -1,0 +1,627 @@
+package subscription
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"couponpush/coupon"
+	"couponpush/queue"
+)
+
+// Sentinel errors callers branch on.
+var (
+	// ErrNotFound means the user has no subscription to the template.
+	ErrNotFound = errors.New("subscription: not found")
+	// ErrTooLate means the reminder's push time has already passed.
+	ErrTooLate = errors.New("subscription: push time has passed")
+	// ErrAlreadySent means the reminder is being published or was sent, so
+	// it can no longer be cancelled.
+	ErrAlreadySent = errors.New("subscription: reminder already sent")
+	// ErrIndex marks a failure of the schedule index (Redis). The MySQL row
+	// is written; retrying the same call repairs the index.
+	ErrIndex = errors.New("subscription: schedule index failed")
+	// ErrTemplateChanged means the template's grab_start changed while
+	// subscribing; the caller may retry.
+	ErrTemplateChanged = errors.New("subscription: template changed while subscribing; retry")
+)
+
+// Status is a subscription's state.
+type Status string
+
+// The statuses.
+const (
+	StatusPending   Status = "pending"   // waiting for its push time
+	StatusSent      Status = "sent"      // pushed to the message center
+	StatusCancelled Status = "cancelled" // cancelled by the user before its push
+)
+
+// Subscription is one user's reminder for one template.
+type Subscription struct {
+	UserID     int64
+	TemplateID int64
+	PushAt     time.Time // UTC, millisecond precision
+	Status     Status
+	Version    int64     // bumped by every change of the row
+	PushID     string    // set once sent
+	SentAt     time.Time // zero unless sent
+	CreatedAt  time.Time
+}
+
+func (s Subscription) entry() queue.Entry {
+	return queue.Entry{UserID: s.UserID, TemplateID: s.TemplateID, PushAt: s.PushAt, Version: s.Version}
+}
+
+// Sent reports one reminder published to the message center.
+type Sent struct {
+	UserID     int64
+	TemplateID int64
+	PushID     string // 1-64 characters
+	SentAt     time.Time
+}
+
+// Index is the Redis schedule index (implemented in queue/).
+type Index interface {
+	// Add indexes e. Idempotent: if the index holds this (user, template)
+	// at an equal or newer version, nothing changes.
+	Add(ctx context.Context, e queue.Entry) error
+	// Cancel writes a cancel at e.Version. It returns queue.ErrInFlight if
+	// the reminder was already taken from its queue (being published or
+	// published).
+	Cancel(ctx context.Context, e queue.Entry) error
+}
+
+// Templates reads coupon templates (coupon.TemplateCache is one).
+type Templates interface {
+	Get(ctx context.Context, id int64) (coupon.Template, error)
+}
+
+// invalidator is implemented by template caches that can drop an entry.
+type invalidator interface{ Invalidate(id int64) }
+
+// Defaults.
+const (
+	DefaultLead = 60 * time.Second
+	DefaultMax  = 7 * 24 * time.Hour
+	// MarkSentBatch is the most rows one MarkSent statement updates.
+	MarkSentBatch = 1000
+	// maxAttempts bounds compare-and-set retries under concurrent changes.
+	maxAttempts = 8
+	// maxFrozen bounds the set of templates known to have final grab_starts.
+	maxFrozen = 100_000
+	pushIDMax = 64
+)
+
+// Config configures a Service. Zero values mean defaults.
+type Config struct {
+	// DefaultLead is how long before grab_start a reminder is pushed when
+	// the subscriber names no lead; default DefaultLead (60 s).
+	DefaultLead time.Duration
+	// MaxLead is the longest lead a subscriber may ask for; default
+	// DefaultMax (7 days).
+	MaxLead time.Duration
+	// Now is the clock that decides "too late"; default time.Now.
+	Now func() time.Time
+	// Logger receives debug notes on retried races; default slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults fills zero fields.
+func (c Config) withDefaults() Config {
+	if c.DefaultLead == 0 {
+		c.DefaultLead = DefaultLead
+	}
+	if c.MaxLead == 0 {
+		c.MaxLead = DefaultMax
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports a config that cannot work (after defaults are applied).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if c.DefaultLead < 0 || c.MaxLead < 0 {
+		return errors.New("subscription: config: leads must be positive")
+	}
+	if c.DefaultLead > c.MaxLead {
+		return fmt.Errorf("subscription: config: DefaultLead %v exceeds MaxLead %v", c.DefaultLead, c.MaxLead)
+	}
+	return nil
+}
+
+// ValidationError is invalid input; callers turn it into a 400.
+type ValidationError struct {
+	Field   string // the input's name, such as "user_id" or "lead_seconds"
+	Message string
+}
+
+// Error names the field and what is wrong.
+func (e *ValidationError) Error() string {
+	return "subscription: invalid " + e.Field + ": " + e.Message
+}
+
+// Service is the reminder subscription service. Safe for concurrent use.
+type Service struct {
+	db        *sql.DB
+	templates Templates
+	idx       Index
+	cfg       Config
+	log       *slog.Logger
+
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+
+	frozenMu sync.RWMutex
+	frozen   map[int64]time.Time // template id → grab_start known final
+}
+
+// NewService returns a service over db (table subscriptions, see migrate/),
+// reading templates from t and indexing reminders in idx. Call Close to free
+// its prepared statements.
+func NewService(db *sql.DB, t Templates, idx Index, cfg Config) *Service {
+	cfg = cfg.withDefaults()
+	return &Service{db: db, templates: t, idx: idx, cfg: cfg, log: cfg.Logger,
+		stmts: map[string]*sql.Stmt{}, frozen: map[int64]time.Time{}}
+}
+
+// Close frees the prepared statements. The service must not be used after.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for q, st := range s.stmts {
+		errs = append(errs, st.Close())
+		delete(s.stmts, q)
+	}
+	return errors.Join(errs...)
+}
+
+// stmt returns a prepared statement for a fixed query, preparing it once:
+// a prepared statement costs one round trip per execution, where an
+// unprepared query with arguments costs a prepare, an execute and a close.
+func (s *Service) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("subscription: prepare statement: %w", err)
+	}
+	s.stmts[query] = st
+	return st, nil
+}
+
+func (s *Service) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func checkIDs(userID, templateID int64) error {
+	if userID <= 0 {
+		return &ValidationError{Field: "user_id", Message: "must be a positive integer"}
+	}
+	if templateID <= 0 {
+		return &ValidationError{Field: "template_id", Message: "must be a positive integer"}
+	}
+	return nil
+}
+
+func ms(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
+
+const (
+	// qInsertChecked inserts only while the template's grab_start is the
+	// one push_at came from; the shared lock makes a concurrent
+	// coupon.TemplateStore.Update wait or be seen.
+	qInsertChecked = `INSERT INTO subscriptions (user_id, template_id, push_at, status, version, created_at, updated_at)
+SELECT ?, t.id, ?, 'pending', 1, ?, ?
+FROM templates t WHERE t.id = ? AND t.grab_start = ?
+LOCK IN SHARE MODE
+ON DUPLICATE KEY UPDATE user_id = user_id`
+	// qInsert is the hot path, once the template's grab_start is final.
+	qInsert = `INSERT INTO subscriptions (user_id, template_id, push_at, status, version, created_at, updated_at)
+VALUES (?, ?, ?, 'pending', 1, ?, ?)
+ON DUPLICATE KEY UPDATE user_id = user_id`
+	qGrabStart = `SELECT grab_start FROM templates WHERE id = ?`
+	qGet       = `SELECT push_at, status, version, push_id, sent_at, created_at
+FROM subscriptions WHERE user_id = ? AND template_id = ?`
+	qRepoint = `UPDATE subscriptions SET push_at = ?, version = version + 1, updated_at = ?
+WHERE user_id = ? AND template_id = ? AND version = ? AND status = 'pending'`
+	qReactivate = `UPDATE subscriptions SET status = 'pending', push_at = ?, version = version + 1, updated_at = ?
+WHERE user_id = ? AND template_id = ? AND version = ? AND status = 'cancelled'`
+	qCancel = `UPDATE subscriptions SET status = 'cancelled', version = version + 1, updated_at = ?
+WHERE user_id = ? AND template_id = ? AND version = ? AND status = 'pending'`
+	qList = `SELECT template_id, push_at, status, version, push_id, sent_at, created_at
+FROM subscriptions WHERE user_id = ? ORDER BY template_id`
+)
+
+// Subscribe subscribes userID to templateID's reminder, pushed lead before
+// the template's grab_start (nil lead = Config.DefaultLead). It returns the
+// subscription and whether it was created (or a cancelled one reactivated).
+//
+// An existing sent subscription is returned as is. A pending one with the
+// same push time is re-indexed without a MySQL write; with another push
+// time it is moved (ErrTooLate if that time has passed). A cancelled one is
+// reactivated unless its new push time has passed. A new one is refused
+// with ErrTooLate, writing nothing, when its push time has passed.
+// Templates that do not exist give coupon.ErrTemplateNotFound. If indexing
+// fails after the MySQL write, the error wraps ErrIndex: the row stays and
+// a retry repairs the index.
+func (s *Service) Subscribe(ctx context.Context, userID, templateID int64, lead *time.Duration) (sub Subscription, created bool, err error) {
+	if err := checkIDs(userID, templateID); err != nil {
+		return Subscription{}, false, err
+	}
+	l := s.cfg.DefaultLead
+	if lead != nil {
+		l = *lead
+		if l <= 0 || l > s.cfg.MaxLead {
+			return Subscription{}, false, &ValidationError{Field: "lead_seconds",
+				Message: fmt.Sprintf("must be more than 0 and at most %d seconds", int64(s.cfg.MaxLead/time.Second))}
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		t, err := s.templates.Get(ctx, templateID)
+		if err != nil {
+			return Subscription{}, false, fmt.Errorf("subscription: read template %d: %w", templateID, err)
+		}
+		pushAt := ms(t.GrabStart.Add(-l))
+		sub, created, err = s.subscribe(ctx, userID, t, pushAt)
+		if !errors.Is(err, ErrTemplateChanged) || attempt > 0 {
+			return sub, created, err
+		}
+		// The cached template is stale: read it again, once.
+		inv, ok := s.templates.(invalidator)
+		if !ok {
+			return sub, created, err
+		}
+		inv.Invalidate(templateID)
+	}
+}
+
+func (s *Service) subscribe(ctx context.Context, userID int64, t coupon.Template, pushAt time.Time) (Subscription, bool, error) {
+	now := s.cfg.Now()
+	if !pushAt.After(now) {
+		// Only an existing row can answer now; nothing new is written.
+		cur, err := s.get(ctx, userID, t.ID)
+		if errors.Is(err, ErrNotFound) {
+			if err := s.confirm(ctx, t, false); err != nil {
+				return Subscription{}, false, err
+			}
+			return Subscription{}, false, ErrTooLate
+		}
+		if err != nil {
+			return Subscription{}, false, err
+		}
+		return s.resubscribe(ctx, t, cur, pushAt)
+	}
+	stamp := ms(now)
+	frozen := s.isFrozen(t)
+	var (
+		res sql.Result
+		err error
+	)
+	if frozen {
+		res, err = s.exec(ctx, qInsert, userID, t.ID, pushAt, stamp, stamp)
+	} else {
+		res, err = s.exec(ctx, qInsertChecked, userID, pushAt, stamp, stamp, t.ID, t.GrabStart)
+	}
+	if err != nil {
+		return Subscription{}, false, fmt.Errorf("subscription: insert user %d template %d: %w", userID, t.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return Subscription{}, false, fmt.Errorf("subscription: insert user %d template %d: %w", userID, t.ID, err)
+	}
+	if n == 1 {
+		if !frozen {
+			s.freeze(t) // our row is committed: grab_start can no longer change
+		}
+		sub := Subscription{UserID: userID, TemplateID: t.ID, PushAt: pushAt, Status: StatusPending, Version: 1, CreatedAt: stamp}
+		return sub, true, s.add(ctx, sub)
+	}
+	// A duplicate, or (checked insert) the template's grab_start no longer
+	// matches.
+	cur, err := s.get(ctx, userID, t.ID)
+	if errors.Is(err, ErrNotFound) {
+		return Subscription{}, false, fmt.Errorf("subscribe user %d template %d: %w", userID, t.ID, ErrTemplateChanged)
+	}
+	if err != nil {
+		return Subscription{}, false, err
+	}
+	return s.resubscribe(ctx, t, cur, pushAt)
+}
+
+// isFrozen reports whether t's grab_start is known to be final: a
+// subscription row for t exists, committed while MySQL held this grab_start.
+func (s *Service) isFrozen(t coupon.Template) bool {
+	s.frozenMu.RLock()
+	defer s.frozenMu.RUnlock()
+	g, ok := s.frozen[t.ID]
+	return ok && g.Equal(t.GrabStart)
+}
+
+// freeze records t's grab_start as final; see isFrozen.
+func (s *Service) freeze(t coupon.Template) {
+	s.frozenMu.Lock()
+	defer s.frozenMu.Unlock()
+	if len(s.frozen) >= maxFrozen {
+		clear(s.frozen) // relearned, one checked statement per template
+	}
+	s.frozen[t.ID] = t.GrabStart
+}
+
+// confirm checks t's grab_start against MySQL unless it is known final,
+// so a push time computed from a stale cached template is never written or
+// acted on. rowExists says a subscription row for t is committed, which
+// makes a confirmed grab_start final.
+func (s *Service) confirm(ctx context.Context, t coupon.Template, rowExists bool) error {
+	if s.isFrozen(t) {
+		return nil
+	}
+	st, err := s.stmt(ctx, qGrabStart)
+	if err != nil {
+		return err
+	}
+	var g time.Time
+	err = st.QueryRowContext(ctx, t.ID).Scan(&g)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("subscription: confirm template %d: %w", t.ID, coupon.ErrTemplateNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("subscription: confirm template %d: %w", t.ID, err)
+	}
+	if !g.Equal(t.GrabStart) {
+		return fmt.Errorf("confirm template %d: %w", t.ID, ErrTemplateChanged)
+	}
+	if rowExists {
+		s.freeze(t)
+	}
+	return nil
+}
+
+// resubscribe handles a subscription whose row exists, retrying when a
+// concurrent change wins the compare-and-set.
+func (s *Service) resubscribe(ctx context.Context, t coupon.Template, cur Subscription, pushAt time.Time) (Subscription, bool, error) {
+	if cur.Status == StatusSent {
+		return cur, false, nil
+	}
+	if err := s.confirm(ctx, t, true); err != nil {
+		return Subscription{}, false, err
+	}
+	for attempt := 1; ; attempt++ {
+		var (
+			query   string
+			created bool
+		)
+		switch cur.Status {
+		case StatusSent:
+			return cur, false, nil
+		case StatusPending:
+			if cur.PushAt.Equal(pushAt) {
+				return cur, false, s.add(ctx, cur)
+			}
+			query = qRepoint
+		case StatusCancelled:
+			query, created = qReactivate, true
+		default:
+			return Subscription{}, false, fmt.Errorf("subscription: user %d template %d has unknown status %q", cur.UserID, cur.TemplateID, cur.Status)
+		}
+		now := s.cfg.Now()
+		if !pushAt.After(now) {
+			return Subscription{}, false, ErrTooLate
+		}
+		res, err := s.exec(ctx, query, pushAt, ms(now), cur.UserID, cur.TemplateID, cur.Version)
+		if err != nil {
+			return Subscription{}, false, fmt.Errorf("subscription: update user %d template %d: %w", cur.UserID, cur.TemplateID, err)
+		}
+		if ok, err := oneRow(res); err != nil {
+			return Subscription{}, false, fmt.Errorf("subscription: update user %d template %d: %w", cur.UserID, cur.TemplateID, err)
+		} else if ok {
+			cur.Status, cur.PushAt, cur.Version = StatusPending, pushAt, cur.Version+1
+			return cur, created, s.add(ctx, cur)
+		}
+		if attempt == maxAttempts {
+			return Subscription{}, false, fmt.Errorf("subscription: user %d template %d changed concurrently %d times; giving up", cur.UserID, cur.TemplateID, attempt)
+		}
+		s.log.DebugContext(ctx, "subscription changed concurrently; retrying",
+			"user_id", cur.UserID, "template_id", cur.TemplateID, "attempt", attempt)
+		if cur, err = s.get(ctx, cur.UserID, cur.TemplateID); err != nil {
+			return Subscription{}, false, err
+		}
+	}
+}
+
+func oneRow(res sql.Result) (bool, error) {
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (s *Service) add(ctx context.Context, sub Subscription) error {
+	if err := s.idx.Add(ctx, sub.entry()); err != nil {
+		return fmt.Errorf("subscription: index user %d template %d version %d: %w: %w",
+			sub.UserID, sub.TemplateID, sub.Version, ErrIndex, err)
+	}
+	return nil
+}
+
+// Cancel cancels userID's reminder for templateID. Cancelling a cancelled
+// subscription succeeds; ErrNotFound if there is none; ErrAlreadySent if it
+// was sent or is being published (the row then stays as it is). The index
+// is told first, so after a nil return the reminder is never pushed.
+func (s *Service) Cancel(ctx context.Context, userID, templateID int64) error {
+	if err := checkIDs(userID, templateID); err != nil {
+		return err
+	}
+	for attempt := 1; ; attempt++ {
+		cur, err := s.get(ctx, userID, templateID)
+		if err != nil {
+			return err
+		}
+		switch cur.Status {
+		case StatusCancelled:
+			return nil
+		case StatusSent:
+			return ErrAlreadySent
+		}
+		e := cur.entry()
+		e.Version++
+		if err := s.idx.Cancel(ctx, e); errors.Is(err, queue.ErrInFlight) {
+			return fmt.Errorf("cancel user %d template %d: %w", userID, templateID, ErrAlreadySent)
+		} else if err != nil {
+			return fmt.Errorf("subscription: cancel user %d template %d in the index: %w: %w", userID, templateID, ErrIndex, err)
+		}
+		res, err := s.exec(ctx, qCancel, ms(s.cfg.Now()), userID, templateID, cur.Version)
+		if err != nil {
+			return fmt.Errorf("subscription: cancel user %d template %d: %w", userID, templateID, err)
+		}
+		if ok, err := oneRow(res); err != nil {
+			return fmt.Errorf("subscription: cancel user %d template %d: %w", userID, templateID, err)
+		} else if ok {
+			return nil
+		}
+		if attempt == maxAttempts {
+			return fmt.Errorf("subscription: cancel user %d template %d: changed concurrently %d times; giving up", userID, templateID, attempt)
+		}
+		s.log.DebugContext(ctx, "subscription changed concurrently; retrying cancel",
+			"user_id", userID, "template_id", templateID, "attempt", attempt)
+	}
+}
+
+func scanSub(r interface{ Scan(...any) error }, sub *Subscription) error {
+	var (
+		status string
+		pushID sql.NullString
+		sentAt sql.NullTime
+	)
+	if err := r.Scan(&sub.PushAt, &status, &sub.Version, &pushID, &sentAt, &sub.CreatedAt); err != nil {
+		return err
+	}
+	sub.Status, sub.PushID = Status(status), pushID.String
+	sub.PushAt, sub.CreatedAt = sub.PushAt.UTC(), sub.CreatedAt.UTC()
+	if sentAt.Valid {
+		sub.SentAt = sentAt.Time.UTC()
+	}
+	return nil
+}
+
+// get reads one subscription; ErrNotFound if there is none.
+func (s *Service) get(ctx context.Context, userID, templateID int64) (Subscription, error) {
+	st, err := s.stmt(ctx, qGet)
+	if err != nil {
+		return Subscription{}, err
+	}
+	sub := Subscription{UserID: userID, TemplateID: templateID}
+	err = scanSub(st.QueryRowContext(ctx, userID, templateID), &sub)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Subscription{}, fmt.Errorf("user %d template %d: %w", userID, templateID, ErrNotFound)
+	}
+	if err != nil {
+		return Subscription{}, fmt.Errorf("subscription: read user %d template %d: %w", userID, templateID, err)
+	}
+	return sub, nil
+}
+
+// List returns every subscription of userID, in any status, by template id.
+func (s *Service) List(ctx context.Context, userID int64) ([]Subscription, error) {
+	if userID <= 0 {
+		return nil, &ValidationError{Field: "user_id", Message: "must be a positive integer"}
+	}
+	st, err := s.stmt(ctx, qList)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("subscription: list user %d: %w", userID, err)
+	}
+	defer rows.Close()
+	out := []Subscription{}
+	for rows.Next() {
+		sub := Subscription{UserID: userID}
+		var (
+			status string
+			pushID sql.NullString
+			sentAt sql.NullTime
+		)
+		if err := rows.Scan(&sub.TemplateID, &sub.PushAt, &status, &sub.Version, &pushID, &sentAt, &sub.CreatedAt); err != nil {
+			return nil, fmt.Errorf("subscription: scan user %d: %w", userID, err)
+		}
+		sub.Status, sub.PushID = Status(status), pushID.String
+		sub.PushAt, sub.CreatedAt = sub.PushAt.UTC(), sub.CreatedAt.UTC()
+		if sentAt.Valid {
+			sub.SentAt = sentAt.Time.UTC()
+		}
+		out = append(out, sub)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("subscription: list user %d: %w", userID, err)
+	}
+	return out, nil
+}
+
+// MarkSent records published reminders: rows still pending become sent
+// with their push id and time; rows in any other status are left alone.
+// One UPDATE per MarkSentBatch rows. Invalid input writes nothing.
+func (s *Service) MarkSent(ctx context.Context, sent []Sent) error {
+	for i, m := range sent {
+		switch {
+		case m.UserID <= 0 || m.TemplateID <= 0:
+			return &ValidationError{Field: "sent", Message: fmt.Sprintf("item %d has a non-positive id", i)}
+		case m.PushID == "" || len(m.PushID) > pushIDMax:
+			return &ValidationError{Field: "push_id", Message: fmt.Sprintf("item %d: must be 1-%d bytes", i, pushIDMax)}
+		case m.SentAt.IsZero():
+			return &ValidationError{Field: "sent_at", Message: fmt.Sprintf("item %d: is required", i)}
+		}
+	}
+	for start := 0; start < len(sent); start += MarkSentBatch {
+		batch := sent[start:min(start+MarkSentBatch, len(sent))]
+		query, args := markSentQuery(batch, ms(s.cfg.Now()))
+		if _, err := s.db.ExecContext(ctx, query, args...); err != nil {
+			return fmt.Errorf("subscription: mark %d reminders sent (from item %d): %w", len(batch), start, err)
+		}
+	}
+	return nil
+}
+
+// markSentQuery builds one UPDATE for a batch. FORCE INDEX keeps it a range
+// read of the unique key, so it locks only the rows it names.
+func markSentQuery(batch []Sent, now time.Time) (string, []any) {
+	var b strings.Builder
+	args := make([]any, 0, len(batch)*8+1)
+	b.WriteString("UPDATE subscriptions FORCE INDEX (uq_subscriptions_user_template)\nSET status = 'sent', version = version + 1, updated_at = ?,\npush_id = CASE")
+	args = append(args, now)
+	for _, m := range batch {
+		b.WriteString(" WHEN user_id = ? AND template_id = ? THEN ?")
+		args = append(args, m.UserID, m.TemplateID, m.PushID)
+	}
+	b.WriteString(" END,\nsent_at = CASE")
+	for _, m := range batch {
+		b.WriteString(" WHEN user_id = ? AND template_id = ? THEN ?")
+		args = append(args, m.UserID, m.TemplateID, ms(m.SentAt))
+	}
+	b.WriteString(" END\nWHERE status = 'pending' AND (user_id, template_id) IN (")
+	for i, m := range batch {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString("(?,?)")
+		args = append(args, m.UserID, m.TemplateID)
+	}
+	b.WriteString(")")
+	return b.String(), args
+}
