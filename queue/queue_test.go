@@ -403,3 +403,28 @@ func ExampleShard() {
 	fmt.Println(queue.Shard(42, 1))
 	// Output: 0
 }
+
+func TestIndexed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, _ := newClient(t)
+	add(t, c, 1, 10, t0, 1)
+	add(t, c, 1, 110, t0, 1)
+	if err := c.Cancel(ctx, oneQueue, queue.Entry{UserID: 2, TemplateID: 10, PushAt: t0, Version: 2}); err != nil {
+		t.Fatal(err)
+	}
+	entries := []queue.Entry{
+		{UserID: 1, TemplateID: 10}, {UserID: 1, TemplateID: 110}, {UserID: 1, TemplateID: 11},
+		{UserID: 1, TemplateID: 1}, {UserID: 2, TemplateID: 10}, {UserID: 3, TemplateID: 10},
+	}
+	got, err := c.Indexed(ctx, oneQueue, entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []bool{true, true, false, false, true, false}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("Indexed(%+v) = %v, want %v", entries[i], got[i], want[i])
+		}
+	}
+}

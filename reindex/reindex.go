@@ -1,0 +1,127 @@
+// Package reindex is the safety net behind the Redis schedule index: a cron
+// job that finds pending subscriptions due soon that the index lacks (a PUT
+// whose Redis write failed and was never retried) and indexes them.
+//
+// It only looks at reminders due after now+Margin: a reminder that close to
+// its time may already have been taken and sent, with its sent-mark still
+// on its way to MySQL, and indexing it again would send it twice. Margin
+// must therefore exceed the merge window plus the worst clock skew.
+package reindex
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"couponpush/queue"
+)
+
+// Index is the part of the queue index the job uses.
+type Index interface {
+	Indexed(ctx context.Context, n int, entries []queue.Entry) ([]bool, error)
+	Add(ctx context.Context, n int, e queue.Entry) error
+}
+
+// Config configures a Job. Zero values mean the defaults.
+type Config struct {
+	Count   func() int    // the live queue count N; required
+	Margin  time.Duration // skip reminders due before now+Margin; default 30 s
+	Horizon time.Duration // look at reminders due up to now+Horizon; default 10 min
+	Page    int           // rows per MySQL query; default 1000
+	Now     func() time.Time
+	Logger  *slog.Logger
+}
+
+// Job re-indexes pending reminders missing from Redis.
+type Job struct {
+	db  *sql.DB
+	idx Index
+	cfg Config
+}
+
+// New returns a Job reading subscriptions from db.
+func New(db *sql.DB, idx Index, cfg Config) (*Job, error) {
+	if cfg.Count == nil {
+		return nil, fmt.Errorf("reindex: Count is required")
+	}
+	if cfg.Margin == 0 {
+		cfg.Margin = 30 * time.Second
+	}
+	if cfg.Horizon == 0 {
+		cfg.Horizon = 10 * time.Minute
+	}
+	if cfg.Page == 0 {
+		cfg.Page = 1000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Margin < 0 || cfg.Horizon <= cfg.Margin || cfg.Page < 1 {
+		return nil, fmt.Errorf("reindex: need 0 ≤ margin < horizon and page ≥ 1, got %+v", cfg)
+	}
+	return &Job{db: db, idx: idx, cfg: cfg}, nil
+}
+
+// Result counts one run.
+type Result struct {
+	Checked  int // pending reminders in the window
+	Repaired int // of those, indexed by this run
+}
+
+// Run checks every pending reminder due in (now+Margin, now+Horizon] and
+// indexes the missing ones. Adding is idempotent and version-aware, so a
+// run racing a PUT or a DELETE cannot revive a cancel.
+func (j *Job) Run(ctx context.Context) (Result, error) {
+	now := j.cfg.Now()
+	from, to := now.Add(j.cfg.Margin), now.Add(j.cfg.Horizon)
+	var res Result
+	var afterID int64
+	for {
+		rows, err := j.db.QueryContext(ctx, `SELECT id, user_id, template_id, push_at, version FROM subscriptions
+			WHERE status = 'pending' AND push_at > ? AND push_at <= ? AND id > ? ORDER BY id LIMIT ?`,
+			from.UTC(), to.UTC(), afterID, j.cfg.Page)
+		if err != nil {
+			return res, fmt.Errorf("reindex: read pending: %w", err)
+		}
+		var page []queue.Entry
+		for rows.Next() {
+			var e queue.Entry
+			if err := rows.Scan(&afterID, &e.UserID, &e.TemplateID, &e.PushAt, &e.Version); err != nil {
+				rows.Close()
+				return res, fmt.Errorf("reindex: read pending: %w", err)
+			}
+			page = append(page, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return res, fmt.Errorf("reindex: read pending: %w", err)
+		}
+		if len(page) == 0 {
+			return res, nil
+		}
+		res.Checked += len(page)
+		n := j.cfg.Count()
+		has, err := j.idx.Indexed(ctx, n, page)
+		if err != nil {
+			return res, fmt.Errorf("reindex: %w", err)
+		}
+		for i, e := range page {
+			if has[i] {
+				continue
+			}
+			if err := j.idx.Add(ctx, n, e); err != nil {
+				return res, fmt.Errorf("reindex: %w", err)
+			}
+			res.Repaired++
+			j.cfg.Logger.Warn("re-indexed a pending reminder the index lacked", "user_id", e.UserID, "template_id", e.TemplateID, "push_at", e.PushAt)
+		}
+		if len(page) < j.cfg.Page {
+			return res, nil
+		}
+	}
+}

@@ -1,0 +1,105 @@
+package reindex_test
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+
+	"couponpush/internal/enginetest"
+	"couponpush/migrate"
+	"couponpush/queue"
+	"couponpush/reindex"
+)
+
+func TestMain(m *testing.M) { enginetest.Main(m) }
+
+func TestRepairsOnlyWhatTheIndexLacks(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("mysql", enginetest.MySQL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := migrate.Up(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	idx := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t)})
+	const n = 4
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	insert := func(user int64, status string, at time.Time, ver int64) queue.Entry {
+		t.Helper()
+		if _, err := db.Exec(`INSERT INTO subscriptions (user_id, template_id, push_at, status, version, created_at, updated_at)
+			VALUES (?, 7, ?, ?, ?, ?, ?)`, user, at, status, ver, now, now); err != nil {
+			t.Fatal(err)
+		}
+		return queue.Entry{UserID: user, TemplateID: 7, PushAt: at, Version: ver}
+	}
+	lost := insert(1, "pending", now.Add(2*time.Minute), 1)   // PUT whose Redis write failed
+	kept := insert(2, "pending", now.Add(3*time.Minute), 1)   // indexed normally
+	insert(3, "pending", now.Add(10*time.Second), 1)          // too close to its time: left alone
+	insert(4, "cancelled", now.Add(2*time.Minute), 2)         // cancelled: never indexed
+	racing := insert(5, "pending", now.Add(4*time.Minute), 1) // a DELETE in progress: tombstone in Redis
+	insert(6, "pending", now.Add(time.Hour), 1)               // beyond the horizon
+	if err := idx.Add(ctx, n, kept); err != nil {
+		t.Fatal(err)
+	}
+	racing.Version = 2
+	if err := idx.Cancel(ctx, n, racing); err != nil {
+		t.Fatal(err)
+	}
+
+	job, err := reindex.New(db, idx, reindex.Config{Count: func() int { return n }, Page: 2, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := job.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Checked != 3 || res.Repaired != 1 {
+		t.Fatalf("run = %+v, want 3 checked (users 1, 2, 5) and 1 repaired (user 1)", res)
+	}
+	has, err := idx.Indexed(ctx, n, []queue.Entry{lost})
+	if err != nil || !has[0] {
+		t.Fatalf("user 1 indexed = %v, %v", has, err)
+	}
+	if again, err := job.Run(ctx); err != nil || again.Repaired != 0 {
+		t.Fatalf("second run = %+v, %v; want nothing to repair", again, err)
+	}
+	// The cancel in progress was not revived: user 5 pops nothing.
+	q := queue.Shard(5, n)
+	l, ok, err := idx.Acquire(ctx, q, time.Second)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	p, err := idx.Pop(ctx, l, queue.PopOptions{Now: now.Add(time.Hour), MaxUsers: 100, Deadline: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range p.Pushes {
+		if x.UserID == 5 {
+			t.Fatalf("cancelled reminder of user 5 revived: %+v", x)
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  reindex.Config
+	}{
+		{"no count", reindex.Config{}},
+		{"horizon inside margin", reindex.Config{Count: func() int { return 1 }, Margin: time.Minute, Horizon: time.Second}},
+		{"negative page", reindex.Config{Count: func() int { return 1 }, Page: -1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := reindex.New(nil, nil, tc.cfg); err == nil {
+				t.Fatal("want an error")
+			}
+		})
+	}
+}
