@@ -28,7 +28,11 @@
 //	func TestMain(m *testing.M) { enginetest.Main(m) }
 //
 // Main stops the shared engines after the tests and removes their data, and
-// fails the binary if an engine does not stop cleanly. As a safety net for a
+// fails the binary if an engine does not stop cleanly. MainNoLeaks does the
+// same and then checks with goleak that no goroutine outlived the tests; it
+// is the form for packages that start goroutines (goleak.VerifyTestMain
+// cannot be combined with Main, and goleak.VerifyNone inside a test sees the
+// goroutines of tests running in parallel). As a safety net for a
 // binary that dies first, engines get SIGTERM when the test binary exits
 // (Linux parent-death signal), and data directories left by dead test
 // binaries are removed the next time engines are started.
@@ -45,6 +49,7 @@
 //     that loses a port race is retried on new ports.
 //   - MariaDB data is on disk, never tmpfs, with innodb_flush_log_at_trx_commit=1,
 //     so a test of durability tests durability.
-//   - The helpers leave no goroutine running between calls, so tests may use
-//     goleak.VerifyNone while shared engines run.
+//   - The helpers leave no goroutine running between calls (engine processes
+//     are watched through /proc, not by a waiting goroutine), so goleak sees
+//     only the code under test.
 package enginetest

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -20,7 +22,32 @@ import (
 	"couponpush/internal/enginetest"
 )
 
-func TestMain(m *testing.M) { enginetest.Main(m) }
+// The package's own tests must leave nothing running: MainNoLeaks checks.
+func TestMain(m *testing.M) { enginetest.MainNoLeaks(m) }
+
+// TestMainNoLeaksFailsOnLeak runs this test binary again with one test that
+// leaves a goroutine behind, and wants MainNoLeaks to fail it.
+func TestMainNoLeaksFailsOnLeak(t *testing.T) {
+	if os.Getenv("ENGINETEST_LEAK") == "1" {
+		return // the child's run of this test; TestLeaky leaks
+	}
+	t.Parallel()
+	cmd := exec.CommandContext(ctx(t), os.Args[0], "-test.run=^(TestLeaky|TestMainNoLeaksFailsOnLeak)$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "ENGINETEST_LEAK=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "MainNoLeaks: goroutines still running") {
+		t.Fatalf("a leaking test binary: err = %v, output:\n%s\nwant a failure naming the leak", err, out)
+	}
+}
+
+func TestLeaky(t *testing.T) {
+	if os.Getenv("ENGINETEST_LEAK") != "1" {
+		t.Skip("only in TestMainNoLeaksFailsOnLeak's child")
+	}
+	enginetest.RedisAddr(t) // an engine to stop too
+	block := make(chan struct{})
+	go func() { <-block }()
+}
 
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(t.Context(), 30*time.Second)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // Main runs the tests of a package and then stops every engine this test
@@ -22,6 +24,19 @@ import (
 // exited on its own during the tests or did not stop on SIGTERM; the log and
 // data of such an engine are kept for reading.
 func Main(m *testing.M) {
+	os.Exit(run(m, false))
+}
+
+// MainNoLeaks is Main followed by a goleak check: once the tests have
+// passed and the engines have stopped, it fails the binary if a goroutine is
+// still running that opts do not ignore. Packages that start goroutines use
+// it instead of goleak.VerifyTestMain, which cannot be combined with Main;
+// unlike goleak.VerifyNone in a test, it also works with parallel tests.
+func MainNoLeaks(m *testing.M, opts ...goleak.Option) {
+	os.Exit(run(m, true, opts...))
+}
+
+func run(m *testing.M, leaks bool, opts ...goleak.Option) int {
 	code := m.Run()
 	if err := stopAll(); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: enginetest.Main: %v\n", err)
@@ -29,7 +44,13 @@ func Main(m *testing.M) {
 			code = 1
 		}
 	}
-	os.Exit(code)
+	if leaks && code == 0 {
+		if err := goleak.Find(opts...); err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: enginetest.MainNoLeaks: goroutines still running after the tests: %v\n", err)
+			code = 1
+		}
+	}
+	return code
 }
 
 // registry holds every process this binary started and not yet discarded.
