@@ -17,11 +17,21 @@ import (
 
 // TestMain runs the tests against the shared Consul dev agent and stops it
 // afterwards. Goroutine leaks are checked by leakCheck, which every test
-// that starts goroutines calls: the last such test to finish verifies that
-// none is left, so parallel tests do not see each other's goroutines.
+// calls first (through parallel): the last test to finish verifies that no
+// goroutine is left, so parallel tests never see each other's goroutines.
+// (enginetest.Main owns TestMain's exit, so goleak.VerifyTestMain cannot.)
 func TestMain(m *testing.M) { enginetest.Main(m) }
 
 var leakChecked atomic.Int32
+
+// parallel registers t with leakCheck and then marks it parallel; every
+// test calls it first, so no test is running unregistered when the count of
+// running tests drops to zero.
+func parallel(t *testing.T) {
+	t.Helper()
+	leakCheck(t)
+	t.Parallel()
+}
 
 // leakCheck registers t as running; when the last registered test ends,
 // goleak verifies that no goroutine is left.
@@ -91,7 +101,6 @@ func (l *logs) count(msg string, key string, value any) int {
 // test's own KV prefix, and the log it writes to. It is closed at cleanup.
 func newClient(t *testing.T, addr string) (*Client, *logs) {
 	t.Helper()
-	leakCheck(t)
 	if addr == "" {
 		addr = enginetest.Consul(t)
 	}
@@ -143,7 +152,6 @@ func deadAddr(t *testing.T) string {
 // the count of attempts.
 func hangupAddr(t *testing.T) (string, *atomic.Int32) {
 	t.Helper()
-	leakCheck(t) // first, so the check runs after the listener is closed
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 )
 
 func TestLockExcludesSecondHolder(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c, _ := newClient(t, "")
 	ctx := testCtx(t)
 
@@ -68,7 +68,7 @@ func TestLockExcludesSecondHolder(t *testing.T) {
 }
 
 func TestLockLostWhenKeyDeleted(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c, _ := newClient(t, "")
 	release, lost, err := c.Lock(testCtx(t), "coordinator")
 	if err != nil {
@@ -86,7 +86,7 @@ func TestLockLostWhenKeyDeleted(t *testing.T) {
 }
 
 func TestLockErrors(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c, _ := newClient(t, deadAddr(t))
 	if _, _, err := c.Lock(testCtx(t), "x"); err == nil {
 		t.Error("Lock with Consul down succeeded")

@@ -11,6 +11,7 @@ import (
 )
 
 func TestParseQueueCount(t *testing.T) {
+	leakCheck(t)
 	tests := []struct {
 		in   string
 		want int // 0 means an error
@@ -73,7 +74,7 @@ func FuzzParseQueueCount(f *testing.F) {
 }
 
 func TestQueueCountSetGetCAS(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c, _ := newClient(t, "")
 	ctx := testCtx(t)
 
@@ -119,7 +120,7 @@ func TestQueueCountSetGetCAS(t *testing.T) {
 }
 
 func TestQueueCountConsulDown(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c, _ := newClient(t, deadAddr(t))
 	ctx := testCtx(t)
 	if _, _, _, err := c.QueueCount(ctx); err == nil {
@@ -134,7 +135,7 @@ func TestQueueCountConsulDown(t *testing.T) {
 }
 
 func TestKeys(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	for _, tt := range []struct{ prefix, want string }{
 		{"", "couponpush/queues/count"},
 		{"/a/b/", "a/b/queues/count"},

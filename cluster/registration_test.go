@@ -34,7 +34,7 @@ func workerStatus(t *testing.T, c *Client, service, id string) string {
 }
 
 func TestRegistrationLifecycle(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c, _ := newClient(t, "")
 	name := c.Prefix() // unique per test, so parallel tests do not meet
 	var h health
@@ -87,7 +87,7 @@ func TestRegistrationLifecycle(t *testing.T) {
 }
 
 func TestRegistrationWithoutConsul(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	addr, attempts := hangupAddr(t)
 	c, logs := newClient(t, addr)
 	r := c.Register(Service{ID: "w", Name: "couponpush-worker", TTL: 30 * time.Millisecond}, nil)
@@ -105,7 +105,7 @@ func TestRegistrationWithoutConsul(t *testing.T) {
 }
 
 func TestRegistrationNeedsIDAndName(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c, _ := newClient(t, deadAddr(t))
 	for _, svc := range []Service{{Name: "x"}, {ID: "x"}} {
 		r := c.Register(svc, nil)

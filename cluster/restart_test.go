@@ -12,7 +12,7 @@ import (
 // agent keeps no state): the watcher keeps N through the outage and then
 // follows the fresh, lower index; the registration comes back on its own.
 func TestAgentRestart(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	agent := enginetest.StartConsul(t)
 	c, logs := newClient(t, agent.Addr)
 	ctx := testCtx(t)

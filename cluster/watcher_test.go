@@ -8,7 +8,7 @@ import (
 )
 
 func TestWatcherFollowsAndIgnoresBadValues(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c, logs := newClient(t, "")
 	ctx := testCtx(t)
 	put := func(v string) uint64 {
@@ -85,7 +85,7 @@ func TestWatcherFollowsAndIgnoresBadValues(t *testing.T) {
 }
 
 func TestWatcherStartsWithBadValue(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c, _ := newClient(t, "")
 	if _, err := c.api.KV().Put(&api.KVPair{Key: c.QueueCountKey(), Value: []byte("zero")}, nil); err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func TestWatcherStartsWithBadValue(t *testing.T) {
 }
 
 func TestWatcherConsulUnreachable(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c, _ := newClient(t, deadAddr(t))
 	w := c.NewQueueCountWatcher(12)
 	start := time.Now()
@@ -118,7 +118,7 @@ func TestWatcherConsulUnreachable(t *testing.T) {
 }
 
 func TestWatcherLogsOncePerOutage(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	addr, attempts := hangupAddr(t)
 	c, logs := newClient(t, addr)
 	w := c.NewQueueCountWatcher(3)
@@ -137,6 +137,7 @@ func TestWatcherLogsOncePerOutage(t *testing.T) {
 }
 
 func TestOutageDelay(t *testing.T) {
+	leakCheck(t)
 	o := outage{min: 100 * time.Millisecond, max: time.Second}
 	for i, want := range []time.Duration{100, 100, 200, 400, 800, 1000, 1000} {
 		o.attempts = i
@@ -148,7 +149,7 @@ func TestOutageDelay(t *testing.T) {
 }
 
 func TestWatcherStartValueIsNotAChange(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c, _ := newClient(t, "")
 	ctx := testCtx(t)
 	if ok, err := c.SetQueueCount(ctx, 4, 0); err != nil || !ok {

@@ -21,8 +21,17 @@ func TestMain(m *testing.M) { enginetest.Main(m) }
 
 var leakChecked atomic.Int32
 
+// parallel registers t with leakCheck and marks it parallel; every test
+// calls it (or leakCheck) first.
+func parallel(t *testing.T) {
+	leakCheck(t)
+	t.Parallel()
+}
+
 // leakCheck registers t; when the last registered test ends, goleak checks
-// that no goroutine is left (parallel tests would see each other's).
+// that no goroutine is left. (enginetest.Main owns TestMain's exit, so
+// goleak.VerifyTestMain cannot be used; counting keeps parallel tests from
+// seeing each other's goroutines.)
 func leakCheck(t *testing.T) {
 	leakChecked.Add(1)
 	t.Cleanup(func() {
@@ -52,7 +61,6 @@ func runCLI(t *testing.T, args ...string) result {
 // own prefix and service name, and a client on the same prefix.
 func live(t *testing.T) ([]string, *cluster.Client) {
 	t.Helper()
-	leakCheck(t)
 	addr, prefix := enginetest.Consul(t), enginetest.Prefix(t)
 	c, err := cluster.New(addr, prefix, nil)
 	if err != nil {
@@ -71,7 +79,7 @@ func (r result) want(t *testing.T, code int, stdout, stderr string) {
 }
 
 func TestUsage(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	r := runCLI(t, "help")
 	r.want(t, 0, "Usage: scheduler-admin", "")
 	for _, cmd := range []string{"queues ", "queues set M", "workers", "user ID", "pause", "resume", "rebuild", "COUPONPUSH_CONSUL_ADDR", "COUPONPUSH_CONSUL_PREFIX"} {
@@ -83,7 +91,7 @@ func TestUsage(t *testing.T) {
 }
 
 func TestBadUsage(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	tests := []struct {
 		name   string
 		args   []string
@@ -108,7 +116,7 @@ func TestBadUsage(t *testing.T) {
 	dead := deadAddr(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
+			parallel(t)
 			// Consul is down: usage errors must be found before it is asked.
 			r := runCLI(t, append([]string{"-consul", dead}, tt.args...)...)
 			r.want(t, tt.code, "", tt.stderr)
@@ -117,8 +125,7 @@ func TestBadUsage(t *testing.T) {
 }
 
 func TestConsulDown(t *testing.T) {
-	t.Parallel()
-	leakCheck(t)
+	parallel(t)
 	dead := deadAddr(t)
 	for _, args := range [][]string{{"queues"}, {"queues", "set", "8"}, {"workers"}, {"queues", "--json"}} {
 		r := runCLI(t, append([]string{"-consul", dead}, args...)...)
@@ -127,7 +134,7 @@ func TestConsulDown(t *testing.T) {
 }
 
 func TestQueues(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	flags, c := live(t)
 	key := c.QueueCountKey()
 
@@ -157,7 +164,7 @@ func TestQueues(t *testing.T) {
 }
 
 func TestEnvironment(t *testing.T) {
-	// t.Setenv: not parallel.
+	leakCheck(t) // t.Setenv: not parallel
 	flags, c := live(t)
 	t.Setenv(envConsulAddr, flags[1])
 	t.Setenv(envConsulPrefix, flags[3])
@@ -173,7 +180,7 @@ func TestEnvironment(t *testing.T) {
 }
 
 func TestWorkers(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	flags, c := live(t)
 	service := flags[5]
 	runCLI(t, append(flags, "workers")...).want(t, 0, "no workers", "")
