@@ -115,7 +115,8 @@ func (r *Registry) HistogramVec(name, help string, buckets []float64, labels ...
 }
 
 // WriteTo writes every metric in the text exposition format 0.0.4, families
-// sorted by name and series by label values.
+// sorted by name and series by label values. A metric registered with an
+// empty help text gets no HELP line.
 func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 	r.mu.Lock()
 	fams := make([]family, 0, len(r.families))
@@ -136,7 +137,10 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 			continue
 		}
 		name, help, typ := f.meta()
-		fmt.Fprintf(&out, "# HELP %s %s\n# TYPE %s %s\n", name, escapeHelp(help), name, typ)
+		if help != "" {
+			fmt.Fprintf(&out, "# HELP %s %s\n", name, escapeHelp(help))
+		}
+		fmt.Fprintf(&out, "# TYPE %s %s\n", name, typ)
 		out.Write(samples.Bytes())
 	}
 	return out.WriteTo(w)

@@ -73,6 +73,18 @@ couponpush_up_total 1.5
 	}
 }
 
+func TestEmptyHelp(t *testing.T) {
+	r := NewRegistry()
+	r.Gauge("g", "").Set(1)
+	var b bytes.Buffer
+	if _, err := r.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	if want := "# TYPE g gauge\ng 1\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
+
 func TestHandler(t *testing.T) {
 	r := NewRegistry()
 	r.Counter("a_total", "A.").Inc()

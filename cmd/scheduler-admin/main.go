@@ -1,7 +1,3 @@
-// Command scheduler-admin is the operators' CLI for a couponpush cluster:
-// it shows and changes the queue count N in Consul (with check-and-set) and
-// lists the live workers. Run it without arguments for the list of
-// commands; commands still to come are listed and refuse to run.
 package main
 
 import (
