@@ -1,0 +1,231 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"couponpush/coupon"
+	"couponpush/subscription"
+)
+
+// Templates is the template service the API needs; *coupon.TemplateCache
+// is one.
+type Templates interface {
+	Create(ctx context.Context, d coupon.Draft) (coupon.Template, error)
+	Get(ctx context.Context, id int64) (coupon.Template, error)
+	Update(ctx context.Context, id int64, p coupon.Patch) (coupon.Template, error)
+}
+
+// Subscriptions is the reminder subscription service the API needs;
+// *subscription.Service is one.
+type Subscriptions interface {
+	Subscribe(ctx context.Context, userID, templateID int64, lead *time.Duration) (subscription.Subscription, bool, error)
+	Cancel(ctx context.Context, userID, templateID int64) error
+	List(ctx context.Context, userID int64) ([]subscription.Subscription, error)
+}
+
+// Defaults.
+const (
+	DefaultMaxBodyBytes = 64 << 10
+	DefaultReadyTimeout = 2 * time.Second
+)
+
+// Config configures the API. Templates and Subscriptions are required;
+// zero values elsewhere mean defaults.
+type Config struct {
+	// Templates serves /v1/templates.
+	Templates Templates
+	// Subscriptions serves /v1/subscriptions.
+	Subscriptions Subscriptions
+	// Ready are the checks of GET /readyz by name ("mysql", "redis", ...);
+	// each must return nil when its engine is reachable.
+	Ready map[string]func(ctx context.Context) error
+	// ReadyTimeout bounds each readiness check; default DefaultReadyTimeout.
+	ReadyTimeout time.Duration
+	// Metrics serves GET /metrics; nil answers 404.
+	Metrics http.Handler
+	// Observe, if set, is told every request's route pattern (or
+	// "unmatched"), status and duration, for metrics.
+	Observe func(route string, status int, d time.Duration)
+	// Logger receives 5xx causes; default slog.Default().
+	Logger *slog.Logger
+	// MaxBodyBytes bounds request bodies; default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Now is the clock for request durations; default time.Now.
+	Now func() time.Time
+}
+
+// Validate reports a config New cannot use.
+func (c Config) Validate() error {
+	switch {
+	case c.Templates == nil:
+		return errors.New("httpapi: config: Templates is required")
+	case c.Subscriptions == nil:
+		return errors.New("httpapi: config: Subscriptions is required")
+	case c.MaxBodyBytes < 0:
+		return errors.New("httpapi: config: MaxBodyBytes must not be negative")
+	}
+	for name, check := range c.Ready {
+		if check == nil {
+			return fmt.Errorf("httpapi: config: readiness check %q is nil", name)
+		}
+	}
+	return nil
+}
+
+type api struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// route is one endpoint. Later work (claims, coupons) adds its own slice.
+type route struct {
+	pattern string
+	handler func(a *api, w http.ResponseWriter, r *http.Request)
+}
+
+func (a *api) routes() []route {
+	return []route{
+		{"POST /v1/templates", (*api).createTemplate},
+		{"GET /v1/templates/{template_id}", (*api).getTemplate},
+		{"PATCH /v1/templates/{template_id}", (*api).updateTemplate},
+		{"PUT /v1/subscriptions/{user_id}/{template_id}", (*api).subscribe},
+		{"DELETE /v1/subscriptions/{user_id}/{template_id}", (*api).cancel},
+		{"GET /v1/subscriptions/{user_id}", (*api).listSubscriptions},
+		{"GET /healthz", (*api).healthz},
+		{"GET /readyz", (*api).readyz},
+		{"GET /metrics", (*api).metrics},
+	}
+}
+
+// New returns the API's handler. It panics if cfg does not Validate: that
+// is a wiring mistake, not a runtime condition.
+func New(cfg Config) http.Handler {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = DefaultReadyTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &api{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	for _, rt := range a.routes() {
+		h := rt.handler
+		a.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) { h(a, w, r) })
+	}
+	return a
+}
+
+// ServeHTTP routes, turns the mux's own 404 and 405 into JSON errors,
+// recovers panics as 500s and reports each request to Observe.
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := a.cfg.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	_, pattern := a.mux.Handler(r)
+	route := pattern
+	if route == "" {
+		route = "unmatched"
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			a.log.ErrorContext(r.Context(), "panic serving request",
+				"method", r.Method, "route", route, "panic", fmt.Sprint(p))
+			if !sw.wrote {
+				writeError(sw, http.StatusInternalServerError, "internal", "internal error")
+			}
+		}
+		if a.cfg.Observe != nil {
+			a.cfg.Observe(route, sw.status, a.cfg.Now().Sub(start))
+		}
+	}()
+	if pattern != "" {
+		a.mux.ServeHTTP(sw, r)
+		return
+	}
+	// No route: let the mux decide between 404, 405 and a redirect, then
+	// answer in JSON.
+	cw := &captureWriter{header: http.Header{}}
+	a.mux.ServeHTTP(cw, r)
+	switch cw.status {
+	case http.StatusNotFound:
+		writeError(sw, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path)
+	case http.StatusMethodNotAllowed:
+		if allow := cw.header.Get("Allow"); allow != "" {
+			sw.Header().Set("Allow", allow)
+		}
+		writeError(sw, http.StatusMethodNotAllowed, "method_not_allowed",
+			"method "+r.Method+" is not allowed on "+r.URL.Path)
+	default:
+		for k, v := range cw.header {
+			sw.Header()[k] = v
+		}
+		sw.WriteHeader(cw.status)
+		_, _ = sw.Write(cw.body)
+	}
+}
+
+// statusWriter remembers the status written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.status, w.wrote = http.StatusOK, true
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// captureWriter holds the mux's plain-text 404/405 so it can be replaced.
+type captureWriter struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (w *captureWriter) Header() http.Header { return w.header }
+func (w *captureWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+func (w *captureWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if len(w.body) < 4096 {
+		w.body = append(w.body, b...)
+	}
+	return len(b), nil
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
