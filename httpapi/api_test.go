@@ -56,7 +56,7 @@ func TestTemplatesAPI(t *testing.T) {
 				}
 			}},
 		{name: "create with charset and default per-user limit", method: "POST", path: "/v1/templates", ct: "application/json; charset=utf-8",
-			body: `{"name":"n","type":"fixed","value":100,"stock":1,"grab_start":"2026-11-23T10:00:00Z","grab_end":"2026-11-23T11:00:00Z","valid_until":"2026-12-01T00:00:00Z"}`,
+			body:       `{"name":"n","type":"fixed","value":100,"stock":1,"grab_start":"2026-11-23T10:00:00Z","grab_end":"2026-11-23T11:00:00Z","valid_until":"2026-12-01T00:00:00Z"}`,
 			wantStatus: 201, wantRows: 1, check: func(t *testing.T, r response) {
 				if r.body["per_user_limit"].(float64) != 1 || r.body["valid_until"] != "2026-12-01T00:00:00.000Z" {
 					t.Errorf("body %s", r.raw)
@@ -162,8 +162,11 @@ func TestSubscriptionsAPI(t *testing.T) {
 	}
 	sub := func(user, template int64) string { return fmt.Sprintf("/v1/subscriptions/%d/%d", user, template) }
 	setup := map[string]func(t *testing.T){
-		"pending":   func(t *testing.T) { mustStatus(t, f.do(t, "PUT", sub(2, tpl), "", ""), 201) },
-		"cancelled": func(t *testing.T) { mustStatus(t, f.do(t, "PUT", sub(3, tpl), "", ""), 201); mustStatus(t, f.do(t, "DELETE", sub(3, tpl), "", ""), 204) },
+		"pending": func(t *testing.T) { mustStatus(t, f.do(t, "PUT", sub(2, tpl), "", ""), 201) },
+		"cancelled": func(t *testing.T) {
+			mustStatus(t, f.do(t, "PUT", sub(3, tpl), "", ""), 201)
+			mustStatus(t, f.do(t, "DELETE", sub(3, tpl), "", ""), 204)
+		},
 		"cancelled twice": func(t *testing.T) {
 			mustStatus(t, f.do(t, "PUT", sub(9, tpl), "", ""), 201)
 			mustStatus(t, f.do(t, "DELETE", sub(9, tpl), "", ""), 204)
@@ -380,9 +383,13 @@ func TestOperationsAndFailures(t *testing.T) {
 		}
 		c.ReadyTimeout = 50 * time.Millisecond
 	})
-	broken := newFixture(t, func(c *Config) { c.Templates = failingTemplates{Templates: c.Templates, err: errors.New("table templates is corrupt: secret")} })
+	broken := newFixture(t, func(c *Config) {
+		c.Templates = failingTemplates{Templates: c.Templates, err: errors.New("table templates is corrupt: secret")}
+	})
 	panicky := newFixture(t, func(c *Config) { c.Templates = failingTemplates{Templates: c.Templates, panic: true} })
-	down := newFixture(t, func(c *Config) { c.Templates = failingTemplates{Templates: c.Templates, err: fmt.Errorf("read: %w", context.DeadlineExceeded)} })
+	down := newFixture(t, func(c *Config) {
+		c.Templates = failingTemplates{Templates: c.Templates, err: fmt.Errorf("read: %w", context.DeadlineExceeded)}
+	})
 
 	tests := []struct {
 		name       string
