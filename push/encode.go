@@ -2,7 +2,6 @@ package push
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -188,11 +187,7 @@ func formatTime(t time.Time) string { return string(appendTime(nil, t)) }
 // parseWireTime parses exactly the form appendTime writes and nothing else:
 // 24 bytes, UTC `Z`, three fractional digits, a real calendar date and
 // clock time (no leap second).
-func parseWireTime(s *string) (time.Time, error) {
-	if s == nil {
-		return time.Time{}, errors.New("missing time")
-	}
-	v := *s
+func parseWireTime(v []byte) (time.Time, error) {
 	if len(v) != wireTimeLen {
 		return time.Time{}, fmt.Errorf("time %q is not of the form 2006-01-02T15:04:05.000Z", v)
 	}
@@ -221,17 +216,25 @@ func parseWireTime(s *string) (time.Time, error) {
 
 // appendString writes s as a JSON string the way encoding/json does
 // (invalid UTF-8 becomes U+FFFD; <, >, & and U+2028/U+2029 are escaped).
-// Push and batch ids are hex in practice, so the fast path is a plain copy.
+// Push and batch ids are hex in practice, so the fast path is one copy.
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
+	i := 0
+	for i < len(s) && plainByte[s[i]] {
+		i++
+	}
+	if i == len(s) {
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		c := s[i]
+		if plainByte[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch c {
 			case '"', '\\':
@@ -271,6 +274,15 @@ func appendString(dst []byte, s string) []byte {
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
+
+// plainByte marks the bytes a JSON string carries as they are: printable
+// ASCII except ", \\ and the HTML characters encoding/json escapes.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
 
 const hexDigits = "0123456789abcdef"
 

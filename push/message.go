@@ -1,11 +1,8 @@
 package push
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 )
 
@@ -125,100 +122,4 @@ func checkTime(t time.Time) error {
 		return fmt.Errorf("year %d outside 1-9999", t.UTC().Year())
 	}
 	return nil
-}
-
-// wireBatch and friends are the message as JSON carries it; times stay
-// strings so DecodeBatch can insist on the exact wire format.
-type (
-	wireBatch struct {
-		ID        *string    `json:"batch_id"`
-		EmittedAt *string    `json:"emitted_at"`
-		Pushes    []wirePush `json:"pushes"`
-	}
-	wirePush struct {
-		ID     *string    `json:"push_id"`
-		UserID *int64     `json:"user_id"`
-		DueAt  *string    `json:"due_at"`
-		Items  []wireItem `json:"items"`
-	}
-	wireItem struct {
-		TemplateID *int64  `json:"template_id"`
-		PushAt     *string `json:"push_at"`
-		GrabStart  *string `json:"grab_start"`
-	}
-)
-
-// DecodeBatch parses one NSQ message strictly: exactly one JSON object of
-// the documented shape, no unknown fields, every field present, a non-empty
-// batch_id and push_id, positive ids, at least one push and one item per
-// push, due_at equal to the earliest push_at, and every time in the exact
-// wire format (UTC, milliseconds, `2026-11-23T09:59:00.012Z`). Any error
-// wraps ErrInvalid and says where the message went wrong.
-func DecodeBatch(b []byte) (Batch, error) {
-	var w wireBatch
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return Batch{}, fmt.Errorf("%w: decode batch: %v", ErrInvalid, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Batch{}, fmt.Errorf("%w: decode batch: data after the JSON object", ErrInvalid)
-	}
-	var out Batch
-	if w.ID == nil || *w.ID == "" {
-		return Batch{}, fmt.Errorf("%w: missing batch_id", ErrInvalid)
-	}
-	out.ID = *w.ID
-	t, err := parseWireTime(w.EmittedAt)
-	if err != nil {
-		return Batch{}, fmt.Errorf("%w: batch %s: emitted_at: %v", ErrInvalid, out.ID, err)
-	}
-	out.EmittedAt = t
-	if len(w.Pushes) == 0 {
-		return Batch{}, fmt.Errorf("%w: batch %s: no pushes", ErrInvalid, out.ID)
-	}
-	out.Pushes = make([]Push, len(w.Pushes))
-	for i := range w.Pushes {
-		p, err := w.Pushes[i].push()
-		if err == nil {
-			err = p.Validate()
-		}
-		if err != nil {
-			return Batch{}, fmt.Errorf("batch %s: push %d: %w", out.ID, i, err)
-		}
-		out.Pushes[i] = p
-	}
-	return out, nil
-}
-
-// push converts a decoded push, checking presence and time formats; the
-// rest is Push.Validate's job.
-func (w *wirePush) push() (Push, error) {
-	if w.ID == nil {
-		return Push{}, fmt.Errorf("%w: missing push_id", ErrInvalid)
-	}
-	p := Push{ID: *w.ID}
-	if w.UserID == nil {
-		return Push{}, fmt.Errorf("%w: push %s: missing user_id", ErrInvalid, p.ID)
-	}
-	p.UserID = *w.UserID
-	var err error
-	if p.DueAt, err = parseWireTime(w.DueAt); err != nil {
-		return Push{}, fmt.Errorf("%w: push %s: due_at: %v", ErrInvalid, p.ID, err)
-	}
-	p.Items = make([]Item, len(w.Items))
-	for i, wi := range w.Items {
-		if wi.TemplateID == nil {
-			return Push{}, fmt.Errorf("%w: push %s: item %d: missing template_id", ErrInvalid, p.ID, i)
-		}
-		it := Item{TemplateID: *wi.TemplateID}
-		if it.PushAt, err = parseWireTime(wi.PushAt); err != nil {
-			return Push{}, fmt.Errorf("%w: push %s: item %d: push_at: %v", ErrInvalid, p.ID, i, err)
-		}
-		if it.GrabStart, err = parseWireTime(wi.GrabStart); err != nil {
-			return Push{}, fmt.Errorf("%w: push %s: item %d: grab_start: %v", ErrInvalid, p.ID, i, err)
-		}
-		p.Items[i] = it
-	}
-	return p, nil
 }

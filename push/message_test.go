@@ -251,10 +251,9 @@ func TestAppendTimeMatchesTimeFormat(t *testing.T) {
 		if want := c.UTC().Format(layout); got != want {
 			t.Fatalf("appendTime(%v) = %s, want %s", c, got, want)
 		}
-		s := got
-		back, err := parseWireTime(&s)
+		back, err := parseWireTime([]byte(got))
 		if err != nil || !back.Equal(wireTime(c)) {
-			t.Fatalf("parseWireTime(%s) = %v, %v; want %v", s, back, err, wireTime(c))
+			t.Fatalf("parseWireTime(%s) = %v, %v; want %v", got, back, err, wireTime(c))
 		}
 	}
 }
@@ -280,13 +279,10 @@ func TestParseWireTimeRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got, err := parseWireTime(&tt.in); err == nil {
+			if got, err := parseWireTime([]byte(tt.in)); err == nil {
 				t.Fatalf("parseWireTime(%q) = %v, want error", tt.in, got)
 			}
 		})
-	}
-	if _, err := parseWireTime(nil); err == nil {
-		t.Fatal("parseWireTime(nil) succeeded")
 	}
 }
 
@@ -325,10 +321,6 @@ const validJSON = `{"batch_id":"b1","emitted_at":"2026-11-23T09:59:00.012Z","pus
 
 func TestDecodeBatchAccepts(t *testing.T) {
 	t.Parallel()
-	b, err := DecodeBatch([]byte(" \n" + validJSON + "\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	want := Batch{ID: "b1", EmittedAt: time.Date(2026, 11, 23, 9, 59, 0, 12e6, time.UTC), Pushes: []Push{{
 		ID: "p1", UserID: 42, DueAt: grab.Add(-time.Minute),
 		Items: []Item{
@@ -336,9 +328,42 @@ func TestDecodeBatchAccepts(t *testing.T) {
 			{TemplateID: 8, PushAt: grab.Add(-55 * time.Second), GrabStart: grab.Add(5 * time.Second)},
 		},
 	}}}
-	if !reflect.DeepEqual(b, want) {
-		t.Fatalf("got %+v\nwant %+v", b, want)
+	tests := []struct{ name, in string }{
+		{"as encoded", validJSON},
+		{"whitespace everywhere", strings.NewReplacer("{", " {\n\t", "}", "\r\n} ", `":`, `" : `, ",", " ,\n", "[", "[ ", "]", " ]").Replace(validJSON)},
+		{"keys in another order", `{"pushes":[{"items":[` +
+			`{"grab_start":"2026-11-23T10:00:00.000Z","push_at":"2026-11-23T09:59:00.000Z","template_id":7},` +
+			`{"push_at":"2026-11-23T09:59:05.000Z","template_id":8,"grab_start":"2026-11-23T10:00:05.000Z"}],` +
+			`"due_at":"2026-11-23T09:59:00.000Z","user_id":42,"push_id":"p1"}],"emitted_at":"2026-11-23T09:59:00.012Z","batch_id":"b1"}`},
+		{"escapes in strings", strings.NewReplacer(`"p1"`, `"p\u0031"`, `"b1"`, `"\u0062\/1"`, `"emitted_at":"2026`, `"emitted_at":"\u0032026`).Replace(validJSON)},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b, err := DecodeBatch([]byte(tt.in))
+			if err != nil {
+				t.Fatalf("%v\n%s", err, tt.in)
+			}
+			w := want
+			if tt.name == "escapes in strings" {
+				w.ID = "b/1"
+			}
+			if !reflect.DeepEqual(b, w) {
+				t.Fatalf("got %+v\nwant %+v", b, w)
+			}
+		})
+	}
+	t.Run("unicode ids", func(t *testing.T) {
+		t.Parallel()
+		in := strings.Replace(validJSON, `"p1"`, `"é\u00e9\ud83d\ude00😀\u2028"`, 1)
+		b, err := DecodeBatch([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := b.Pushes[0].ID, "éé😀😀\u2028"; got != want {
+			t.Fatalf("push id %q, want %q", got, want)
+		}
+	})
 }
 
 func TestDecodeBatchRejects(t *testing.T) {
@@ -351,43 +376,64 @@ func TestDecodeBatchRejects(t *testing.T) {
 		return strings.Replace(validJSON, old, new, 1)
 	}
 	tests := []struct{ name, in, want string }{
-		{"empty", "", "decode batch"},
-		{"not JSON", "hello", "decode batch"},
-		{"array", "[]", "decode batch"},
-		{"null", "null", "missing batch_id"},
-		{"two objects", validJSON + validJSON, "after the JSON object"},
-		{"trailing garbage", validJSON + "x", "after the JSON object"},
-		{"unknown top-level field", edit(`"batch_id"`, `"extra":1,"batch_id"`), "unknown field"},
-		{"unknown push field", edit(`"push_id"`, `"priority":1,"push_id"`), "unknown field"},
-		{"unknown item field", edit(`"template_id":7`, `"x":null,"template_id":7`), "unknown field"},
-		{"missing batch_id", edit(`"batch_id":"b1",`, ``), "missing batch_id"},
-		{"empty batch_id", edit(`"batch_id":"b1"`, `"batch_id":""`), "missing batch_id"},
-		{"batch_id a number", edit(`"batch_id":"b1"`, `"batch_id":1`), "decode batch"},
-		{"missing emitted_at", edit(`"emitted_at":"2026-11-23T09:59:00.012Z",`, ``), "emitted_at: missing time"},
-		{"emitted_at with offset", edit(`09:59:00.012Z`, `09:59:00.012+01:00`), "emitted_at"},
-		{"missing pushes", edit(`,"pushes":[`, `,"x":[`), "unknown field"},
-		{"null pushes", `{"batch_id":"b","emitted_at":"2026-11-23T09:59:00.012Z","pushes":null}`, "no pushes"},
-		{"empty pushes", `{"batch_id":"b","emitted_at":"2026-11-23T09:59:00.012Z","pushes":[]}`, "no pushes"},
-		{"null push", `{"batch_id":"b","emitted_at":"2026-11-23T09:59:00.012Z","pushes":[null]}`, "missing push_id"},
-		{"missing push_id", edit(`"push_id":"p1",`, ``), "missing push_id"},
-		{"empty push_id", edit(`"push_id":"p1"`, `"push_id":""`), "missing push_id"},
-		{"missing user_id", edit(`"user_id":42,`, ``), "missing user_id"},
-		{"zero user_id", edit(`"user_id":42`, `"user_id":0`), "user_id 0"},
-		{"negative user_id", edit(`"user_id":42`, `"user_id":-42`), "user_id -42"},
-		{"fractional user_id", edit(`"user_id":42`, `"user_id":42.5`), "decode batch"},
-		{"user_id as string", edit(`"user_id":42`, `"user_id":"42"`), "decode batch"},
-		{"user_id overflow", edit(`"user_id":42`, `"user_id":9223372036854775808`), "decode batch"},
-		{"missing due_at", edit(`"due_at":"2026-11-23T09:59:00.000Z",`, ``), "due_at: missing time"},
-		{"due_at not earliest", edit(`"due_at":"2026-11-23T09:59:00.000Z"`, `"due_at":"2026-11-23T09:59:05.000Z"`), "not the earliest"},
-		{"empty items", `{"batch_id":"b","emitted_at":"2026-11-23T09:59:00.012Z","pushes":[{"push_id":"p","user_id":1,"due_at":"2026-11-23T09:59:00.000Z","items":[]}]}`, "no items"},
-		{"null items", `{"batch_id":"b","emitted_at":"2026-11-23T09:59:00.012Z","pushes":[{"push_id":"p","user_id":1,"due_at":"2026-11-23T09:59:00.000Z","items":null}]}`, "no items"},
-		{"missing template_id", edit(`"template_id":7,`, ``), "missing template_id"},
-		{"zero template_id", edit(`"template_id":7`, `"template_id":0`), "template_id 0"},
-		{"missing push_at", edit(`"push_at":"2026-11-23T09:59:00.000Z",`, ``), "push_at: missing time"},
-		{"push_at without ms", edit(`"push_at":"2026-11-23T09:59:00.000Z"`, `"push_at":"2026-11-23T09:59:00Z"`), "push_at"},
-		{"grab_start not a date", edit(`"grab_start":"2026-11-23T10:00:00.000Z"`, `"grab_start":"2026-11-31T10:00:00.000Z"`), "not a valid date"},
-		{"grab_start a number", edit(`"grab_start":"2026-11-23T10:00:00.000Z"`, `"grab_start":1795471200000`), "decode batch"},
-		{"year zero", edit(`"grab_start":"2026-11-23T10:00:00.000Z"`, `"grab_start":"0000-11-23T10:00:00.000Z"`), "year 0"},
+		{"empty", "", "batch: want '{', got end of input"},
+		{"not JSON", "hello", "batch: want '{', got 'h' at byte 0"},
+		{"array", "[]", `batch: want '{', got '['`},
+		{"null", "null", `batch: want '{', got null`},
+		{"truncated", validJSON[:len(validJSON)-3], "got end of input"},
+		{"two objects", validJSON + validJSON, "data after the batch object"},
+		{"trailing garbage", validJSON + "x", "data after the batch object"},
+		{"unknown top-level key", edit(`"batch_id"`, `"extra":1,"batch_id"`), `batch: unknown key "extra"`},
+		{"key in other case", edit(`"batch_id"`, `"Batch_ID"`), `batch: unknown key "Batch_ID"`},
+		{"repeated key", edit(`"batch_id":"b1"`, `"batch_id":"b1","batch_id":"b2"`), `batch: key "batch_id" repeated`},
+		{"unknown push key", edit(`"push_id"`, `"priority":1,"push_id"`), `pushes[0]: unknown key "priority"`},
+		{"repeated push key", edit(`"user_id":42`, `"user_id":42,"user_id":43`), `pushes[0]: key "user_id" repeated`},
+		{"unknown item key", edit(`"template_id":7`, `"x":null,"template_id":7`), `pushes[0].items[0]: unknown key "x"`},
+		{"missing batch_id", edit(`"batch_id":"b1",`, ``), "batch: missing batch_id"},
+		{"empty batch_id", edit(`"batch_id":"b1"`, `"batch_id":""`), "batch_id: empty"},
+		{"batch_id a number", edit(`"batch_id":"b1"`, `"batch_id":1`), "batch_id: want a string, got a number"},
+		{"missing emitted_at", edit(`"emitted_at":"2026-11-23T09:59:00.012Z",`, ``), "batch: missing emitted_at"},
+		{"emitted_at with offset", edit(`09:59:00.012Z`, `09:59:00.012+01:00`), "emitted_at: time"},
+		{"emitted_at in year zero", edit(`"emitted_at":"2026`, `"emitted_at":"0000`), "emitted_at: year 0"},
+		{"missing pushes", `{"batch_id":"b","emitted_at":"2026-11-23T09:59:00.012Z"}`, "batch: missing pushes"},
+		{"null pushes", `{"batch_id":"b","emitted_at":"2026-11-23T09:59:00.012Z","pushes":null}`, `pushes: want '[', got null`},
+		{"empty pushes", `{"batch_id":"b","emitted_at":"2026-11-23T09:59:00.012Z","pushes":[]}`, "pushes: no pushes"},
+		{"null push", `{"batch_id":"b","emitted_at":"2026-11-23T09:59:00.012Z","pushes":[null]}`, `pushes[0]: want '{', got null`},
+		{"missing push_id", edit(`"push_id":"p1",`, ``), "pushes[0]: missing push_id"},
+		{"empty push_id", edit(`"push_id":"p1"`, `"push_id":""`), "pushes[0].push_id: empty"},
+		{"missing user_id", edit(`"user_id":42,`, ``), "pushes[0]: missing user_id"},
+		{"zero user_id", edit(`"user_id":42`, `"user_id":0`), "pushes[0].user_id: 0 is not positive"},
+		{"negative user_id", edit(`"user_id":42`, `"user_id":-42`), "pushes[0].user_id: -42 is not positive"},
+		{"fractional user_id", edit(`"user_id":42`, `"user_id":42.5`), "user_id: 42.5 is not an integer"},
+		{"exponent user_id", edit(`"user_id":42`, `"user_id":4e1`), "user_id: 4e1 is not an integer"},
+		{"user_id as string", edit(`"user_id":42`, `"user_id":"42"`), "user_id: want an integer, got a string"},
+		{"user_id overflow", edit(`"user_id":42`, `"user_id":9223372036854775808`), "is not a 64-bit integer"},
+		{"user_id true", edit(`"user_id":42`, `"user_id":true`), "user_id: want an integer, got a boolean"},
+		{"missing due_at", edit(`"due_at":"2026-11-23T09:59:00.000Z",`, ``), "pushes[0]: missing due_at"},
+		{"due_at not earliest", edit(`"due_at":"2026-11-23T09:59:00.000Z"`, `"due_at":"2026-11-23T09:59:05.000Z"`), "pushes[0]: push p1: due_at 2026-11-23T09:59:05.000Z is not the earliest"},
+		{"empty items", `{"batch_id":"b","emitted_at":"2026-11-23T09:59:00.012Z","pushes":[{"push_id":"p","user_id":1,"due_at":"2026-11-23T09:59:00.000Z","items":[]}]}`, "pushes[0]: push p: no items"},
+		{"null items", `{"batch_id":"b","emitted_at":"2026-11-23T09:59:00.012Z","pushes":[{"push_id":"p","user_id":1,"due_at":"2026-11-23T09:59:00.000Z","items":null}]}`, `pushes[0].items: want '[', got null`},
+		{"items an object", edit(`"items":[`, `"items":{"a":[`), `pushes[0].items: want '[', got '{'`},
+		{"missing template_id", edit(`"template_id":7,`, ``), "pushes[0].items[0]: missing template_id"},
+		{"zero template_id", edit(`"template_id":7`, `"template_id":0`), "pushes[0].items[0].template_id: 0 is not positive"},
+		{"missing push_at", edit(`"push_at":"2026-11-23T09:59:00.000Z",`, ``), "pushes[0].items[0]: missing push_at"},
+		{"push_at without ms", edit(`"push_at":"2026-11-23T09:59:00.000Z"`, `"push_at":"2026-11-23T09:59:00Z"`), "items[0].push_at: time"},
+		{"grab_start not a date", edit(`"grab_start":"2026-11-23T10:00:00.000Z"`, `"grab_start":"2026-11-31T10:00:00.000Z"`), "grab_start: time \"2026-11-31T10:00:00.000Z\" is not a valid date"},
+		{"grab_start a number", edit(`"grab_start":"2026-11-23T10:00:00.000Z"`, `"grab_start":1795471200000`), "grab_start: want a time string, got a number"},
+		{"grab_start in year zero", edit(`"grab_start":"2026-11-23T10:00:00.000Z"`, `"grab_start":"0000-11-23T10:00:00.000Z"`), "grab_start: year 0"},
+		{"leading zero", edit(`"user_id":42`, `"user_id":042`), "user_id: 042 has a leading zero"},
+		{"plus sign", edit(`"user_id":42`, `"user_id":+42`), "user_id: want an integer"},
+		{"missing colon", edit(`"user_id":42`, `"user_id" 42`), `want ':' after "user_id"`},
+		{"missing comma", edit(`"user_id":42,`, `"user_id":42 `), "pushes[0]: want ',' or '}'"},
+		{"trailing comma in object", edit(`"batch_id":"b1",`, `"batch_id":"b1",,`), "batch: want a key"},
+		{"trailing comma in array", edit(`}]}]}`, `},]}]}`), "pushes[0].items[2]: want '{'"},
+		{"key not a string", edit(`"batch_id"`, `batch_id`), "batch: want a key"},
+		{"control character in id", edit(`"p1"`, "\"p\x01\""), "push_id: control character"},
+		{"invalid UTF-8 in id", edit(`"p1"`, "\"p\xff\""), "push_id: invalid UTF-8"},
+		{"lone surrogate", edit(`"p1"`, `"p\ud800"`), "push_id: lone surrogate"},
+		{"bad escape", edit(`"p1"`, `"p\x"`), `push_id: bad escape \x`},
+		{"unterminated string", `{"batch_id":"b`, "batch_id: unterminated string"},
+		{"second item broken", edit(`"template_id":8`, `"template_id":-8`), "pushes[0].items[1].template_id: -8 is not positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -412,6 +458,8 @@ func FuzzDecodeBatch(f *testing.F) {
 	f.Add([]byte(`{"batch_id":"\u00e9\"","emitted_at":"9999-12-31T23:59:59.999Z","pushes":[{"push_id":"<&>","user_id":1,"due_at":"0001-01-01T00:00:00.001Z","items":[{"template_id":9223372036854775807,"push_at":"0001-01-01T00:00:00.001Z","grab_start":"2024-02-29T00:00:00.000Z"}]}]}`))
 	f.Add([]byte(`null`))
 	f.Add([]byte(`{"pushes":[null]}`))
+	f.Add([]byte(strings.Replace(validJSON, `"p1"`, `"\u00e9\ud83d\ude00\n\/"`, 1)))
+	f.Add([]byte(" \t" + strings.ReplaceAll(validJSON, ",", " ,\r\n") + "\n"))
 	if out, err := AppendBatch(nil, testBatch(testPush(1, 2), testPush(3, 4))); err == nil {
 		f.Add(out)
 	}
@@ -423,6 +471,16 @@ func FuzzDecodeBatch(f *testing.F) {
 			}
 			return
 		}
+		// Whatever DecodeBatch accepts is valid JSON that encoding/json
+		// reads to the same values: the scanner is stricter, never looser.
+		if !json.Valid(in) {
+			t.Fatalf("accepted invalid JSON: %q", in)
+		}
+		var viaJSON Batch
+		if err := json.Unmarshal(in, &viaJSON); err != nil {
+			t.Fatalf("accepted what encoding/json rejects (%v): %q", err, in)
+		}
+		assertSameBatch(t, "encoding/json", viaJSON, b)
 		enc, err := AppendBatch(nil, b)
 		if err != nil {
 			t.Fatalf("decoded batch does not encode: %v\n%+v", err, b)
@@ -480,4 +538,21 @@ func FuzzEncodeRoundTrip(f *testing.F) {
 			t.Fatalf("encoding is not UTF-8: %q", enc)
 		}
 	})
+}
+
+// BenchmarkDecodeBatch decodes one full default batch (500 one-item pushes),
+// the reference consumer's work per message.
+func BenchmarkDecodeBatch(b *testing.B) {
+	p := newTestPublisher(b, PublisherConfig{})
+	msgs, _, err := p.encode(manyPushes(DefaultMaxPushesPerBatch, 1))
+	if err != nil || len(msgs) != 1 {
+		b.Fatalf("encode: %d messages, %v", len(msgs), err)
+	}
+	b.SetBytes(int64(len(msgs[0])))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeBatch(msgs[0]); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

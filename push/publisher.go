@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -243,25 +244,71 @@ func (p *Publisher) Publish(ctx context.Context, pushes []Push) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("push: publish %d pushes: %w", len(pushes), err)
 	}
-	msgs, arena, err := p.encode(pushes)
+	msgs, arenas, err := p.encode(pushes)
 	if err != nil {
 		return err
 	}
 	if err := p.send(ctx, group(msgs, p.cfg.MaxBodyBytes)); err != nil {
 		return err // go-nsq may still hold msgs: no reuse
 	}
-	p.release(arena)
+	p.release(arenas)
 	return nil
 }
 
+// parallelMinPushes is the input size from which encode splits the work
+// over GOMAXPROCS goroutines; below it one goroutine is about as fast.
+const parallelMinPushes = 8 << 10
+
 // encode validates pushes and encodes them into batch messages that respect
-// MaxPushesPerBatch and MaxMessageBytes. All messages share one buffer,
-// returned as arena for release.
-func (p *Publisher) encode(pushes []Push) (msgs [][]byte, arena []byte, err error) {
+// MaxPushesPerBatch and MaxMessageBytes, in order. Large inputs are split
+// into chunks encoded in parallel (a chunk is a whole number of full
+// batches, so only its last batch may be short). The messages live in the
+// returned arenas, one per chunk, for release.
+func (p *Publisher) encode(pushes []Push) (msgs [][]byte, arenas [][]byte, err error) {
+	workers := 1
+	if len(pushes) >= parallelMinPushes {
+		workers = min(runtime.GOMAXPROCS(0), len(pushes)/(parallelMinPushes/2))
+	}
+	if workers <= 1 {
+		msgs, arena, err := p.encodeChunk(pushes, 0)
+		return msgs, [][]byte{arena}, err
+	}
+	maxPushes := p.cfg.MaxPushesPerBatch
+	size := (len(pushes) + workers - 1) / workers
+	size = (size + maxPushes - 1) / maxPushes * maxPushes
+	type result struct {
+		msgs  [][]byte
+		arena []byte
+		err   error
+	}
+	results := make([]result, (len(pushes)+size-1)/size)
+	var wg sync.WaitGroup
+	for i := range results {
+		lo := i * size
+		hi := min(lo+size, len(pushes))
+		wg.Go(func() {
+			r := &results[i]
+			r.msgs, r.arena, r.err = p.encodeChunk(pushes[lo:hi], lo)
+		})
+	}
+	wg.Wait()
+	for _, r := range results {
+		if r.err != nil {
+			return nil, nil, r.err // the first chunk's error names the lowest push
+		}
+		msgs = append(msgs, r.msgs...)
+		arenas = append(arenas, r.arena)
+	}
+	return msgs, arenas, nil
+}
+
+// encodeChunk is encode for one run of pushes, numbered from offset in
+// error messages. All its messages share one buffer, returned as arena.
+func (p *Publisher) encodeChunk(pushes []Push, offset int) (msgs [][]byte, arena []byte, err error) {
 	size := 0
 	for i := range pushes {
 		if err := pushes[i].validateForWire(); err != nil {
-			return nil, nil, fmt.Errorf("push: publish: push %d: %w", i, err)
+			return nil, nil, fmt.Errorf("push: publish: push %d: %w", offset+i, err)
 		}
 		size += 96 + len(pushes[i].ID) + 104*len(pushes[i].Items) // ≈ 8% over with short ids
 	}
@@ -297,7 +344,7 @@ func (p *Publisher) encode(pushes []Push) (msgs [][]byte, arena []byte, err erro
 		}
 		if size := len(e.buf) - start + batchTailLen; size > maxBytes {
 			return nil, nil, fmt.Errorf("push: publish: push %d (%s, user %d, %d items) needs %d bytes in a batch, limit %d: %w",
-				i, pushes[i].ID, pushes[i].UserID, len(pushes[i].Items), size, maxBytes, ErrTooLarge)
+				offset+i, pushes[i].ID, pushes[i].UserID, len(pushes[i].Items), size, maxBytes, ErrTooLarge)
 		}
 		n = 1
 	}
@@ -319,11 +366,13 @@ func (p *Publisher) arena(size int) []byte {
 	return make([]byte, 0, size)
 }
 
-// release gives an encode buffer back for reuse. Only call it once go-nsq
-// is done with every message in it: after nsqd accepted them all.
-func (p *Publisher) release(arena []byte) {
-	arena = arena[:0]
-	p.arenas.Put(&arena)
+// release gives encode buffers back for reuse. Only call it once go-nsq is
+// done with every message in them: after nsqd accepted them all.
+func (p *Publisher) release(arenas [][]byte) {
+	for _, a := range arenas {
+		a = a[:0]
+		p.arenas.Put(&a)
+	}
 }
 
 // group packs messages, in order, into MPUB groups whose body (a 4-byte

@@ -101,7 +101,7 @@ func TestPublisherEncodeLimits(t *testing.T) {
 		wantMsgs  int // 0: only check limits
 		wantFirst int // pushes in the first message, 0: skip
 	}{
-		{"defaults", PublisherConfig{}, manyPushes(20_000, 1), 40, 500},
+		{"defaults, encoded in parallel", PublisherConfig{}, manyPushes(20_000, 1), 40, 500},
 		{"count limit", PublisherConfig{MaxPushesPerBatch: 3}, manyPushes(10, 1), 4, 3},
 		{"one push per batch", PublisherConfig{MaxPushesPerBatch: 1}, manyPushes(5, 2), 5, 1},
 		{"byte limit binds", PublisherConfig{MaxMessageBytes: MinMessageBytes}, manyPushes(100, 1), 0, 0},
@@ -141,8 +141,9 @@ func TestPublisherEncodeLimits(t *testing.T) {
 				if i == 0 && tt.wantFirst != 0 && len(b.Pushes) != tt.wantFirst {
 					t.Errorf("first message has %d pushes, want %d", len(b.Pushes), tt.wantFirst)
 				}
-				if i < len(msgs)-1 && len(b.Pushes) < maxPushes {
-					// Not full by count, so the next push must not have fit.
+				if i < len(msgs)-1 && len(b.Pushes) < maxPushes && len(tt.pushes) < parallelMinPushes {
+					// Not full by count, so the next push must not have fit
+					// (parallel chunks may end on a short batch).
 					var e encoder
 					e.push(&tt.pushes[next+len(b.Pushes)])
 					nextLen := len(e.buf) + 1
@@ -179,6 +180,11 @@ func TestPublisherEncodeRejects(t *testing.T) {
 		{"push larger than a message", PublisherConfig{MaxMessageBytes: MinMessageBytes}, []Push{huge}, ErrTooLarge, "push 0"},
 		{"large push after small ones", PublisherConfig{MaxMessageBytes: MinMessageBytes}, append(manyPushes(3, 1), huge), ErrTooLarge, "push 3"},
 		{"invalid push", PublisherConfig{}, append(manyPushes(3, 1), bad), ErrInvalid, "push 3"},
+		{"invalid push in a later parallel chunk", PublisherConfig{}, func() []Push {
+			ps := manyPushes(3*parallelMinPushes, 1)
+			ps[len(ps)-2], ps[len(ps)-1] = bad, bad
+			return ps
+		}(), ErrInvalid, fmt.Sprintf("push %d", 3*parallelMinPushes-2)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -293,15 +299,17 @@ func BenchmarkEncode(b *testing.B) {
 			b.ReportAllocs()
 			var bytes int
 			for b.Loop() {
-				msgs, arena, err := p.encode(pushes)
+				msgs, arenas, err := p.encode(pushes)
 				if err != nil {
 					b.Fatal(err)
 				}
-				bytes = len(arena)
-				if warm {
-					p.release(arena)
+				bytes = 0
+				for _, m := range msgs {
+					bytes += len(m)
 				}
-				_ = msgs
+				if warm {
+					p.release(arenas)
+				}
 			}
 			b.SetBytes(int64(bytes))
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6, "ms/op")
