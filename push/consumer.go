@@ -34,9 +34,9 @@ type ConsumerConfig struct {
 	Channel string
 	// DedupCapacity is how many push ids are remembered to drop repeats;
 	// the oldest is forgotten first, so a repeat arriving after that many
-	// newer pushes is handled again. Memory is bounded at about 50 bytes per
-	// id (ids are kept as 16-byte digests): ~50 MB for the default
-	// DefaultDedupCapacity.
+	// newer pushes is handled again. Memory is bounded at about 56 bytes per
+	// id whatever the id's length (ids are kept as 16-byte digests): ~56 MB
+	// for the default DefaultDedupCapacity. 0 means DefaultDedupCapacity.
 	DedupCapacity int
 	// MaxInFlight is how many messages nsqd may send before they are
 	// finished. 0 means DefaultMaxInFlight.

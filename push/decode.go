@@ -40,6 +40,7 @@ type path struct{ push, item int }
 
 var batchPath = path{-1, -1}
 
+// String is the place as written in error messages.
 func (p path) String() string {
 	switch {
 	case p.push < 0:

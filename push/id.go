@@ -11,8 +11,8 @@ import (
 // Key identifies one reminder inside a push for the purpose of its id: the
 // template and the reminder's push time in milliseconds since the Unix epoch.
 type Key struct {
-	TemplateID int64
-	PushAtMs   int64
+	TemplateID int64 // Item.TemplateID
+	PushAtMs   int64 // Item.PushAt in milliseconds since the Unix epoch
 }
 
 // idVersion starts the canonical form; a different derivation must change it.

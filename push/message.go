@@ -13,27 +13,27 @@ var ErrInvalid = errors.New("push: invalid message")
 // Item is one reminder inside a push: the template whose grab start is near,
 // when the reminder was due and when users may claim the coupon.
 type Item struct {
-	TemplateID int64     `json:"template_id"`
-	PushAt     time.Time `json:"push_at"`
-	GrabStart  time.Time `json:"grab_start"`
+	TemplateID int64     `json:"template_id"` // the coupon template, > 0
+	PushAt     time.Time `json:"push_at"`     // when this reminder was due (grab_start - lead)
+	GrabStart  time.Time `json:"grab_start"`  // when users may start claiming the coupon
 }
 
 // Push is what one user receives: one or more merged reminders. Its ID is
 // fixed when the push is taken from its queue, and any redelivery carries the
 // same ID (see ID). DueAt is the earliest PushAt among the items.
 type Push struct {
-	ID     string    `json:"push_id"`
-	UserID int64     `json:"user_id"`
-	DueAt  time.Time `json:"due_at"`
-	Items  []Item    `json:"items"`
+	ID     string    `json:"push_id"` // same for every delivery of this push; see ID
+	UserID int64     `json:"user_id"` // the user to notify, > 0
+	DueAt  time.Time `json:"due_at"`  // the earliest PushAt of Items
+	Items  []Item    `json:"items"`   // at least one
 }
 
 // Batch is one NSQ message: a unique batch id, the time it was encoded and
 // the pushes it carries.
 type Batch struct {
-	ID        string    `json:"batch_id"`
-	EmittedAt time.Time `json:"emitted_at"`
-	Pushes    []Push    `json:"pushes"`
+	ID        string    `json:"batch_id"`   // random, unique per batch; kept across retries
+	EmittedAt time.Time `json:"emitted_at"` // when the batch was encoded
+	Pushes    []Push    `json:"pushes"`     // at least one
 }
 
 // NewPush builds the push for one user from the items due together: times

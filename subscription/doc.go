@@ -26,5 +26,7 @@
 //
 // The *sql.DB must use parseTime=true&loc=UTC, and must not set
 // clientFoundRows (the driver's default is off): the hot path tells an
-// insert from a duplicate by its affected-row count.
+// insert from a duplicate by its affected-row count. Give its pool as many
+// idle connections as concurrent callers (SetMaxIdleConns): the default of
+// two makes a busy service open and close connections all the time.
 package subscription
