@@ -45,8 +45,9 @@ type ConsumerConfig struct {
 	// nsqd went away. 0 means DefaultReconnectInterval.
 	ReconnectInterval time.Duration
 	// Handle is called once per new push id, from one goroutine at a time,
-	// with late = arrival - DueAt (negative if the push came early).
-	// Repeats are dropped and counted. nil only counts.
+	// with late = arrival - DueAt, arrival being Now when the push's batch
+	// reached the handler (negative if the push came early). Repeats are
+	// dropped and counted. nil only counts.
 	Handle func(p Push, late time.Duration)
 	// Now is the clock for arrival times. nil means time.Now.
 	Now func() time.Time
