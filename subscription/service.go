@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"couponpush/coupon"
 	"couponpush/queue"
 )
@@ -204,13 +206,26 @@ func (s *Service) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
+// exec runs one autocommit statement. InnoDB may pick it as a deadlock
+// victim (racing upserts of one key can do that); it was rolled back whole,
+// so it is run again, a bounded number of times.
 func (s *Service) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	st, err := s.stmt(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	return st.ExecContext(ctx, args...)
+	for attempt := 1; ; attempt++ {
+		res, err := st.ExecContext(ctx, args...)
+		var myErr *mysql.MySQLError
+		if err == nil || attempt == maxAttempts || !errors.As(err, &myErr) || myErr.Number != errDeadlock {
+			return res, err
+		}
+		s.log.DebugContext(ctx, "statement was a deadlock victim; retrying", "attempt", attempt)
+	}
 }
+
+// errDeadlock is MySQL's ER_LOCK_DEADLOCK.
+const errDeadlock = 1213
 
 func checkIDs(userID, templateID int64) error {
 	if userID <= 0 {
