@@ -117,6 +117,34 @@ func (e *encoder) push(p *Push) {
 	e.buf = append(e.buf, "]}"...)
 }
 
+// Encoded sizes, for sizing buffers: the batch envelope with a 32-byte
+// batch id, and the parts of a push without its id and numbers.
+const (
+	batchEnvelopeLen = len(`{"batch_id":"","emitted_at":"","pushes":[]}`) + 32 + wireTimeLen
+	pushFixedLen     = len(`{"push_id":"","user_id":,"due_at":"","items":[]},`) + wireTimeLen
+	itemFixedLen     = len(`{"template_id":,"push_at":"","grab_start":""},`) + 2*wireTimeLen
+)
+
+// pushLen is the encoded size of p (and its comma) when its id needs no
+// escapes; the encoder grows its buffer if it does.
+func pushLen(p *Push) int {
+	n := pushFixedLen + len(p.ID) + digits(p.UserID) - 1 // no comma before the first item
+	for i := range p.Items {
+		n += itemFixedLen + digits(p.Items[i].TemplateID)
+	}
+	return n
+}
+
+// digits is the number of decimal digits of v > 0.
+func digits(v int64) int {
+	n := 1
+	for v >= 10 {
+		v /= 10
+		n++
+	}
+	return n
+}
+
 // time writes t's wire form, from the cache when it holds t's millisecond.
 func (e *encoder) time(t time.Time) {
 	ms := t.UnixMilli()

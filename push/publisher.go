@@ -305,15 +305,15 @@ func (p *Publisher) encode(pushes []Push) (msgs [][]byte, arenas [][]byte, err e
 // encodeChunk is encode for one run of pushes, numbered from offset in
 // error messages. All its messages share one buffer, returned as arena.
 func (p *Publisher) encodeChunk(pushes []Push, offset int) (msgs [][]byte, arena []byte, err error) {
-	size := 0
+	maxBytes, maxPushes := p.cfg.MaxMessageBytes, p.cfg.MaxPushesPerBatch
+	size := (len(pushes)/maxPushes + 1) * batchEnvelopeLen
 	for i := range pushes {
 		if err := pushes[i].validateForWire(); err != nil {
 			return nil, nil, fmt.Errorf("push: publish: push %d: %w", offset+i, err)
 		}
-		size += 96 + len(pushes[i].ID) + 104*len(pushes[i].Items) // ≈ 8% over with short ids
+		size += pushLen(&pushes[i])
 	}
-	maxBytes, maxPushes := p.cfg.MaxMessageBytes, p.cfg.MaxPushesPerBatch
-	e := encoder{buf: p.arena(size + size/16)}
+	e := encoder{buf: p.arena(size)}
 	var bounds []int // start of each message, then the end of the last
 	start, n := 0, 0
 	open := func() {
