@@ -37,16 +37,15 @@ func AppendBatch(dst []byte, b Batch) ([]byte, error) {
 			return dst, fmt.Errorf("batch %s: push %d: %w", b.ID, i, err)
 		}
 	}
-	e := encoder{buf: dst}
-	e.batchHead(b.ID, b.EmittedAt)
+	var e encoder
+	dst = e.batchHead(dst, b.ID, b.EmittedAt)
 	for i := range b.Pushes {
 		if i > 0 {
-			e.buf = append(e.buf, ',')
+			dst = append(dst, ',')
 		}
-		e.push(&b.Pushes[i])
+		dst = e.push(dst, &b.Pushes[i])
 	}
-	e.batchTail()
-	return e.buf, nil
+	return batchTail(dst), nil
 }
 
 // validateForWire is Validate plus what only the encoder cares about: the
@@ -61,11 +60,12 @@ func (p *Push) validateForWire() error {
 	return nil
 }
 
-// encoder appends wire JSON to buf. It remembers the last two times it
-// formatted: in a burst every push has the same due and grab times, so
-// most times are copied rather than formatted.
+// encoder appends wire JSON to the buffer its methods are given. It
+// remembers the last two times it formatted: in a burst every push has the
+// same due and grab times, so most times are copied rather than formatted.
+// It holds no pointers, and the buffer stays with the caller (usually on
+// its stack), so appends take no GC write barriers.
 type encoder struct {
-	buf   []byte
 	times [2]formattedTime
 	last  int // index in times of the most recent hit or fill
 }
@@ -77,44 +77,60 @@ type formattedTime struct {
 	set  bool
 }
 
-// batchHead writes everything before the first push.
-func (e *encoder) batchHead(id string, emittedAt time.Time) {
-	e.buf = append(e.buf, `{"batch_id":`...)
-	e.buf = appendString(e.buf, id)
-	e.buf = append(e.buf, `,"emitted_at":"`...)
-	e.time(emittedAt)
-	e.buf = append(e.buf, `","pushes":[`...)
+// batchHead appends everything before the first push.
+func (e *encoder) batchHead(dst []byte, id string, emittedAt time.Time) []byte {
+	dst = append(dst, `{"batch_id":`...)
+	dst = appendString(dst, id)
+	dst = append(dst, `,"emitted_at":"`...)
+	dst = e.time(dst, emittedAt)
+	return append(dst, `","pushes":[`...)
 }
 
-// batchTailLen is the length of what batchTail writes.
+// batchTailLen is the length of what batchTail appends.
 const batchTailLen = 2
 
 // batchTail closes the pushes array and the batch object.
-func (e *encoder) batchTail() { e.buf = append(e.buf, "]}"...) }
+func batchTail(dst []byte) []byte { return append(dst, "]}"...) }
 
-// push writes one push object; p must be valid.
-func (e *encoder) push(p *Push) {
-	e.buf = append(e.buf, `{"push_id":`...)
-	e.buf = appendString(e.buf, p.ID)
-	e.buf = append(e.buf, `,"user_id":`...)
-	e.buf = strconv.AppendInt(e.buf, p.UserID, 10)
-	e.buf = append(e.buf, `,"due_at":"`...)
-	e.time(p.DueAt)
-	e.buf = append(e.buf, `","items":[`...)
+// push appends one push object; p must be valid.
+func (e *encoder) push(dst []byte, p *Push) []byte {
+	dst = append(dst, `{"push_id":`...)
+	dst = appendString(dst, p.ID)
+	dst = append(dst, `,"user_id":`...)
+	dst = strconv.AppendInt(dst, p.UserID, 10)
+	dst = append(dst, `,"due_at":"`...)
+	dst = e.time(dst, p.DueAt)
+	dst = append(dst, `","items":[`...)
 	for i := range p.Items {
 		it := &p.Items[i]
 		if i > 0 {
-			e.buf = append(e.buf, ',')
+			dst = append(dst, ',')
 		}
-		e.buf = append(e.buf, `{"template_id":`...)
-		e.buf = strconv.AppendInt(e.buf, it.TemplateID, 10)
-		e.buf = append(e.buf, `,"push_at":"`...)
-		e.time(it.PushAt)
-		e.buf = append(e.buf, `","grab_start":"`...)
-		e.time(it.GrabStart)
-		e.buf = append(e.buf, `"}`...)
+		dst = append(dst, `{"template_id":`...)
+		dst = strconv.AppendInt(dst, it.TemplateID, 10)
+		dst = append(dst, `,"push_at":"`...)
+		dst = e.time(dst, it.PushAt)
+		dst = append(dst, `","grab_start":"`...)
+		dst = e.time(dst, it.GrabStart)
+		dst = append(dst, `"}`...)
 	}
-	e.buf = append(e.buf, "]}"...)
+	return append(dst, "]}"...)
+}
+
+// time appends t's wire form, from the cache when it holds t's millisecond.
+func (e *encoder) time(dst []byte, t time.Time) []byte {
+	ms := t.UnixMilli()
+	for i := range e.times {
+		if c := &e.times[i]; c.set && c.ms == ms {
+			e.last = i
+			return append(dst, c.text[:]...)
+		}
+	}
+	e.last ^= 1 // replace the entry used least recently
+	c := &e.times[e.last]
+	appendTime(c.text[:0], t)
+	c.ms, c.set = ms, true
+	return append(dst, c.text[:]...)
 }
 
 // Encoded sizes, for sizing buffers: the batch envelope with a 32-byte
@@ -143,23 +159,6 @@ func digits(v int64) int {
 		n++
 	}
 	return n
-}
-
-// time writes t's wire form, from the cache when it holds t's millisecond.
-func (e *encoder) time(t time.Time) {
-	ms := t.UnixMilli()
-	for i := range e.times {
-		if c := &e.times[i]; c.set && c.ms == ms {
-			e.last = i
-			e.buf = append(e.buf, c.text[:]...)
-			return
-		}
-	}
-	e.last ^= 1 // replace the entry used least recently
-	c := &e.times[e.last]
-	appendTime(c.text[:0], t)
-	c.ms, c.set = ms, true
-	e.buf = append(e.buf, c.text[:]...)
 }
 
 // appendTime writes t as 2006-01-02T15:04:05.000Z in UTC, cutting (not

@@ -20,16 +20,13 @@ func TestPushLen(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var e encoder
-			e.push(&tt.push)
-			if got, want := pushLen(&tt.push), len(e.buf)+1; got != want { // +1: the comma
+			if got, want := pushLen(&tt.push), len(e.push(nil, &tt.push))+1; got != want { // +1: the comma
 				t.Fatalf("pushLen = %d, encoded %d (+1 comma)", got, want)
 			}
 		})
 	}
 	var e encoder
-	e.batchHead(newBatchID(), at)
-	e.batchTail()
-	if len(e.buf) != batchEnvelopeLen {
-		t.Fatalf("batchEnvelopeLen = %d, encoded %d", batchEnvelopeLen, len(e.buf))
+	if got := len(batchTail(e.batchHead(nil, newBatchID(), at))); got != batchEnvelopeLen {
+		t.Fatalf("batchEnvelopeLen = %d, encoded %d", batchEnvelopeLen, got)
 	}
 }

@@ -313,48 +313,48 @@ func (p *Publisher) encodeChunk(pushes []Push, offset int) (msgs [][]byte, arena
 		}
 		size += pushLen(&pushes[i])
 	}
-	e := encoder{buf: p.arena(size)}
+	var e encoder
+	buf := p.arena(size)
 	var bounds []int // start of each message, then the end of the last
 	start, n := 0, 0
 	open := func() {
-		start, n = len(e.buf), 0
+		start, n = len(buf), 0
 		bounds = append(bounds, start)
-		e.batchHead(newBatchID(), time.Now())
+		buf = e.batchHead(buf, newBatchID(), time.Now())
 	}
 	open()
 	for i := range pushes {
 		if n == maxPushes {
-			e.batchTail()
+			buf = batchTail(buf)
 			open()
 		}
-		mark := len(e.buf)
+		mark := len(buf)
 		if n > 0 {
-			e.buf = append(e.buf, ',')
+			buf = append(buf, ',')
 		}
-		e.push(&pushes[i])
-		if len(e.buf)-start+batchTailLen <= maxBytes {
+		buf = e.push(buf, &pushes[i])
+		if len(buf)-start+batchTailLen <= maxBytes {
 			n++
 			continue
 		}
 		if n > 0 { // close the batch before this push and retry in a new one
-			e.buf = e.buf[:mark]
-			e.batchTail()
+			buf = batchTail(buf[:mark])
 			open()
-			e.push(&pushes[i])
+			buf = e.push(buf, &pushes[i])
 		}
-		if size := len(e.buf) - start + batchTailLen; size > maxBytes {
+		if size := len(buf) - start + batchTailLen; size > maxBytes {
 			return nil, nil, fmt.Errorf("push: publish: push %d (%s, user %d, %d items) needs %d bytes in a batch, limit %d: %w",
 				offset+i, pushes[i].ID, pushes[i].UserID, len(pushes[i].Items), size, maxBytes, ErrTooLarge)
 		}
 		n = 1
 	}
-	e.batchTail()
-	bounds = append(bounds, len(e.buf))
+	buf = batchTail(buf)
+	bounds = append(bounds, len(buf))
 	msgs = make([][]byte, len(bounds)-1)
 	for i := range msgs {
-		msgs[i] = e.buf[bounds[i]:bounds[i+1]:bounds[i+1]]
+		msgs[i] = buf[bounds[i]:bounds[i+1]:bounds[i+1]]
 	}
-	return msgs, e.buf, nil
+	return msgs, buf, nil
 }
 
 // arena returns an empty buffer of at least size bytes, reusing one a

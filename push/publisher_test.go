@@ -145,8 +145,7 @@ func TestPublisherEncodeLimits(t *testing.T) {
 					// Not full by count, so the next push must not have fit
 					// (parallel chunks may end on a short batch).
 					var e encoder
-					e.push(&tt.pushes[next+len(b.Pushes)])
-					nextLen := len(e.buf) + 1
+					nextLen := len(e.push(nil, &tt.pushes[next+len(b.Pushes)])) + 1
 					if len(m)+nextLen <= maxBytes {
 						t.Fatalf("message %d closed early: %d bytes + next push %d ≤ %d", i, len(m), nextLen, maxBytes)
 					}
