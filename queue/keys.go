@@ -15,6 +15,7 @@ import "strconv"
 // Keys that span queues (no script touches them together with a queue key):
 //
 //	<prefix>:next   ZSET  queue index → earliest time it has work (due user, expired or orphaned flight)
+//	<prefix>:paused STRING present while operators have paused emitting
 type queueKeys struct {
 	due, items, flight, marks, lease, epoch string
 }
@@ -31,4 +32,5 @@ func (c *Client) keys(q int) queueKeys {
 	}
 }
 
-func (c *Client) nextKey() string { return c.prefix + ":next" }
+func (c *Client) nextKey() string   { return c.prefix + ":next" }
+func (c *Client) pausedKey() string { return c.prefix + ":paused" }

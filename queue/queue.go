@@ -400,3 +400,79 @@ func hasTemplate(rec string, tid int64) bool {
 	}
 	return false
 }
+
+// SetPaused pauses (or resumes) emitting for every worker of this prefix.
+// Nothing is lost while paused: subscriptions and cancels go on, and on
+// resume the backlog is popped earliest first.
+func (c *Client) SetPaused(ctx context.Context, paused bool) error {
+	var err error
+	if paused {
+		err = c.rdb.Set(ctx, c.pausedKey(), "1", 0).Err()
+	} else {
+		err = c.rdb.Del(ctx, c.pausedKey()).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("queue set paused %v: %w", paused, err)
+	}
+	return nil
+}
+
+// Paused reports whether emitting is paused.
+func (c *Client) Paused(ctx context.Context) (bool, error) {
+	n, err := c.rdb.Exists(ctx, c.pausedKey()).Result()
+	if err != nil {
+		return false, fmt.Errorf("queue paused: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Reconcile repairs the next index for queues 0..n-1 from the queues
+// themselves, in one pipelined round trip: each queue's earliest due user,
+// its earliest flight deadline and, when flights sit unleased (their
+// holder died), now. It is the backstop for an update of the index lost
+// with a worker killed between its queue writes and its index write.
+func (c *Client) Reconcile(ctx context.Context, n int, now time.Time) error {
+	pipe := c.rdb.Pipeline()
+	type probe struct {
+		due, flight *redis.ZSliceCmd
+		lease       *redis.IntCmd
+	}
+	probes := make([]probe, n)
+	for q := 0; q < n; q++ {
+		k := c.keys(q)
+		probes[q] = probe{
+			due:    pipe.ZRangeWithScores(ctx, k.due, 0, 0),
+			flight: pipe.ZRangeWithScores(ctx, k.flight, 0, 0),
+			lease:  pipe.Exists(ctx, k.lease),
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("queue reconcile: %w", err)
+	}
+	var zs []redis.Z
+	for q, p := range probes {
+		best := -1.0
+		if d := p.due.Val(); len(d) == 1 {
+			best = d[0].Score
+		}
+		if f := p.flight.Val(); len(f) == 1 {
+			s := f[0].Score
+			if p.lease.Val() == 0 {
+				s = float64(now.UnixMilli()) // orphaned flights: take them over now
+			}
+			if best < 0 || s < best {
+				best = s
+			}
+		}
+		if best >= 0 {
+			zs = append(zs, redis.Z{Score: best, Member: q})
+		}
+	}
+	if len(zs) == 0 {
+		return nil
+	}
+	if err := c.rdb.ZAddLT(ctx, c.nextKey(), zs...).Err(); err != nil {
+		return fmt.Errorf("queue reconcile: %w", err)
+	}
+	return nil
+}

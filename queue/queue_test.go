@@ -428,3 +428,38 @@ func TestIndexed(t *testing.T) {
 		}
 	}
 }
+
+func TestReconcileRestoresALostIndexEntry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, rdb := newClient(t)
+	prefix := enginetest.Prefix(t)
+	add(t, c, 1, 1, t0, 1) // queue 0 of 1
+	// A worker died between its queue writes and its index write.
+	if err := rdb.Del(ctx, prefix+":next").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := c.DueQueues(ctx, t0, 10); len(due) != 0 {
+		t.Fatalf("due = %v after losing the index", due)
+	}
+	if err := c.Reconcile(ctx, 1, t0); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := c.DueQueues(ctx, t0, 10); len(due) != 1 {
+		t.Fatalf("due after reconcile = %v, want [0]", due)
+	}
+
+	// Orphaned flights (no lease) are due now, not at their deadline.
+	l := lease(t, c, 0)
+	pop(t, c, l, t0)
+	if err := rdb.Del(ctx, prefix+":next", prefix+":{"+prefix+":q0}:lease").Err(); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(time.Second)
+	if err := c.Reconcile(ctx, 1, now); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := c.DueQueues(ctx, now, 10); len(due) != 1 {
+		t.Fatalf("orphaned flight not due at once: %v", due)
+	}
+}

@@ -24,6 +24,8 @@ type Index interface {
 	Marks(ctx context.Context, q int, max int) ([]queue.Push, time.Time, error)
 	Forget(ctx context.Context, q int, pushes []queue.Push) error
 	Time(ctx context.Context) (time.Time, error)
+	Paused(ctx context.Context) (bool, error)
+	Reconcile(ctx context.Context, n int, now time.Time) error
 }
 
 // Publisher sends pushes to the message center; nil means nsqd accepted all.
@@ -63,8 +65,9 @@ type Config struct {
 	// OrphanMarkAge is how old an unmarked ack must be before any worker,
 	// not only the one that acked it, marks it (its worker may have died).
 	OrphanMarkAge time.Duration // default 30 s
-	Paused        func() bool   // when true, nothing is emitted; nil = never
-	Observe       func(p push.Push, late time.Duration)
+	// Observe, when set, sees every published push and its lateness (time
+	// from due to nsqd's acceptance, by the Redis clock).
+	Observe func(p push.Push, late time.Duration)
 	Logger        *slog.Logger
 }
 
@@ -92,9 +95,6 @@ func (c *Config) defaults() error {
 	if c.MarkBatch == 0 {
 		c.MarkBatch = 1000
 	}
-	if c.Paused == nil {
-		c.Paused = func() bool { return false }
-	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -112,6 +112,7 @@ type Stats struct {
 	Marked      atomic.Int64 // reminders recorded as sent in MySQL
 	MarkLagMs   atomic.Int64 // age of the oldest unmarked ack seen by the last sweep
 	PublishErrs atomic.Int64
+	Ticks       atomic.Int64 // loop iterations, busy or idle
 }
 
 // Scheduler drains due reminder queues into NSQ. Start it once; Stop it once.
@@ -126,6 +127,7 @@ type Scheduler struct {
 
 	stats   Stats
 	offset  atomic.Int64 // Redis clock minus local clock, ns
+	paused  atomic.Bool  // operators paused emitting (read from Redis)
 	beats   []atomic.Int64
 	stopped atomic.Bool
 
@@ -156,6 +158,11 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	if err := s.syncClock(ctx); err != nil {
 		return fmt.Errorf("scheduler start: %w", err)
 	}
+	paused, err := s.idx.Paused(ctx)
+	if err != nil {
+		return fmt.Errorf("scheduler start: %w", err)
+	}
+	s.paused.Store(paused)
 	// Picking stops at Stop; work in hand (publish, ack) gets DrainTimeout more.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	pickCtx, cancelPick := context.WithCancel(ctx)
@@ -240,14 +247,33 @@ func (s *Scheduler) syncClock(ctx context.Context) error {
 	return nil
 }
 
+// clockLoop follows the Redis clock (every 5 s) and the pause flag (every
+// 100 ms), and reconciles the next-work index once a second: a worker
+// killed between a queue write and its index write must not hide a queue.
+// While Redis cannot be read, the last values stay.
 func (s *Scheduler) clockLoop(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
+	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
+	lastSync, lastReconcile := time.Now(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if p, err := s.idx.Paused(ctx); err == nil {
+			if s.paused.Swap(p) != p {
+				s.log.Info("emitting paused by operators", "paused", p)
+			}
+		}
+		if time.Since(lastReconcile) >= time.Second {
+			lastReconcile = time.Now()
+			if err := s.idx.Reconcile(ctx, s.cfg.Count(), s.now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("reconciling the next-work index", "err", err)
+			}
+		}
+		if time.Since(lastSync) >= 5*time.Second {
+			lastSync = time.Now()
 			if err := s.syncClock(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("reading the Redis clock", "err", err)
 			}
@@ -265,6 +291,7 @@ func (s *Scheduler) loop(pickCtx, workCtx context.Context, slot int) {
 		case <-timer.C:
 		}
 		s.beat(slot)
+		s.stats.Ticks.Add(1)
 		worked, err := s.once(pickCtx, workCtx)
 		if err != nil && pickCtx.Err() == nil {
 			s.log.Warn("scheduler tick", "slot", slot, "err", err)
@@ -279,7 +306,7 @@ func (s *Scheduler) loop(pickCtx, workCtx context.Context, slot int) {
 
 // once picks a due queue and drains it; worked reports whether it got one.
 func (s *Scheduler) once(pickCtx, workCtx context.Context) (worked bool, err error) {
-	if s.cfg.Paused() {
+	if s.paused.Load() {
 		return false, nil
 	}
 	due, err := s.idx.DueQueues(pickCtx, s.now(), 256)
@@ -326,7 +353,7 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 			}
 			continue
 		}
-		if !all && (pickCtx.Err() != nil || s.cfg.Paused()) {
+		if !all && (pickCtx.Err() != nil || s.paused.Load()) {
 			break
 		}
 		all = false

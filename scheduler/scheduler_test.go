@@ -246,3 +246,45 @@ func TestStopHandsBackAndAnotherTakesOver(t *testing.T) {
 		t.Fatalf("R5: reminders delivered under two ids: %v", r.IDConflicts[:min(5, len(r.IDConflicts))])
 	}
 }
+
+// TestPauseHoldsEverythingAndResumeSendsTheBacklog: while paused nothing is
+// emitted though reminders are due; on resume every one goes out once,
+// earliest first within a queue.
+func TestPauseHoldsEverythingAndResumeSendsTheBacklog(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t)
+	col, err := pushtest.NewCollector(c.nsqd, c.topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Stop()
+	if err := c.idx.SetPaused(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	now, _ := c.idx.Time(ctx)
+	const users = 500
+	for u := int64(1); u <= users; u++ {
+		if err := c.idx.Add(ctx, 1, queue.Entry{UserID: u, TemplateID: 1, PushAt: now.Add(-time.Duration(u) * time.Millisecond), Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := c.start(t, 1, scheduler.Config{Slots: 2, PopBatch: 50})
+	waitFor(t, "many idle ticks while paused", 10*time.Second, func() bool { return s.Stats().Ticks.Load() > 50 })
+	if n := s.Stats().Published.Load(); n != 0 {
+		t.Fatalf("published %d while paused", n)
+	}
+	if err := c.idx.SetPaused(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the backlog", 20*time.Second, func() bool { return pushtest.Summarise(col.All()).Unique() == users })
+	got := col.All()
+	if r := pushtest.Summarise(got); r.Repeats != 0 {
+		t.Fatalf("%d repeats", r.Repeats)
+	}
+	// One queue: pops come out oldest first, 50 users at a time.
+	for i := 50; i < len(got); i++ {
+		if got[i].DueAt.Before(got[i-50].DueAt) {
+			t.Fatalf("push %d due %v came after one due %v, more than a pop apart", i, got[i].DueAt, got[i-50].DueAt)
+		}
+	}
+}
