@@ -1,0 +1,457 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+	"github.com/redis/go-redis/v9"
+
+	"couponpush/internal/enginetest"
+	"couponpush/internal/pushtest"
+	"couponpush/queue"
+)
+
+// dumpQueues logs the index's state, to tell why a reminder did not arrive.
+func dumpQueues(t *testing.T, rdb *redis.Client, prefix string, n int) {
+	ctx := context.Background()
+	next, _ := rdb.ZRangeWithScores(ctx, prefix+":next", 0, -1).Result()
+	t.Logf("next: %v (now %d)", next, time.Now().UnixMilli())
+	for q := 0; q < n; q++ {
+		tag := fmt.Sprintf("%s:{%s:q%d}:", prefix, prefix, q)
+		due, _ := rdb.ZCard(ctx, tag+"due").Result()
+		first, _ := rdb.ZRangeWithScores(ctx, tag+"due", 0, 0).Result()
+		flight, _ := rdb.ZCard(ctx, tag+"flight").Result()
+		marks, _ := rdb.ZCard(ctx, tag+"marks").Result()
+		lease, _ := rdb.PTTL(ctx, tag+"lease").Result()
+		t.Logf("q%d: due %d first %v flight %d marks %d lease ttl %v", q, due, first, flight, marks, lease)
+	}
+}
+
+// loadDirect writes entries as new pending subscriptions: MySQL rows in
+// multi-row INSERTs, then the index under queue count n.
+func loadDirect(t *testing.T, db *sql.DB, idx *queue.Client, n int, entries []queue.Entry) {
+	t.Helper()
+	now := time.Now().UTC()
+	for start := 0; start < len(entries); start += 1000 {
+		chunk := entries[start:min(start+1000, len(entries))]
+		q := "INSERT INTO subscriptions (user_id, template_id, push_at, status, version, created_at, updated_at) VALUES "
+		args := make([]any, 0, len(chunk)*6)
+		for i, e := range chunk {
+			if i > 0 {
+				q += ","
+			}
+			q += "(?, ?, ?, 'pending', 1, ?, ?)"
+			args = append(args, e.UserID, e.TemplateID, e.PushAt.UTC(), now, now)
+		}
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatalf("insert subscriptions: %v", err)
+		}
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 32; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(len(entries)); i = next.Add(1) - 1 {
+				if err := idx.Add(context.Background(), n, entries[i]); err != nil {
+					t.Errorf("index %+v: %v", entries[i], err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+func TestMain(m *testing.M) { enginetest.Main(m) }
+
+// env is one test's engines and names, shared by its worker processes.
+type env struct {
+	redis, dsn, nsqd, consul, prefix string
+	service                          string // Consul service name: no underscores
+	bin                              string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	tcp, _ := enginetest.NSQD(t)
+	e := &env{
+		redis:  enginetest.RedisAddr(t),
+		dsn:    enginetest.MySQL(t),
+		nsqd:   tcp,
+		consul: enginetest.Consul(t),
+		prefix: enginetest.Prefix(t),
+		bin:    buildWorker(t),
+	}
+	e.service = strings.ToLower(strings.ReplaceAll(e.prefix, "_", "-"))
+	return e
+}
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// buildWorker builds cmd/worker once per test binary, with -race, so the
+// processes under test are checked as strictly as the tests.
+func buildWorker(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "couponpush-worker-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "worker")
+		out, err := exec.Command("go", "build", "-race", "-o", buildPath, "couponpush/cmd/worker").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build cmd/worker: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// proc is one worker process.
+type proc struct {
+	id   string
+	addr string
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	done chan error
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func (e *env) startWorker(t *testing.T, id string, extra ...string) *proc {
+	t.Helper()
+	p := &proc{id: id, addr: freeAddr(t), log: &bytes.Buffer{}, done: make(chan error, 1)}
+	args := append([]string{
+		"-redis-addr", e.redis, "-mysql-dsn", e.dsn, "-nsqd-tcp", e.nsqd, "-consul-addr", e.consul,
+		"-redis-prefix", e.prefix, "-consul-prefix", e.prefix, "-topic", e.prefix,
+		"-http-addr", p.addr, "-worker-id", id, "-service-name", e.service,
+		"-lease", "2s", "-lease-renew", "500ms", "-log-level", "warn",
+	}, extra...)
+	p.cmd = exec.Command(e.bin, args...)
+	var out lockedWriter
+	out.w = p.log
+	p.cmd.Stdout, p.cmd.Stderr = &out, &out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("worker %s log:\n%s", id, out.String())
+		}
+	})
+	waitFor(t, "worker "+id+" ready", 60*time.Second, func() bool {
+		select {
+		case err := <-p.done:
+			t.Fatalf("worker %s exited at start-up: %v\n%s", id, err, out.String())
+		default:
+		}
+		resp, err := http.Get("http://" + p.addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return p
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func call(t *testing.T, method, url string, body any) (int, map[string]any) {
+	t.Helper()
+	var rd *bytes.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func ms(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+// TestKillOneOfThreeWorkersMidBurst proves R1, R2, R4, R5 and R7 end to end:
+// three worker processes push a 50,000-reminder burst, one is killed with
+// SIGKILL in the middle, and still every active reminder arrives, no
+// cancelled one does, merges hold, and every repeat carries the same push_id.
+func TestKillOneOfThreeWorkersMidBurst(t *testing.T) {
+	e := newEnv(t)
+	const reminders = 50_000
+	workers := []*proc{
+		e.startWorker(t, "w1", "-pop-batch", "200", "-slots", "2"),
+		e.startWorker(t, "w2", "-pop-batch", "200", "-slots", "2"),
+		e.startWorker(t, "w3", "-pop-batch", "200", "-slots", "2"),
+	}
+	api := "http://" + workers[0].addr
+
+	// Reminders fall due over a few seconds from T0, far enough ahead that
+	// subscribing finishes first; template B's reminders are 3 s after A's,
+	// inside the merge window, for every fifth user.
+	t0 := time.Now().Add(15 * time.Second).Truncate(time.Second)
+	const spread = 6 * time.Second
+	mk := func(name string, grab time.Time) int64 {
+		code, body := call(t, "POST", api+"/v1/templates", map[string]any{
+			"name": name, "type": "fixed", "value": 500, "threshold_cents": 0, "stock": 1000000,
+			"grab_start": ms(grab), "grab_end": ms(grab.Add(time.Hour)), "valid_days": 7,
+		})
+		if code != http.StatusCreated {
+			t.Fatalf("create template: %d %v", code, body)
+		}
+		return int64(body["id"].(float64))
+	}
+	// Users are spread over the window by one template per 500 ms slice.
+	const slices = 10
+	var tA [slices]int64
+	for i := range tA {
+		tA[i] = mk(fmt.Sprintf("A%d", i), t0.Add(time.Minute+time.Duration(i)*spread/slices))
+	}
+	tB := mk("B", t0.Add(time.Minute+3*time.Second))
+
+	type pair = pushtest.Pair
+	want := map[pair]bool{}
+	cancelled := map[pair]bool{}
+	users := reminders * 5 / 6 // 5/6 of the users have one reminder, 1/5 of them a second: 50,000 reminders
+
+	// Subscriptions are written as the subscription service writes a new
+	// one (a pending row at version 1, then its index entry), in bulk, so a
+	// slow machine can load 50,000 before they fall due; the service's own
+	// paths are proven in subscription/ and httpapi/, and the cancels below
+	// go through the API. Emitting is paused meanwhile, so a slow load only
+	// makes the burst denser, never partial.
+	db, err := sql.Open("mysql", e.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: e.redis, PoolSize: 64})
+	defer rdb.Close()
+	idx := queue.New(rdb, queue.Options{Prefix: e.prefix})
+	ctx := context.Background()
+	if err := idx.SetPaused(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	grab := map[int64]time.Time{tB: t0.Add(time.Minute + 3*time.Second)}
+	for i, id := range tA {
+		grab[id] = t0.Add(time.Minute + time.Duration(i)*spread/slices)
+	}
+	var entries []queue.Entry
+	for u := int64(1); u <= int64(users); u++ {
+		tids := []int64{tA[u%slices]}
+		if u%5 == 0 {
+			tids = append(tids, tB)
+		}
+		for _, tid := range tids {
+			entries = append(entries, queue.Entry{UserID: u, TemplateID: tid, PushAt: grab[tid].Add(-time.Minute), Version: 1})
+			want[pair{UserID: u, TemplateID: tid}] = true
+		}
+	}
+	loadDirect(t, db, idx, 16, entries)
+	t.Logf("subscribed %d reminders; %v before the burst", len(want), time.Until(t0).Round(time.Millisecond))
+	// Cancel every 50th user's A reminder (R2).
+	for u := int64(50); u <= int64(users); u += 50 {
+		k := pair{UserID: u, TemplateID: tA[u%slices]}
+		code, body := call(t, "DELETE", fmt.Sprintf("%s/v1/subscriptions/%d/%d", api, u, k.TemplateID), nil)
+		if code != http.StatusNoContent {
+			t.Fatalf("DELETE %v: %d %v", k, code, body)
+		}
+		delete(want, k)
+		cancelled[k] = true
+	}
+	t.Logf("%d active reminders, %d cancelled; burst at %v", len(want), len(cancelled), t0)
+
+	col, err := pushtest.NewCollector(e.nsqd, e.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Stop()
+
+	if err := idx.SetPaused(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a third of the burst", 90*time.Second, func() bool { return pushtest.Summarise(col.All()).Unique() >= len(want)/3 })
+	atKill := pushtest.Summarise(col.All()).Unique()
+	if err := workers[1].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-workers[1].done
+	killedAt := time.Now()
+	t.Logf("killed w2 with %d of %d reminders delivered", atKill, len(want))
+	if atKill >= len(want) {
+		t.Fatalf("the kill came after the burst (%d delivered)", atKill)
+	}
+
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpQueues(t, rdb, e.prefix, 16)
+		}
+	})
+	waitFor(t, "every reminder delivered", 90*time.Second, func() bool { return pushtest.Summarise(col.All()).Unique() >= len(want) })
+	t.Logf("burst complete %v after the kill", time.Since(killedAt).Round(time.Millisecond))
+	r := pushtest.Summarise(col.All())
+	for k := range want {
+		if len(r.Reminders[k]) == 0 {
+			t.Fatalf("R1/R7: reminder %v never delivered", k)
+		}
+	}
+	for k := range cancelled {
+		if len(r.Reminders[k]) > 0 {
+			t.Fatalf("R2: cancelled reminder %v delivered", k)
+		}
+	}
+	if len(r.IDConflicts) > 0 {
+		t.Fatalf("R5: %d reminders delivered under more than one push_id, e.g. %v", len(r.IDConflicts), r.IDConflicts[0])
+	}
+	if r.Unique() != len(want) {
+		t.Fatalf("delivered %d distinct reminders, want %d", r.Unique(), len(want))
+	}
+	merged := 0
+	for _, g := range col.All() {
+		if len(g.Items) == 2 {
+			merged++
+		}
+		if !g.DueAt.Equal(g.Items[0].PushAt) {
+			t.Fatalf("R4: push %s due %v, earliest item %v", g.ID, g.DueAt, g.Items[0].PushAt)
+		}
+	}
+	if merged == 0 {
+		t.Fatalf("no merged pushes; users with A and B reminders 3 s apart should get one push")
+	}
+	t.Logf("%d deliveries, %d repeats (same push_id), %d merged", r.Deliveries, r.Repeats, merged)
+
+	// MySQL learns every reminder as sent under the push_id that carried it,
+	// including the killed worker's (an orphaned ack is marked by a sweep).
+	waitFor(t, "sent-marks in MySQL", 90*time.Second, func() bool {
+		var n int
+		if err := db.QueryRow("SELECT COUNT(*) FROM subscriptions WHERE status = 'sent'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == len(want)
+	})
+	rows, err := db.Query("SELECT user_id, template_id, push_id FROM subscriptions WHERE status = 'sent'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k pair
+		var id string
+		if err := rows.Scan(&k.UserID, &k.TemplateID, &id); err != nil {
+			t.Fatal(err)
+		}
+		if ids := r.Reminders[k]; len(ids) == 0 || ids[0] != id {
+			t.Fatalf("reminder %v marked sent as %s, delivered as %v", k, id, ids)
+		}
+	}
+
+	// SIGTERM drains and deregisters.
+	for _, w := range []*proc{workers[0], workers[2]} {
+		if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-w.done:
+			if err != nil {
+				t.Fatalf("worker %s exit after SIGTERM: %v", w.id, err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("worker %s did not exit after SIGTERM", w.id)
+		}
+	}
+	// The drained workers left the catalog; only the killed one remains
+	// (critical once its TTL lapses) until Consul reaps it.
+	resp, err := http.Get("http://" + e.consul + "/v1/catalog/service/" + e.service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var catalog []struct{ ServiceID string }
+	if err := json.NewDecoder(resp.Body).Decode(&catalog); err != nil {
+		t.Fatal(err)
+	}
+	for _, en := range catalog {
+		if en.ServiceID != "w2" {
+			t.Fatalf("worker %s still registered after SIGTERM: %v", en.ServiceID, catalog)
+		}
+	}
+}
