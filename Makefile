@@ -57,9 +57,14 @@ check:
 				print "import rule: " $$1 " imports " $$i " (nothing imports a main)"; bad = 1 } } }
 		END { exit bad }'
 
-## bench: the bench command (reports the budgets of DESIGN.md)
-bench:
-	go run ./cmd/bench
+## bench: the bench command on its own engines (reports the budgets of DESIGN.md); BENCH_FLAGS passes flags
+bench: engines
+	mkdir -p "$(RUN_DIR)"
+	dir=$$(mktemp -d "$(RUN_DIR)/bench.XXXXXX")
+	trap 'scripts/engines.sh stop "$$dir"; rm -rf "$$dir"' EXIT
+	scripts/engines.sh start "$$dir"
+	source "$$dir/env"
+	go run ./cmd/bench $(BENCH_FLAGS)
 
 ## run: a local cluster of workers on local engines
 run:

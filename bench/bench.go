@@ -1,0 +1,312 @@
+// Package bench measures the reminder cluster on real engines and prints
+// the figures the README quotes: a same-millisecond burst (due → last
+// published, pushes/s, lateness) against the bare pop+MPUB floor, lateness
+// of reminders spread over time, and durable subscribes over HTTP.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/nsqio/go-nsq"
+	"github.com/redis/go-redis/v9"
+
+	"couponpush/config"
+	"couponpush/internal/pushtest"
+	"couponpush/worker"
+)
+
+// Config is what to measure and where the engines are.
+type Config struct {
+	RedisAddr, MySQLDSN, NSQDAddr, ConsulAddr string
+	Burst                                     int           // reminders due at one millisecond
+	Spread                                    int           // reminders spread over SpreadOver
+	SpreadOver                                time.Duration //
+	SubscribeFor                              time.Duration // how long the subscribe load runs
+	Clients                                   int           // concurrent HTTP clients for subscribes
+	Workers                                   int           // in-process workers sharing the burst
+	SkipRaw                                   bool
+	SkipSubscribe                             bool
+	Logger                                    *slog.Logger
+}
+
+// Run measures and writes a report to out.
+func Run(ctx context.Context, cfg Config, out io.Writer) error {
+	prefix := fmt.Sprintf("bench%d", time.Now().UnixNano()%1_000_000_000)
+	fmt.Fprintf(out, "couponpush bench: %d workers in-process, engines redis=%s nsqd=%s, prefix %s\n", cfg.Workers, cfg.RedisAddr, cfg.NSQDAddr, prefix)
+	dsn, err := mysql.ParseDSN(cfg.MySQLDSN)
+	if err != nil {
+		return fmt.Errorf("mysql dsn: %w", err)
+	}
+	dsn.DBName = "couponpush_bench"
+	cfg.MySQLDSN = dsn.FormatDSN()
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr})
+	defer rdb.Close()
+	env := &stack{cfg: cfg, prefix: prefix, rdb: rdb}
+	if err := env.start(ctx); err != nil {
+		return err
+	}
+	defer env.stop()
+
+	if cfg.Burst > 0 {
+		r, err := env.burst(ctx, cfg.Burst)
+		if err != nil {
+			return fmt.Errorf("burst: %w", err)
+		}
+		fmt.Fprintf(out, "\nburst: %d reminders due at one millisecond (loaded through the subscription service at %.0f/s)\n", cfg.Burst, r.loadRate)
+		fmt.Fprintf(out, "  due → last published   %v\n", r.drain.Round(time.Millisecond))
+		fmt.Fprintf(out, "  pushes per second      %.0f\n", float64(cfg.Burst)/r.drain.Seconds())
+		fmt.Fprintf(out, "  lateness at consumer   p50 %v  p99 %v  max %v\n", r.late.p(50), r.late.p(99), r.late.p(100))
+		if !cfg.SkipRaw {
+			raw, err := Raw(ctx, rdb, cfg.NSQDAddr, prefix+"_raw", prefix, cfg.Burst)
+			if err != nil {
+				return fmt.Errorf("raw: %w", err)
+			}
+			fmt.Fprintf(out, "  raw floor (bare bounded Lua pop + MPUB, one loop): %v, %.0f/s\n", raw.Round(time.Millisecond), float64(cfg.Burst)/raw.Seconds())
+			fmt.Fprintf(out, "  ours as a fraction of the floor: %.2f\n", raw.Seconds()/r.drain.Seconds())
+		}
+	}
+	if cfg.Spread > 0 {
+		r, err := env.spread(ctx, cfg.Spread, cfg.SpreadOver)
+		if err != nil {
+			return fmt.Errorf("spread: %w", err)
+		}
+		fmt.Fprintf(out, "\nspread: %d reminders over %v\n", cfg.Spread, cfg.SpreadOver)
+		fmt.Fprintf(out, "  lateness at consumer   p50 %v  p99 %v  max %v\n", r.late.p(50), r.late.p(99), r.late.p(100))
+	}
+	if !cfg.SkipSubscribe && cfg.SubscribeFor > 0 {
+		n, d, err := env.subscribe(ctx, cfg.Clients, cfg.SubscribeFor)
+		if err != nil {
+			return fmt.Errorf("subscribe: %w", err)
+		}
+		fmt.Fprintf(out, "\nsubscribe: %d durable PUTs (rows counted in MySQL) from %d HTTP clients in %v: %.0f/s\n", n, cfg.Clients, d.Round(time.Millisecond), float64(n)/d.Seconds())
+	}
+	return nil
+}
+
+// stack is the workers under test and an HTTP client to the first.
+type stack struct {
+	cfg     Config
+	prefix  string
+	rdb     *redis.Client
+	workers []*worker.Worker
+	api     string
+	run     int
+}
+
+func (s *stack) start(ctx context.Context) error {
+	log := s.cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	for i := 0; i < s.cfg.Workers; i++ {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		wc := config.Worker{
+			HTTPAddr: addr, RedisAddrs: []string{s.cfg.RedisAddr}, RedisPrefix: s.prefix,
+			MySQLDSN: s.cfg.MySQLDSN, NSQDAddr: s.cfg.NSQDAddr, Topic: s.prefix,
+			ConsulAddr: s.cfg.ConsulAddr, ConsulPrefix: s.prefix, ServiceName: s.prefix,
+			WorkerID: fmt.Sprintf("%s-w%d", s.prefix, i+1), LogLevel: "warn",
+		}.WithDefaults()
+		if err := wc.Validate(); err != nil {
+			return err
+		}
+		w, err := worker.Start(ctx, wc, log)
+		if err != nil {
+			return err
+		}
+		s.workers = append(s.workers, w)
+		if i == 0 {
+			s.api = "http://" + addr
+		}
+	}
+	return nil
+}
+
+func (s *stack) stop() {
+	for _, w := range s.workers {
+		_ = w.Stop()
+	}
+}
+
+func (s *stack) published() int64 {
+	var n int64
+	for _, w := range s.workers {
+		n += w.Published()
+	}
+	return n
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// lateness is a sorted sample of durations.
+type lateness []time.Duration
+
+func (l lateness) p(q float64) time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	i := int(float64(len(l)-1) * q / 100)
+	return l[i].Round(time.Millisecond)
+}
+
+type result struct {
+	drain    time.Duration
+	late     lateness
+	loadRate float64
+}
+
+// template creates a template whose reminders (lead 60 s) fall due at due.
+func (s *stack) template(ctx context.Context, due time.Time) (int64, error) {
+	s.run++
+	grab := due.Add(time.Minute)
+	var out struct {
+		ID int64 `json:"id"`
+	}
+	err := s.do(ctx, "POST", "/v1/templates", map[string]any{
+		"name": fmt.Sprintf("bench %d", s.run), "type": "fixed", "value": 500, "stock": 1_000_000,
+		"grab_start": grab.UTC().Format(time.RFC3339Nano), "grab_end": grab.Add(time.Hour).UTC().Format(time.RFC3339Nano),
+		"valid_days": 7,
+	}, 201, &out)
+	return out.ID, err
+}
+
+// load subscribes users [from, from+n) to the templates picked by pick, over
+// HTTP with the configured number of clients, and returns the rate.
+func (s *stack) load(ctx context.Context, from, n int, pick func(u int) int64) (float64, error) {
+	var next atomic.Int64
+	next.Store(int64(from) - 1)
+	last := int64(from + n - 1)
+	var wg sync.WaitGroup
+	errc := make(chan error, s.cfg.Clients)
+	begin := time.Now()
+	for g := 0; g < s.cfg.Clients; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				u := next.Add(1)
+				if u > last || ctx.Err() != nil {
+					return
+				}
+				path := fmt.Sprintf("/v1/subscriptions/%d/%d", u, pick(int(u)))
+				if err := s.do(ctx, "PUT", path, nil, 201, nil); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(begin).Seconds(), nil
+}
+
+func (s *stack) collector() (*pushtest.Collector, error) {
+	return pushtest.NewCollector(s.cfg.NSQDAddr, s.prefix)
+}
+
+func (s *stack) burst(ctx context.Context, k int) (result, error) {
+	// Subscribing runs at several thousand per second; leave room for it.
+	due := time.Now().Add(5*time.Second + time.Duration(k)*time.Second/3000).Truncate(time.Second)
+	tid, err := s.template(ctx, due)
+	if err != nil {
+		return result{}, err
+	}
+	rate, err := s.load(ctx, 1, k, func(int) int64 { return tid })
+	if err != nil {
+		return result{}, err
+	}
+	if time.Now().After(due) {
+		return result{}, fmt.Errorf("loading %d reminders took past their due time; lower -burst", k)
+	}
+	col, err := s.collector()
+	if err != nil {
+		return result{}, err
+	}
+	defer col.Stop()
+	base := s.published()
+	for s.published()-base < int64(k) {
+		if time.Since(due) > 5*time.Minute {
+			return result{}, fmt.Errorf("only %d of %d published after 5 minutes", s.published()-base, k)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	drain := time.Since(due)
+	late, err := waitLate(col, k)
+	return result{drain: drain, late: late, loadRate: rate}, err
+}
+
+func (s *stack) spread(ctx context.Context, k int, over time.Duration) (result, error) {
+	const templates = 100
+	start := time.Now().Add(5*time.Second + time.Duration(k)*time.Second/3000).Truncate(time.Second)
+	tids := make([]int64, templates)
+	for i := range tids {
+		id, err := s.template(ctx, start.Add(over*time.Duration(i)/templates))
+		if err != nil {
+			return result{}, err
+		}
+		tids[i] = id
+	}
+	col, err := s.collector()
+	if err != nil {
+		return result{}, err
+	}
+	defer col.Stop()
+	if _, err := s.load(ctx, 10_000_001, k, func(u int) int64 { return tids[u%templates] }); err != nil {
+		return result{}, err
+	}
+	if time.Now().After(start) {
+		return result{}, fmt.Errorf("loading took past the first due time; lower -spread")
+	}
+	late, err := waitLate(col, k)
+	return result{late: late}, err
+}
+
+// waitLate waits for k distinct pushes at the collector and returns their
+// lateness (arrival minus due_at), sorted.
+func waitLate(col *pushtest.Collector, k int) (lateness, error) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		got := col.All()
+		if pushtest.Summarise(got).Unique() >= k {
+			seen := map[string]bool{}
+			var l lateness
+			for _, g := range got {
+				if !seen[g.ID] {
+					seen[g.ID] = true
+					l = append(l, g.At.Sub(g.DueAt))
+				}
+			}
+			sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+			return l, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("consumer saw %d of %d reminders", pushtest.Summarise(got).Unique(), k)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func quiet(p *nsq.Producer) { p.SetLogger(log.New(io.Discard, "", 0), nsq.LogLevelError) }

@@ -1,0 +1,106 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql" // the MySQL driver, to count durable rows
+)
+
+var client = &http.Client{
+	Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256},
+	Timeout:   30 * time.Second,
+}
+
+// do sends a JSON request to the first worker and decodes the answer into
+// out (when not nil); any status other than want is an error.
+func (s *stack) do(ctx context.Context, method, path string, body any, want int, out any) error {
+	var rd io.Reader = http.NoBody
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.api+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// subscribe runs PUTs of new subscriptions from clients goroutines for d and
+// returns how many were answered 201 and then found in MySQL.
+func (s *stack) subscribe(ctx context.Context, clients int, d time.Duration) (int, time.Duration, error) {
+	tid, err := s.template(ctx, time.Now().Add(time.Hour))
+	if err != nil {
+		return 0, 0, err
+	}
+	var next, ok atomic.Int64
+	next.Store(20_000_000)
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	var first error
+	var mu sync.Mutex
+	begin := time.Now()
+	for g := 0; g < clients; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				u := next.Add(1)
+				if err := s.do(ctx, "PUT", fmt.Sprintf("/v1/subscriptions/%d/%d", u, tid), nil, 201, nil); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(begin)
+	if first != nil {
+		return 0, 0, first
+	}
+	db, err := sql.Open("mysql", s.cfg.MySQLDSN)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer db.Close()
+	var rows int64
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM subscriptions WHERE template_id = ?", tid).Scan(&rows); err != nil {
+		return 0, 0, err
+	}
+	if rows != ok.Load() {
+		return 0, 0, fmt.Errorf("%d PUTs answered 201 but MySQL holds %d rows", ok.Load(), rows)
+	}
+	return int(rows), elapsed, nil
+}

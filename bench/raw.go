@@ -1,0 +1,77 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nsqio/go-nsq"
+	"github.com/redis/go-redis/v9"
+)
+
+// rawPop is the floor the real pop is measured against: a bounded pop of
+// due members with no merging, no tombstones, no flights, no lease.
+// KEYS[1] due  ARGV[1] now ms  ARGV[2] max
+var rawPop = redis.NewScript(`
+local m = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #m > 0 then redis.call('ZREM', KEYS[1], unpack(m)) end
+return m`)
+
+// Raw loads k members due at one millisecond into one sorted set, then pops
+// them 1,000 at a time and MPUBs each chunk as 2 messages, and returns the
+// time from the first pop to the last publish accepted.
+func Raw(ctx context.Context, rdb redis.UniversalClient, nsqdAddr, topic, prefix string, k int) (time.Duration, error) {
+	key := prefix + ":raw:{due}"
+	const due = 1_000_000
+	for start := 0; start < k; start += 10_000 {
+		pipe := rdb.Pipeline()
+		zs := make([]redis.Z, 0, 10_000)
+		for i := start; i < min(start+10_000, k); i++ {
+			zs = append(zs, redis.Z{Score: due, Member: strconv.Itoa(i+1) + "|1:1000000"})
+		}
+		pipe.ZAdd(ctx, key, zs...)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return 0, fmt.Errorf("raw load: %w", err)
+		}
+	}
+	prod, err := nsq.NewProducer(nsqdAddr, nsq.NewConfig())
+	if err != nil {
+		return 0, err
+	}
+	defer prod.Stop()
+	quiet(prod)
+	begin := time.Now()
+	moved := 0
+	for {
+		m, err := rawPop.Run(ctx, rdb, []string{key}, due, 1000).StringSlice()
+		if err != nil {
+			return 0, fmt.Errorf("raw pop: %w", err)
+		}
+		if len(m) == 0 {
+			break
+		}
+		half := len(m) / 2
+		body := [][]byte{joined(m[:half]), joined(m[half:])}
+		if err := prod.MultiPublish(topic, body); err != nil {
+			return 0, fmt.Errorf("raw mpub: %w", err)
+		}
+		moved += len(m)
+	}
+	if moved != k {
+		return 0, fmt.Errorf("raw moved %d of %d", moved, k)
+	}
+	return time.Since(begin), nil
+}
+
+func joined(m []string) []byte {
+	var b []byte
+	for _, s := range m {
+		b = append(b, s...)
+		b = append(b, '\n')
+	}
+	if len(b) == 0 {
+		b = []byte{'\n'}
+	}
+	return b
+}

@@ -1,0 +1,39 @@
+// Command bench measures the reminder cluster on real engines (see
+// README.md, "Figures"). Engines come from the COUPONPUSH_* environment that
+// scripts/engines.sh start writes; `make bench` does all of it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"time"
+
+	"couponpush/bench"
+)
+
+func main() {
+	var c bench.Config
+	flag.IntVar(&c.Burst, "burst", 200_000, "reminders due at the same millisecond (0 skips)")
+	flag.IntVar(&c.Spread, "spread", 20_000, "reminders spread over -spread-over (0 skips)")
+	flag.DurationVar(&c.SpreadOver, "spread-over", 20*time.Second, "time the spread reminders fall due over")
+	flag.DurationVar(&c.SubscribeFor, "subscribe-for", 10*time.Second, "how long the subscribe load runs (0 skips)")
+	flag.IntVar(&c.Clients, "clients", 64, "concurrent HTTP clients")
+	flag.IntVar(&c.Workers, "workers", 2, "workers run in this process")
+	flag.BoolVar(&c.SkipRaw, "skip-raw", false, "skip the bare pop+MPUB floor")
+	flag.Parse()
+	c.RedisAddr, c.MySQLDSN = os.Getenv("COUPONPUSH_REDIS_ADDR"), os.Getenv("COUPONPUSH_MYSQL_DSN")
+	c.NSQDAddr, c.ConsulAddr = os.Getenv("COUPONPUSH_NSQD_TCP"), os.Getenv("COUPONPUSH_CONSUL_ADDR")
+	if c.RedisAddr == "" || c.NSQDAddr == "" || c.ConsulAddr == "" {
+		fmt.Fprintln(os.Stderr, "bench: set COUPONPUSH_REDIS_ADDR, _MYSQL_DSN, _NSQD_TCP, _CONSUL_ADDR (make bench does)")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := bench.Run(ctx, c, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}

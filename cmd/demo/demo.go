@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func run(ctx context.Context, apis []string, users int, in time.Duration, out io.Writer) error {
+	if users < 1 || in < 10*time.Second {
+		return fmt.Errorf("need -users ≥ 1 and -in ≥ 10s")
+	}
+	due := time.Now().Add(in).Truncate(time.Second)
+	grab := due.Add(time.Minute)
+	var tpl struct {
+		ID int64 `json:"id"`
+	}
+	err := call(ctx, "POST", apis[0]+"/v1/templates", map[string]any{
+		"name": "Demo drop: 5 off", "type": "fixed", "value": 500, "threshold_cents": 0,
+		"stock": 100_000, "grab_start": grab.UTC().Format(time.RFC3339), "grab_end": grab.Add(time.Hour).UTC().Format(time.RFC3339),
+		"valid_days": 7,
+	}, http.StatusCreated, &tpl)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "demo: template %d grabs at %s; reminders due at %s\n", tpl.ID, grab.Format(time.TimeOnly), due.Format(time.TimeOnly))
+	var next, done atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, 16)
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				u := next.Add(1)
+				if u > int64(users) {
+					return
+				}
+				url := fmt.Sprintf("%s/v1/subscriptions/%d/%d", apis[int(u)%len(apis)], u, tpl.ID)
+				if err := call(ctx, "PUT", url, nil, http.StatusCreated, nil); err != nil {
+					errc <- err
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return err
+	}
+	// A few users change their mind: their reminders must never arrive.
+	cancelled := 0
+	for u := 7; u <= users; u += 100 {
+		url := fmt.Sprintf("%s/v1/subscriptions/%d/%d", apis[0], u, tpl.ID)
+		if err := call(ctx, "DELETE", url, nil, http.StatusNoContent, nil); err != nil {
+			return err
+		}
+		cancelled++
+	}
+	fmt.Fprintf(out, "demo: %d subscribed, %d cancelled; expect %d pushes at %s (in %v)\n",
+		done.Load(), cancelled, done.Load()-int64(cancelled), due.Format(time.TimeOnly), time.Until(due).Round(time.Second))
+	return nil
+}
+
+func call(ctx context.Context, method, url string, body any, want int, out any) error {
+	var rd io.Reader = http.NoBody
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}

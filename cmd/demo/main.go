@@ -1,0 +1,27 @@
+// Command demo creates a coupon template whose reminders fall due soon and
+// subscribes a few thousand users to it through the HTTP API, spread over
+// the given workers, so `make run` shows pushes arriving.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+)
+
+func main() {
+	api := flag.String("api", "http://127.0.0.1:8080", "comma-separated worker base URLs")
+	users := flag.Int("users", 3000, "users to subscribe")
+	in := flag.Duration("in", 45*time.Second, "reminders fall due this long from now")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, strings.Split(*api, ","), *users, *in, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
