@@ -68,7 +68,7 @@ type Config struct {
 	// Observe, when set, sees every published push and its lateness (time
 	// from due to nsqd's acceptance, by the Redis clock).
 	Observe func(p push.Push, late time.Duration)
-	Logger        *slog.Logger
+	Logger  *slog.Logger
 }
 
 func (c *Config) defaults() error {
