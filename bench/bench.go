@@ -11,7 +11,11 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/pprof"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,16 +31,18 @@ import (
 
 // Config is what to measure and where the engines are.
 type Config struct {
+	// Engines, as scripts/engines.sh start writes them.
 	RedisAddr, MySQLDSN, NSQDAddr, ConsulAddr string
-	Burst                                     int           // reminders due at one millisecond
-	Spread                                    int           // reminders spread over SpreadOver
-	SpreadOver                                time.Duration //
-	SubscribeFor                              time.Duration // how long the subscribe load runs
-	Clients                                   int           // concurrent HTTP clients for subscribes
-	Workers                                   int           // in-process workers sharing the burst
-	SkipRaw                                   bool
-	SkipSubscribe                             bool
-	Logger                                    *slog.Logger
+
+	Burst        int           // reminders due at one millisecond (0 skips)
+	Spread       int           // reminders spread over SpreadOver (0 skips)
+	SpreadOver   time.Duration // how long the spread reminders fall due over
+	SubscribeFor time.Duration // how long the subscribe load runs (0 skips)
+	Clients      int           // concurrent HTTP clients
+	Workers      int           // in-process workers sharing the work
+	SkipRaw      bool          // skip the bare pop+MPUB floor
+	CPUProfile   string        // write a CPU profile of the burst's drain here
+	Logger       *slog.Logger
 }
 
 // Run measures and writes a report to out.
@@ -66,6 +72,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		fmt.Fprintf(out, "  due → last published   %v\n", r.drain.Round(time.Millisecond))
 		fmt.Fprintf(out, "  pushes per second      %.0f\n", float64(cfg.Burst)/r.drain.Seconds())
 		fmt.Fprintf(out, "  lateness at consumer   p50 %v  p99 %v  max %v\n", r.late.p(50), r.late.p(99), r.late.p(100))
+		fmt.Fprintf(out, "  %s\n", env.stepLine)
 		if !cfg.SkipRaw {
 			raw, err := Raw(ctx, rdb, cfg.NSQDAddr, prefix+"_raw", prefix, cfg.Burst)
 			if err != nil {
@@ -83,7 +90,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		fmt.Fprintf(out, "\nspread: %d reminders over %v\n", cfg.Spread, cfg.SpreadOver)
 		fmt.Fprintf(out, "  lateness at consumer   p50 %v  p99 %v  max %v\n", r.late.p(50), r.late.p(99), r.late.p(100))
 	}
-	if !cfg.SkipSubscribe && cfg.SubscribeFor > 0 {
+	if cfg.SubscribeFor > 0 {
 		n, d, err := env.subscribe(ctx, cfg.Clients, cfg.SubscribeFor)
 		if err != nil {
 			return fmt.Errorf("subscribe: %w", err)
@@ -101,6 +108,8 @@ type stack struct {
 	workers []*worker.Worker
 	api     string
 	run     int
+	// stepLine says where the slots spent the last burst's time.
+	stepLine string
 }
 
 func (s *stack) start(ctx context.Context) error {
@@ -143,9 +152,21 @@ func (s *stack) stop() {
 func (s *stack) published() int64 {
 	var n int64
 	for _, w := range s.workers {
-		n += w.Published()
+		n += w.Stats().Published.Load()
 	}
 	return n
+}
+
+// steps sums the workers' time per delivery step.
+func (s *stack) steps() (pop, build, publish, ack time.Duration) {
+	for _, w := range s.workers {
+		st := w.Stats()
+		pop += time.Duration(st.PopNs.Load())
+		build += time.Duration(st.BuildNs.Load())
+		publish += time.Duration(st.PublishNs.Load())
+		ack += time.Duration(st.AckNs.Load())
+	}
+	return
 }
 
 func freeAddr() (string, error) {
@@ -246,7 +267,26 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 		return result{}, err
 	}
 	defer col.Stop()
+	if s.cfg.CPUProfile != "" {
+		f, err := os.Create(s.cfg.CPUProfile)
+		if err != nil {
+			return result{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return result{}, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	base := s.published()
+	cpu0 := redisCPU(ctx, s.rdb)
+	p0, b0, u0, a0 := s.steps()
+	defer func() {
+		p1, b1, u1, a1 := s.steps()
+		s.stepLine = fmt.Sprintf("slot time in pop %v, build %v, publish %v, ack %v; redis-server CPU %v", (p1 - p0).Round(time.Millisecond),
+			(b1 - b0).Round(time.Millisecond), (u1 - u0).Round(time.Millisecond), (a1 - a0).Round(time.Millisecond),
+			(redisCPU(ctx, s.rdb) - cpu0).Round(time.Millisecond))
+	}()
 	for s.published()-base < int64(k) {
 		if time.Since(due) > 5*time.Minute {
 			return result{}, fmt.Errorf("only %d of %d published after 5 minutes", s.published()-base, k)
@@ -310,3 +350,20 @@ func waitLate(col *pushtest.Collector, k int) (lateness, error) {
 }
 
 func quiet(p *nsq.Producer) { p.SetLogger(log.New(io.Discard, "", 0), nsq.LogLevelError) }
+
+// redisCPU is the CPU time redis-server has used (user + system).
+func redisCPU(ctx context.Context, rdb *redis.Client) time.Duration {
+	info, err := rdb.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
+}

@@ -552,3 +552,29 @@ func TestConsumerConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentPublish: the scheduler's slots share one Publisher. Under
+// -race this fails if handing MPUBs to go-nsq is not serialized (its
+// connect reads loggers that SetLogger writes).
+func TestConcurrentPublish(t *testing.T) {
+	noLeaks(t)
+	tcp, _ := enginetest.NSQD(t)
+	topic := enginetest.Prefix(t)
+	got := newReceived()
+	c := startConsumer(t, ConsumerConfig{NSQDAddr: tcp, Topic: topic, Handle: got.handle})
+	p := startPublisher(t, PublisherConfig{NSQDAddr: tcp, Topic: topic, MaxPushesPerBatch: 20})
+	pushes := variedPushes(800)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Publish(t.Context(), pushes[g*100:(g+1)*100]); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, 30*time.Second, "every push", func() bool { return c.Stats().Pushes >= int64(len(pushes)) })
+	got.check(t, pushes)
+}

@@ -157,6 +157,12 @@ type Publisher struct {
 	mu       sync.Mutex
 	producer *nsq.Producer // nil until needed and after a failure
 	stopped  bool
+
+	// enqueue serializes handing MPUBs to the Producer (not waiting for
+	// nsqd's answers). go-nsq v1.1.0's connect reads the Producer's loggers
+	// without the lock SetLogger takes, so a SetLogger (see
+	// currentProducer) must never run while another Publish is connecting.
+	enqueue sync.Mutex
 }
 
 // NewPublisher validates cfg and returns a Publisher. It does not connect:
@@ -455,8 +461,10 @@ func (p *Publisher) sendOnce(ctx context.Context, groups [][][]byte) ([][][]byte
 	// this call stops waiting.
 	done := make(chan *nsq.ProducerTransaction, len(groups))
 	ok := make([]bool, len(groups))
+	p.enqueue.Lock()
 	prod, err := p.currentProducer()
 	if err != nil {
+		p.enqueue.Unlock()
 		return nil, err
 	}
 	var firstErr error
@@ -470,6 +478,7 @@ func (p *Publisher) sendOnce(ctx context.Context, groups [][][]byte) ([][][]byte
 		}
 		sent++
 	}
+	p.enqueue.Unlock()
 	for range sent {
 		select {
 		case t := <-done:

@@ -12,7 +12,6 @@ import (
 type Push struct {
 	UserID int64
 	Items  []Item // ordered by push time, then template id
-	raw    string // the form stored in Redis: "user|tid:ms,tid:ms"
 }
 
 // Item is one reminder inside a Push.
@@ -24,9 +23,6 @@ type Item struct {
 // DueAt is the earliest push time among p's items.
 func (p Push) DueAt() time.Time { return p.Items[0].PushAt }
 
-// String is the stored form of p.
-func (p Push) String() string { return p.raw }
-
 // ParsePush decodes a push in its stored form "user|tid:ms,tid:ms".
 func ParsePush(s string) (Push, error) {
 	user, rest, ok := strings.Cut(s, "|")
@@ -37,7 +33,7 @@ func ParsePush(s string) (Push, error) {
 	if err != nil || uid <= 0 {
 		return Push{}, fmt.Errorf("%w: user in %q", errBadPush, s)
 	}
-	p := Push{UserID: uid, raw: s, Items: make([]Item, 0, strings.Count(rest, ",")+1)}
+	p := Push{UserID: uid, Items: make([]Item, 0, strings.Count(rest, ",")+1)}
 	for rest != "" {
 		var it string
 		it, rest, _ = strings.Cut(rest, ",")
@@ -53,4 +49,33 @@ func ParsePush(s string) (Push, error) {
 		p.Items = append(p.Items, Item{TemplateID: t, PushAt: time.UnixMilli(m)})
 	}
 	return p, nil
+}
+
+// Chunk is the pushes one pop took, published and acked together. Its
+// stored form (the pushes joined by newlines) is its identity in the
+// flight and marks sets; a redelivery republishes it unchanged.
+type Chunk struct {
+	Pushes []Push
+	raw    string
+}
+
+// String is ch's stored form.
+func (ch Chunk) String() string { return ch.raw }
+
+// ParseChunk decodes a chunk in its stored form.
+func ParseChunk(s string) (Chunk, error) {
+	c := Chunk{raw: s, Pushes: make([]Push, 0, strings.Count(s, "\n")+1)}
+	for rest := s; rest != ""; {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		p, err := ParsePush(line)
+		if err != nil {
+			return Chunk{}, err
+		}
+		c.Pushes = append(c.Pushes, p)
+	}
+	if len(c.Pushes) == 0 {
+		return Chunk{}, fmt.Errorf("%w: empty chunk", errBadPush)
+	}
+	return c, nil
 }

@@ -163,11 +163,11 @@ type PopOptions struct {
 	Deadline    time.Duration // a flight not acked within this is redelivered
 }
 
-// Popped is the result of one pop: the fixed pushes taken and when the queue
-// has work next (zero time when it has none).
+// Popped is the result of one pop: the chunk of fixed pushes taken (none
+// when nothing was due) and when the queue has work next (zero: none).
 type Popped struct {
-	Pushes []Push
-	Next   time.Time
+	Chunk Chunk
+	Next  time.Time
 }
 
 // Pop takes due users from queue l.Queue (see lua/pop.lua).
@@ -189,41 +189,30 @@ func (c *Client) Pop(ctx context.Context, l *Lease, o PopOptions) (Popped, error
 		}
 		p.Next = time.UnixMilli(ms)
 	}
-	p.Pushes = make([]Push, 0, len(res)-1)
-	for _, r := range res[1:] {
-		push, err := ParsePush(r.(string))
-		if err != nil {
+	if s, ok := res[1].(string); ok {
+		if p.Chunk, err = ParseChunk(s); err != nil {
 			return Popped{}, fmt.Errorf("queue pop %d: %w", l.Queue, err)
 		}
-		p.Pushes = append(p.Pushes, push)
 	}
 	return p, nil
 }
 
-// Ack records that nsqd accepted pushes taken from l's queue; they then wait
-// for MySQL's sent-mark (see Marks and Forget). It returns how many were
-// still in flight.
-func (c *Client) Ack(ctx context.Context, l *Lease, pushes []Push) (int, error) {
-	if len(pushes) == 0 {
-		return 0, nil
-	}
+// Ack records that nsqd accepted every push of ch, taken from l's queue; ch
+// then waits in the marks set for MySQL's sent-mark (see Marks, Forget). It
+// reports whether ch was still in flight.
+func (c *Client) Ack(ctx context.Context, l *Lease, ch Chunk) (bool, error) {
 	k := c.keys(l.Queue)
-	args := make([]any, 0, len(pushes)+2)
-	args = append(args, l.token, "")
-	for _, p := range pushes {
-		args = append(args, p.raw)
-	}
-	n, err := ackScript.Run(ctx, c.rdb, []string{k.flight, k.marks, k.lease}, args...).Int()
+	n, err := ackScript.Run(ctx, c.rdb, []string{k.flight, k.marks, k.lease}, l.token, "", ch.raw).Int()
 	if err != nil {
-		return 0, leaseErr("ack", l.Queue, err)
+		return false, leaseErr("ack", l.Queue, err)
 	}
-	return n, nil
+	return n == 1, nil
 }
 
-// Recover returns up to max pushes of l's queue whose deadline passed, or all
-// flights when all is set (right after taking the queue over). They keep
-// their ids and items and get a new deadline.
-func (c *Client) Recover(ctx context.Context, l *Lease, now time.Time, deadline time.Duration, max int, all bool) ([]Push, error) {
+// Recover returns up to max chunks of l's queue whose deadline passed, or
+// all flights when all is set (right after taking the queue over). They
+// keep their pushes, ids and items, and get a new deadline.
+func (c *Client) Recover(ctx context.Context, l *Lease, now time.Time, deadline time.Duration, max int, all bool) ([]Chunk, error) {
 	k := c.keys(l.Queue)
 	flag := "0"
 	if all {
@@ -234,42 +223,52 @@ func (c *Client) Recover(ctx context.Context, l *Lease, now time.Time, deadline 
 	if err != nil {
 		return nil, leaseErr("recover", l.Queue, err)
 	}
-	return parseAll(res)
+	out := make([]Chunk, 0, len(res))
+	for _, r := range res {
+		ch, err := ParseChunk(r)
+		if err != nil {
+			return nil, fmt.Errorf("queue recover %d: %w", l.Queue, err)
+		}
+		out = append(out, ch)
+	}
+	return out, nil
 }
 
-// Marks returns up to max acked pushes of queue q that MySQL may not know
-// were sent yet, oldest first, with the time the oldest was acked.
-func (c *Client) Marks(ctx context.Context, q int, max int) ([]Push, time.Time, error) {
+// Marked is an acked chunk whose sent-mark may not have reached MySQL.
+type Marked struct {
+	Chunk
+	AckedAt time.Time
+}
+
+// Marks returns up to max acked chunks of queue q, oldest first.
+func (c *Client) Marks(ctx context.Context, q int, max int) ([]Marked, error) {
 	zs, err := c.rdb.ZRangeWithScores(ctx, c.keys(q).marks, 0, int64(max)-1).Result()
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("queue marks %d: %w", q, err)
+		return nil, fmt.Errorf("queue marks %d: %w", q, err)
 	}
-	if len(zs) == 0 {
-		return nil, time.Time{}, nil
-	}
-	out := make([]Push, 0, len(zs))
+	out := make([]Marked, 0, len(zs))
 	for _, z := range zs {
-		p, err := ParsePush(z.Member.(string))
+		ch, err := ParseChunk(z.Member.(string))
 		if err != nil {
-			return nil, time.Time{}, fmt.Errorf("queue marks %d: %w", q, err)
+			return nil, fmt.Errorf("queue marks %d: %w", q, err)
 		}
-		out = append(out, p)
+		out = append(out, Marked{Chunk: ch, AckedAt: time.UnixMilli(int64(z.Score))})
 	}
-	return out, time.UnixMilli(int64(zs[0].Score)), nil
+	return out, nil
 }
 
-// Forget drops pushes of queue q whose sent-mark reached MySQL.
-func (c *Client) Forget(ctx context.Context, q int, pushes []Push) error {
-	if len(pushes) == 0 {
+// Forget drops chunks of queue q whose sent-marks reached MySQL: their
+// marks and their users' taken entries. Idempotent.
+func (c *Client) Forget(ctx context.Context, q int, chunks []Chunk) error {
+	if len(chunks) == 0 {
 		return nil
 	}
 	k := c.keys(q)
-	args := make([]any, 0, len(pushes)+1)
-	args = append(args, c.tombTTLms)
-	for _, p := range pushes {
-		args = append(args, p.raw)
+	args := make([]any, len(chunks))
+	for i, ch := range chunks {
+		args[i] = ch.raw
 	}
-	if err := forgetScript.Run(ctx, c.rdb, []string{k.marks, k.items, k.due}, args...).Err(); err != nil {
+	if err := forgetScript.Run(ctx, c.rdb, []string{k.marks, k.items}, args...).Err(); err != nil {
 		return fmt.Errorf("queue forget %d: %w", q, err)
 	}
 	return nil
@@ -346,18 +345,6 @@ func leaseErr(op string, q int, err error) error {
 		return fmt.Errorf("queue %s %d: %w", op, q, ErrLeaseLost)
 	}
 	return fmt.Errorf("queue %s %d: %w", op, q, err)
-}
-
-func parseAll(raw []string) ([]Push, error) {
-	out := make([]Push, 0, len(raw))
-	for _, r := range raw {
-		p, err := ParsePush(r)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
 }
 
 var errBadPush = errors.New("malformed push")

@@ -43,13 +43,19 @@ func add(t *testing.T, c *queue.Client, user, tid int64, at time.Time, ver int64
 	}
 }
 
-func pop(t *testing.T, c *queue.Client, l *queue.Lease, now time.Time) queue.Popped {
+// popped is a pop's answer with its pushes at hand.
+type popped struct {
+	queue.Popped
+	Pushes []queue.Push
+}
+
+func pop(t *testing.T, c *queue.Client, l *queue.Lease, now time.Time) popped {
 	t.Helper()
 	p, err := c.Pop(context.Background(), l, queue.PopOptions{Now: now, MergeWindow: 10 * time.Second, MaxUsers: 1000, Deadline: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("pop at %v: %v", now, err)
 	}
-	return p
+	return popped{p, p.Chunk.Pushes}
 }
 
 func TestPopIsDueToTheMillisecond(t *testing.T) {
@@ -177,7 +183,7 @@ func TestLeaseFencing(t *testing.T) {
 		t.Fatalf("stale renew err = %v, want ErrLeaseLost", err)
 	}
 	got := pop(t, c, fresh, t0)
-	if _, err := c.Ack(ctx, old, got.Pushes); !errors.Is(err, queue.ErrLeaseLost) {
+	if _, err := c.Ack(ctx, old, got.Chunk); !errors.Is(err, queue.ErrLeaseLost) {
 		t.Fatalf("stale ack err = %v, want ErrLeaseLost", err)
 	}
 	if err := c.Renew(ctx, fresh, time.Second); err != nil {
@@ -191,20 +197,24 @@ func TestLeaseFencing(t *testing.T) {
 	}
 }
 
-func TestRecoverRepublishesTheSamePush(t *testing.T) {
+func TestRecoverRepublishesTheSameChunk(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	c, _ := newClient(t)
 	add(t, c, 3, 1, t0, 1)
 	add(t, c, 3, 2, t0.Add(2*time.Second), 1)
 	crashed := lease(t, c, 0)
-	taken := pop(t, c, crashed, t0).Pushes
-	if len(taken) != 1 {
-		t.Fatalf("pop = %v", taken)
+	taken := pop(t, c, crashed, t0)
+	if len(taken.Pushes) != 1 {
+		t.Fatalf("pop = %v", taken.Pushes)
 	}
 	// A cancel and a new subscription while the push is in flight change nothing in it.
 	if err := c.Cancel(ctx, oneQueue, queue.Entry{UserID: 3, TemplateID: 2, PushAt: t0, Version: 2}); !errors.Is(err, queue.ErrInFlight) {
 		t.Fatalf("cancel in flight err = %v", err)
+	}
+	// A retried PUT of a taken reminder does not index it again.
+	if err := c.Add(ctx, oneQueue, queue.Entry{UserID: 3, TemplateID: 1, PushAt: t0, Version: 1}); err != nil {
+		t.Fatalf("retried add: %v", err)
 	}
 	add(t, c, 3, 4, t0.Add(time.Second), 1)
 	if err := c.Release(ctx, crashed); err != nil {
@@ -217,37 +227,54 @@ func TestRecoverRepublishesTheSamePush(t *testing.T) {
 		t.Fatalf("recover before deadline = %v, %v", early, err)
 	}
 	all, err := c.Recover(ctx, next, t0, 10*time.Second, 100, true)
-	if err != nil || len(all) != 1 || all[0].String() != taken[0].String() {
-		t.Fatalf("recover all = %v, %v; want %v", all, err, taken)
+	if err != nil || len(all) != 1 || all[0].String() != taken.Chunk.String() {
+		t.Fatalf("recover all = %v, %v; want %v", all, err, taken.Chunk)
 	}
 	late, err := c.Recover(ctx, next, t0.Add(21*time.Second), 10*time.Second, 100, false)
-	if err != nil || len(late) != 1 || late[0].String() != taken[0].String() {
+	if err != nil || len(late) != 1 || late[0].String() != taken.Chunk.String() {
 		t.Fatalf("recover after deadline = %v, %v", late, err)
 	}
-	if n, err := c.Ack(ctx, next, late); err != nil || n != 1 {
-		t.Fatalf("ack = %d, %v", n, err)
+	if ok, err := c.Ack(ctx, next, late[0]); err != nil || !ok {
+		t.Fatalf("ack = %v, %v", ok, err)
 	}
-	marks, _, err := c.Marks(ctx, 0, 10)
+	if ok, err := c.Ack(ctx, next, late[0]); err != nil || ok {
+		t.Fatalf("second ack = %v, %v; want false", ok, err)
+	}
+	marks, err := c.Marks(ctx, 0, 10)
 	if err != nil || len(marks) != 1 {
 		t.Fatalf("marks = %v, %v", marks, err)
 	}
-	if err := c.Forget(ctx, 0, marks); err != nil {
+	// Until MySQL knows, the taken reminder cannot be indexed again.
+	if has, _ := c.Indexed(ctx, oneQueue, []queue.Entry{{UserID: 3, TemplateID: 1}}); !has[0] {
+		t.Fatal("taken reminder forgotten before its sent-mark")
+	}
+	if err := c.Forget(ctx, 0, []queue.Chunk{marks[0].Chunk}); err != nil {
 		t.Fatal(err)
 	}
-	// The new subscription is still there and pushed on its own.
+	if err := c.Forget(ctx, 0, []queue.Chunk{marks[0].Chunk}); err != nil {
+		t.Fatalf("second forget: %v", err)
+	}
+	if marks, _ := c.Marks(ctx, 0, 10); len(marks) != 0 {
+		t.Fatalf("marks after forget = %v", marks)
+	}
+	if has, _ := c.Indexed(ctx, oneQueue, []queue.Entry{{UserID: 3, TemplateID: 1}, {UserID: 3, TemplateID: 4}}); has[0] || !has[1] {
+		t.Fatalf("after forget: taken entry kept %v, pending one kept %v; want false, true", has[0], has[1])
+	}
+	// The new subscription is pushed on its own; the taken ones never again.
 	rest := pop(t, c, next, t0.Add(time.Minute)).Pushes
 	if len(rest) != 1 || len(rest[0].Items) != 1 || rest[0].Items[0].TemplateID != 4 {
 		t.Fatalf("after recovery pop = %v", rest)
+	}
+	if again := pop(t, c, next, t0.Add(2*time.Hour)).Pushes; len(again) != 0 {
+		t.Fatalf("taken reminders popped again: %v", again)
 	}
 }
 
 func TestPopIsBounded(t *testing.T) {
 	t.Parallel()
-	c, rdb := newClient(t)
+	c, _ := newClient(t)
 	l := lease(t, c, 0)
 	ctx := context.Background()
-	pipe := rdb.Pipeline()
-	_ = pipe
 	for u := int64(1); u <= 250; u++ {
 		add(t, c, u, 1, t0, 1)
 	}
@@ -257,10 +284,10 @@ func TestPopIsBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(p.Pushes) > 100 {
-			t.Fatalf("pop returned %d users, bound is 100", len(p.Pushes))
+		if len(p.Chunk.Pushes) > 100 {
+			t.Fatalf("pop returned %d users, bound is 100", len(p.Chunk.Pushes))
 		}
-		total += len(p.Pushes)
+		total += len(p.Chunk.Pushes)
 	}
 	if total != 250 {
 		t.Fatalf("popped %d, want 250", total)
@@ -282,8 +309,8 @@ func TestRedisClockWhenNoTimeGiven(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Pushes) != 1 || p.Pushes[0].UserID != 1 {
-		t.Fatalf("pop by the Redis clock = %v, want only user 1", p.Pushes)
+	if len(p.Chunk.Pushes) != 1 || p.Chunk.Pushes[0].UserID != 1 {
+		t.Fatalf("pop by the Redis clock = %v, want only user 1", p.Chunk.Pushes)
 	}
 }
 
@@ -344,11 +371,11 @@ func TestConcurrentPopsUnderOneLeaseNeverDuplicate(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if len(p.Pushes) == 0 {
+				if len(p.Chunk.Pushes) == 0 {
 					return
 				}
 				mu.Lock()
-				for _, x := range p.Pushes {
+				for _, x := range p.Chunk.Pushes {
 					seen[x.UserID]++
 				}
 				mu.Unlock()
@@ -382,14 +409,17 @@ func TestRedisCluster(t *testing.T) {
 	for q := 0; q < n; q++ {
 		l := lease(t, c, q)
 		p := pop(t, c, l, t0)
-		if _, err := c.Ack(ctx, l, p.Pushes); err != nil {
+		if len(p.Pushes) == 0 {
+			continue
+		}
+		if _, err := c.Ack(ctx, l, p.Chunk); err != nil {
 			t.Fatalf("ack on cluster: %v", err)
 		}
-		marks, _, err := c.Marks(ctx, q, 1000)
-		if err != nil || len(marks) != len(p.Pushes) {
-			t.Fatalf("marks q%d = %d, %v; want %d", q, len(marks), err, len(p.Pushes))
+		marks, err := c.Marks(ctx, q, 1000)
+		if err != nil || len(marks) != 1 || len(marks[0].Pushes) != len(p.Pushes) {
+			t.Fatalf("marks q%d = %v, %v; want one chunk of %d", q, marks, err, len(p.Pushes))
 		}
-		if err := c.Forget(ctx, q, marks); err != nil {
+		if err := c.Forget(ctx, q, []queue.Chunk{marks[0].Chunk}); err != nil {
 			t.Fatal(err)
 		}
 		total += len(p.Pushes)

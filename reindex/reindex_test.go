@@ -79,7 +79,7 @@ func TestRepairsOnlyWhatTheIndexLacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, x := range p.Pushes {
+	for _, x := range p.Chunk.Pushes {
 		if x.UserID == 5 {
 			t.Fatalf("cancelled reminder of user 5 revived: %+v", x)
 		}

@@ -18,11 +18,11 @@ import (
 type Index interface {
 	DueQueues(ctx context.Context, t time.Time, max int) ([]int, error)
 	Pop(ctx context.Context, l *queue.Lease, o queue.PopOptions) (queue.Popped, error)
-	Ack(ctx context.Context, l *queue.Lease, pushes []queue.Push) (int, error)
-	Recover(ctx context.Context, l *queue.Lease, now time.Time, deadline time.Duration, max int, all bool) ([]queue.Push, error)
+	Ack(ctx context.Context, l *queue.Lease, ch queue.Chunk) (bool, error)
+	Recover(ctx context.Context, l *queue.Lease, now time.Time, deadline time.Duration, max int, all bool) ([]queue.Chunk, error)
 	SetNext(ctx context.Context, q int, next time.Time) error
-	Marks(ctx context.Context, q int, max int) ([]queue.Push, time.Time, error)
-	Forget(ctx context.Context, q int, pushes []queue.Push) error
+	Marks(ctx context.Context, q int, max int) ([]queue.Marked, error)
+	Forget(ctx context.Context, q int, chunks []queue.Chunk) error
 	Time(ctx context.Context) (time.Time, error)
 	Paused(ctx context.Context) (bool, error)
 	Reconcile(ctx context.Context, n int, now time.Time) error
@@ -113,6 +113,8 @@ type Stats struct {
 	MarkLagMs   atomic.Int64 // age of the oldest unmarked ack seen by the last sweep
 	PublishErrs atomic.Int64
 	Ticks       atomic.Int64 // loop iterations, busy or idle
+	// Time spent in each step of delivery, summed over slots (ns).
+	PopNs, BuildNs, PublishNs, AckNs atomic.Int64
 }
 
 // Scheduler drains due reminder queues into NSQ. Start it once; Stop it once.
@@ -342,14 +344,16 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 		if err := ctx.Err(); err != nil {
 			return s.leaseErr(lost, err)
 		}
-		rec, err := s.idx.Recover(ctx, l, time.Time{}, s.cfg.Deadline, s.cfg.PopBatch, all)
+		rec, err := s.idx.Recover(ctx, l, time.Time{}, s.cfg.Deadline, 16, all)
 		if err != nil {
 			return s.leaseErr(lost, err)
 		}
 		if len(rec) > 0 {
-			s.stats.Recovered.Add(int64(len(rec)))
-			if err := s.deliver(ctx, l, rec); err != nil {
-				return s.leaseErr(lost, err)
+			for _, ch := range rec {
+				s.stats.Recovered.Add(int64(len(ch.Pushes)))
+				if err := s.deliver(ctx, l, ch); err != nil {
+					return s.leaseErr(lost, err)
+				}
 			}
 			continue
 		}
@@ -357,16 +361,18 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 			break
 		}
 		all = false
+		began := time.Now()
 		p, err := s.idx.Pop(ctx, l, queue.PopOptions{MergeWindow: s.cfg.MergeWindow, MaxUsers: s.cfg.PopBatch, Deadline: s.cfg.Deadline})
+		s.stats.PopNs.Add(int64(time.Since(began)))
 		if err != nil {
 			return s.leaseErr(lost, err)
 		}
-		if len(p.Pushes) > 0 {
-			if err := s.deliver(ctx, l, p.Pushes); err != nil {
+		if len(p.Chunk.Pushes) > 0 {
+			if err := s.deliver(ctx, l, p.Chunk); err != nil {
 				return s.leaseErr(lost, err)
 			}
 		}
-		if len(p.Pushes) < s.cfg.PopBatch {
+		if len(p.Chunk.Pushes) < s.cfg.PopBatch {
 			break
 		}
 	}
@@ -388,17 +394,19 @@ func (s *Scheduler) leaseErr(lost <-chan struct{}, err error) error {
 	return err
 }
 
-// deliver publishes taken pushes, acks them and hands them to the marker.
-func (s *Scheduler) deliver(ctx context.Context, l *queue.Lease, taken []queue.Push) error {
-	out := make([]push.Push, len(taken))
-	for i, t := range taken {
-		p, err := s.build(ctx, t)
-		if err != nil {
-			return err
-		}
-		out[i] = p
+// deliver publishes a taken chunk, acks it and hands it to the marker.
+func (s *Scheduler) deliver(ctx context.Context, l *queue.Lease, ch queue.Chunk) error {
+	began := time.Now()
+	out, err := s.build(ctx, ch)
+	if err != nil {
+		return err
 	}
-	if err := s.pub.Publish(ctx, out); err != nil {
+	built := time.Now()
+	s.stats.BuildNs.Add(int64(built.Sub(began)))
+	err = s.pub.Publish(ctx, out)
+	published := time.Now()
+	s.stats.PublishNs.Add(int64(published.Sub(built)))
+	if err != nil {
 		s.stats.PublishErrs.Add(1)
 		return fmt.Errorf("publish %d pushes of queue %d: %w", len(out), l.Queue, err)
 	}
@@ -409,23 +417,36 @@ func (s *Scheduler) deliver(ctx context.Context, l *queue.Lease, taken []queue.P
 			s.cfg.Observe(p, at.Sub(p.DueAt))
 		}
 	}
-	if _, err := s.idx.Ack(ctx, l, taken); err != nil {
+	_, err = s.idx.Ack(ctx, l, ch)
+	s.stats.AckNs.Add(int64(time.Since(published)))
+	if err != nil {
 		// Published but not acked: the next holder republishes the same ids.
-		return fmt.Errorf("ack %d pushes of queue %d: %w", len(taken), l.Queue, err)
+		return fmt.Errorf("ack %d pushes of queue %d: %w", len(out), l.Queue, err)
 	}
-	s.marker.add(l.Queue, taken, out)
+	s.marker.add(l.Queue, ch, out)
 	return nil
 }
 
-// build turns a taken push into its message form, with its deterministic id.
-func (s *Scheduler) build(ctx context.Context, t queue.Push) (push.Push, error) {
-	items := make([]push.Item, len(t.Items))
-	for i, it := range t.Items {
-		gs, err := s.templates.GrabStart(ctx, it.TemplateID)
-		if err != nil {
-			return push.Push{}, fmt.Errorf("template %d of push for user %d: %w", it.TemplateID, t.UserID, err)
+// build turns a taken chunk into messages, each with its deterministic id.
+// A chunk mostly carries one template, so grab starts are looked up once
+// per template, not once per item.
+func (s *Scheduler) build(ctx context.Context, ch queue.Chunk) ([]push.Push, error) {
+	grab := map[int64]time.Time{}
+	out := make([]push.Push, len(ch.Pushes))
+	for i, t := range ch.Pushes {
+		items := make([]push.Item, len(t.Items))
+		for j, it := range t.Items {
+			gs, ok := grab[it.TemplateID]
+			if !ok {
+				var err error
+				if gs, err = s.templates.GrabStart(ctx, it.TemplateID); err != nil {
+					return nil, fmt.Errorf("template %d of push for user %d: %w", it.TemplateID, t.UserID, err)
+				}
+				grab[it.TemplateID] = gs
+			}
+			items[j] = push.Item{TemplateID: it.TemplateID, PushAt: it.PushAt, GrabStart: gs}
 		}
-		items[i] = push.Item{TemplateID: it.TemplateID, PushAt: it.PushAt, GrabStart: gs}
+		out[i] = push.NewPush(t.UserID, items)
 	}
-	return push.NewPush(t.UserID, items), nil
+	return out, nil
 }

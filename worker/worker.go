@@ -209,12 +209,12 @@ func (w *Worker) startHTTP(consul *cluster.Client, templates *coupon.TemplateCac
 	return nil
 }
 
-// Published counts pushes this worker's scheduler got accepted by nsqd.
-func (w *Worker) Published() int64 {
+// Stats are the scheduler's counters, nil when the role does not run here.
+func (w *Worker) Stats() *scheduler.Stats {
 	if w.sched == nil {
-		return 0
+		return nil
 	}
-	return w.sched.Stats().Published.Load()
+	return w.sched.Stats()
 }
 
 // Stop drains in the order SIGTERM asks: stop taking requests and work,

@@ -23,6 +23,7 @@ func main() {
 	flag.IntVar(&c.Clients, "clients", 64, "concurrent HTTP clients")
 	flag.IntVar(&c.Workers, "workers", 2, "workers run in this process")
 	flag.BoolVar(&c.SkipRaw, "skip-raw", false, "skip the bare pop+MPUB floor")
+	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the burst's drain to this file")
 	flag.Parse()
 	c.RedisAddr, c.MySQLDSN = os.Getenv("COUPONPUSH_REDIS_ADDR"), os.Getenv("COUPONPUSH_MYSQL_DSN")
 	c.NSQDAddr, c.ConsulAddr = os.Getenv("COUPONPUSH_NSQD_TCP"), os.Getenv("COUPONPUSH_CONSUL_ADDR")

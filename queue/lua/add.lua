@@ -7,7 +7,7 @@
 -- version present), 2 taken already (in flight or sent), -1 stale N.
 if stale(KEYS[3], ARGV[1]) then return {-1, false} end
 local user, tid = ARGV[2], ARGV[3]
-local ms, ver, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local ms, ver = tonumber(ARGV[4]), tonumber(ARGV[5])
 local list = parse(redis.call('HGET', KEYS[2], user))
 local found = nil
 for i = 1, #list do
@@ -20,5 +20,6 @@ if found then
 else
   list[#list + 1] = {tid = tid, ms = ms, ver = ver, st = 'P'}
 end
-local s = store(KEYS[1], KEYS[2], user, list, ttl)
-return {1, string.format('%d', s)}
+local s = store(KEYS[1], KEYS[2], user, list, tonumber(ARGV[6]))
+if s then return {1, string.format('%d', s)} end
+return {1, false}

@@ -1,24 +1,46 @@
--- forget drops pushes that MySQL now records as sent: their marks and the
--- users' F entries. Idempotent, so two workers may run it for the same push.
--- KEYS[1] marks  KEYS[2] items  KEYS[3] due
--- ARGV[1] tombstone ttl ms  ARGV[2..] pushes "user|tid:ms,..."
--- Returns how many marks were removed.
-local ttl = tonumber(ARGV[1])
+-- forget drops acked chunks whose sent-marks reached MySQL: their entries
+-- in the marks set and their users' F entries. Idempotent: a chunk already
+-- forgotten is skipped, so two workers may run it for the same chunk.
+-- KEYS[1] marks  KEYS[2] items
+-- ARGV[1..] chunks
+-- Returns how many chunks were forgotten now.
 local n = 0
-for i = 2, #ARGV do
-  local push = ARGV[i]
-  if redis.call('ZREM', KEYS[1], push) == 1 then n = n + 1 end
-  local user, rest = string.match(push, '^(%d+)|(.*)$')
-  if user then
-    local done = {}
-    for tid, ms in string.gmatch(rest, '(%d+):(%d+)') do done[tid .. ':' .. ms] = true end
-    local list = parse(redis.call('HGET', KEYS[2], user))
-    local keep = {}
-    for j = 1, #list do
-      local e = list[j]
-      if not (e.st == 'F' and done[e.tid .. ':' .. string.format('%d', e.ms)]) then keep[#keep + 1] = e end
+for c = 1, #ARGV do
+  local chunk = ARGV[c]
+  if redis.call('ZREM', KEYS[1], chunk) == 1 then
+    n = n + 1
+    local users, done = {}, {}
+    for line in string.gmatch(chunk, '[^\n]+') do
+      local user, rest = string.match(line, '^(%d+)|(.*)$')
+      users[#users + 1] = user
+      local set = {}
+      for tid, ms in string.gmatch(rest, '(%d+):(%d+)') do set[tid .. ':' .. ms] = true end
+      done[#users] = set
     end
-    if #keep ~= #list then store(KEYS[3], KEYS[2], user, keep, ttl) end
+    local recs = redis.call('HMGET', KEYS[2], unpack(users))
+    local hset, hdel = {}, {}
+    for i, user in ipairs(users) do
+      local rec = recs[i]
+      if rec then
+        local tid, ms = string.match(rec, '^(%d+),(%d+),%d+,F;$')
+        if tid and done[i][tid .. ':' .. ms] then
+          hdel[#hdel + 1] = user
+        else
+          local keep = {}
+          for _, e in ipairs(parse(rec)) do
+            if not (e.st == 'F' and done[i][e.tid .. ':' .. string.format('%d', e.ms)]) then keep[#keep + 1] = e end
+          end
+          if #keep == 0 then
+            hdel[#hdel + 1] = user
+          else
+            hset[#hset + 1] = user
+            hset[#hset + 1] = pack(keep)
+          end
+        end
+      end
+    end
+    if #hset > 0 then bulk('HSET', KEYS[2], hset) end
+    if #hdel > 0 then bulk('HDEL', KEYS[2], hdel) end
   end
 end
 return n

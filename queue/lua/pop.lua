@@ -1,56 +1,82 @@
 -- pop takes, under the caller's lease, up to max_users users whose earliest
 -- pending item is due and, for each, every pending item due within the merge
--- window of that earliest one. Each user's taken items become one fixed push
--- "user|tid:ms,tid:ms" stored in the flight set with a deadline; the items
--- stay in the user's record as state F until MySQL knows they were sent.
+-- window of that earliest one. The taken items of one user form one fixed
+-- push "user|tid:ms,tid:ms"; the pushes of one call form one chunk (pushes
+-- joined by "\n"), stored in the flight set with a deadline and acked as a
+-- whole. Taken items stay in their user's record as F entries until
+-- forget.lua (see prelude.lua).
+-- The popped users are the lowest ranks of the due set, so they leave it in
+-- one ZREMRANGEBYRANK; the few with later work are added back. Every other
+-- write is one variadic command per key, and a record that is a single
+-- pending item (the common case) is handled without building tables.
 -- KEYS[1] due  KEYS[2] items  KEYS[3] flight  KEYS[4] lease
 -- ARGV[1] lease token  ARGV[2] now ms ("" = Redis clock)  ARGV[3] merge window ms
 -- ARGV[4] max users  ARGV[5] flight deadline ms  ARGV[6] tombstone ttl ms
--- Returns {next, push, push, ...}: next is the queue's earliest remaining
--- work time (due user or flight deadline) or false; a lost lease is an error.
+-- Returns {next, chunk}: next is the queue's earliest remaining work time
+-- (due user or flight deadline) or false; chunk is false when nothing was
+-- due. A lost lease is an error.
 if redis.call('GET', KEYS[4]) ~= ARGV[1] then return redis.error_reply('LEASE lost') end
 local now = now_ms(ARGV[2])
 local window, ttl = tonumber(ARGV[3]), tonumber(ARGV[6])
-local deadline = now + tonumber(ARGV[5])
 local users = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
-local out = {false}
-for _, user in ipairs(users) do
-  local list = parse(redis.call('HGET', KEYS[2], user))
-  local first = nil
-  for i = 1, #list do
-    local e = list[i]
-    if e.st == 'P' and e.ms <= now and (first == nil or e.ms < first) then first = e.ms end
-  end
-  local keep, taken = {}, {}
-  for i = 1, #list do
-    local e = list[i]
-    if first and e.st == 'P' and e.ms <= first + window then
-      e.st = 'F'
-      taken[#taken + 1] = e
-      keep[#keep + 1] = e
-    elseif e.st == 'C' and e.ms + ttl <= now then
-      -- tombstone past its time: nothing older can arrive any more
+if #users == 0 then return {next_work(KEYS[1], KEYS[3]), false} end
+local recs = redis.call('HMGET', KEYS[2], unpack(users))
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #users - 1)
+local pushes, hset, hdel, zadd = {}, {}, {}, {}
+for i, user in ipairs(users) do
+  local rec = recs[i]
+  local tid, ms, ver
+  if rec then tid, ms, ver = string.match(rec, '^(%d+),(%d+),(%d+),P;$') end
+  if tid and tonumber(ms) <= now then
+    pushes[#pushes + 1] = user .. '|' .. tid .. ':' .. ms
+    hset[#hset + 1] = user
+    hset[#hset + 1] = tid .. ',' .. ms .. ',' .. ver .. ',F;'
+  else
+    local list = parse(rec)
+    local first = nil
+    for _, e in ipairs(list) do
+      if e.st == 'P' and e.ms <= now and (first == nil or e.ms < first) then first = e.ms end
+    end
+    local keep, taken = {}, {}
+    for _, e in ipairs(list) do
+      if first and e.st == 'P' and e.ms <= first + window then
+        e.st = 'F'
+        taken[#taken + 1] = e
+        keep[#keep + 1] = e
+      elseif e.st == 'C' and e.ms + ttl <= now then
+        -- remembered long enough: nothing older can arrive any more
+      else
+        keep[#keep + 1] = e
+      end
+    end
+    if #taken > 0 then
+      table.sort(taken, function(a, b)
+        if a.ms ~= b.ms then return a.ms < b.ms end
+        return a.tid < b.tid
+      end)
+      local parts = {}
+      for j, e in ipairs(taken) do parts[j] = e.tid .. ':' .. string.format('%d', e.ms) end
+      pushes[#pushes + 1] = user .. '|' .. table.concat(parts, ',')
+    end
+    if #keep == 0 then
+      hdel[#hdel + 1] = user
     else
-      keep[#keep + 1] = e
+      hset[#hset + 1] = user
+      hset[#hset + 1] = pack(keep)
+      local s = score(keep, ttl)
+      if s then
+        zadd[#zadd + 1] = s
+        zadd[#zadd + 1] = user
+      end
     end
   end
-  if #taken > 0 then
-    table.sort(taken, function(a, b)
-      if a.ms ~= b.ms then return a.ms < b.ms end
-      return a.tid < b.tid
-    end)
-    local parts = {}
-    for i = 1, #taken do parts[i] = taken[i].tid .. ':' .. string.format('%d', taken[i].ms) end
-    local push = user .. '|' .. table.concat(parts, ',')
-    redis.call('ZADD', KEYS[3], deadline, push)
-    out[#out + 1] = push
-  end
-  store(KEYS[1], KEYS[2], user, keep, ttl)
 end
-local nd = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local nf = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-local nxt = nil
-if nd[2] then nxt = tonumber(nd[2]) end
-if nf[2] and (nxt == nil or tonumber(nf[2]) < nxt) then nxt = tonumber(nf[2]) end
-if nxt then out[1] = string.format('%d', nxt) end
-return out
+if #hset > 0 then bulk('HSET', KEYS[2], hset) end
+if #hdel > 0 then bulk('HDEL', KEYS[2], hdel) end
+if #zadd > 0 then bulk('ZADD', KEYS[1], zadd) end
+local chunk = false
+if #pushes > 0 then
+  chunk = table.concat(pushes, '\n')
+  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), chunk)
+end
+return {next_work(KEYS[1], KEYS[3]), chunk}

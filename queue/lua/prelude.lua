@@ -4,8 +4,13 @@
 --   tid   template id (kept as a string: ids may exceed a double's precision)
 --   ms    push time in milliseconds since the epoch
 --   ver   the MySQL row version that wrote this entry
---   state P pending | C cancelled (tombstone) | F taken (in flight or
---         published, until MySQL records it as sent)
+--   state P pending | C cancelled (a tombstone) | F taken (popped: being or
+--         already published, until MySQL records it as sent)
+-- A C entry is kept for tomb_ttl after its push time, so that a late, older
+-- add cannot revive a cancel; the user's due score makes a pop visit the
+-- record then and drop it. An F entry is kept until forget.lua runs for its
+-- chunk (after MySQL's sent-mark), so a retried PUT cannot index a sent
+-- reminder again; it has no due score.
 local function parse(rec)
   local out = {}
   if rec then
@@ -32,8 +37,8 @@ local function now_ms(arg)
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- score is when a user next needs attention: its earliest pending item, or
--- the moment a tombstone may be dropped. nil when nothing is left to do.
+-- score is when a user next needs a pop: its earliest pending item, or the
+-- moment a tombstone may be dropped. nil: nothing to pop.
 local function score(list, tomb_ttl)
   local best = nil
   for i = 1, #list do
@@ -65,4 +70,24 @@ end
 local function stale(epoch_key, n)
   local e = redis.call('GET', epoch_key)
   return e and e ~= n
+end
+
+-- bulk runs one variadic command over args in slices, staying under Lua's
+-- unpack limit.
+local function bulk(cmd, key, args)
+  local step = 2000
+  for i = 1, #args, step do
+    redis.call(cmd, key, unpack(args, i, math.min(i + step - 1, #args)))
+  end
+end
+
+-- next_work is the queue's earliest due user or flight deadline, or false.
+local function next_work(due, flight)
+  local nd = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
+  local nf = redis.call('ZRANGE', flight, 0, 0, 'WITHSCORES')
+  local nxt = nil
+  if nd[2] then nxt = tonumber(nd[2]) end
+  if nf[2] and (nxt == nil or tonumber(nf[2]) < nxt) then nxt = tonumber(nf[2]) end
+  if nxt then return string.format('%d', nxt) end
+  return false
 end

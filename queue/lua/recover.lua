@@ -1,11 +1,11 @@
--- recover hands the caller, under its lease, pushes whose flight deadline
+-- recover hands the caller, under its lease, chunks whose flight deadline
 -- passed (or every flight when ARGV[5] is "1", used right after taking over
 -- a queue: only a lease holder creates flights, so the previous holder's
 -- are orphans). Each keeps its id and items; its deadline moves on.
 -- KEYS[1] flight  KEYS[2] lease
 -- ARGV[1] lease token  ARGV[2] now ms ("" = Redis clock)  ARGV[3] deadline ms
--- ARGV[4] max pushes  ARGV[5] "1" to take all
--- Returns the pushes; a lost lease is an error.
+-- ARGV[4] max chunks  ARGV[5] "1" to take all
+-- Returns the chunks; a lost lease is an error.
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return redis.error_reply('LEASE lost') end
 local now = now_ms(ARGV[2])
 local upto = now
