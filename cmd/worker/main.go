@@ -18,6 +18,7 @@ import (
 func main() {
 	cfg, err := config.LoadWorker(os.Args[1:], os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
+		fmt.Print(config.WorkerUsage())
 		os.Exit(0)
 	}
 	if err != nil {
