@@ -6,6 +6,7 @@ package bench
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"log"
@@ -16,8 +17,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -26,6 +25,8 @@ import (
 
 	"couponpush/config"
 	"couponpush/internal/pushtest"
+	"couponpush/internal/seed"
+	"couponpush/queue"
 	"couponpush/worker"
 )
 
@@ -57,7 +58,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	cfg.MySQLDSN = dsn.FormatDSN()
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr})
 	defer rdb.Close()
-	env := &stack{cfg: cfg, prefix: prefix, rdb: rdb}
+	db, err := sql.Open("mysql", cfg.MySQLDSN)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	env := &stack{cfg: cfg, prefix: prefix, rdb: rdb, db: db, idx: queue.New(rdb, queue.Options{Prefix: prefix})}
 	if err := env.start(ctx); err != nil {
 		return err
 	}
@@ -68,7 +74,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("burst: %w", err)
 		}
-		fmt.Fprintf(out, "\nburst: %d reminders due at one millisecond (loaded through the subscription service at %.0f/s)\n", cfg.Burst, r.loadRate)
+		fmt.Fprintf(out, "\nburst: %d reminders due at one millisecond (seeded at %.0f/s)\n", cfg.Burst, r.loadRate)
+		fmt.Fprintf(out, "  Redis memory per pending reminder  %.0f B\n", r.bytesPer)
 		fmt.Fprintf(out, "  due → last published   %v\n", r.drain.Round(time.Millisecond))
 		fmt.Fprintf(out, "  pushes per second      %.0f\n", float64(cfg.Burst)/r.drain.Seconds())
 		fmt.Fprintf(out, "  lateness at consumer   p50 %v  p99 %v  max %v\n", r.late.p(50), r.late.p(99), r.late.p(100))
@@ -105,6 +112,9 @@ type stack struct {
 	cfg     Config
 	prefix  string
 	rdb     *redis.Client
+	db      *sql.DB
+	idx     *queue.Client
+	queues  int // the workers' queue count (the default: no Consul key)
 	workers []*worker.Worker
 	api     string
 	run     int
@@ -136,6 +146,7 @@ func (s *stack) start(ctx context.Context) error {
 			return err
 		}
 		s.workers = append(s.workers, w)
+		s.queues = wc.DefaultQueueCount
 		if i == 0 {
 			s.api = "http://" + addr
 		}
@@ -193,6 +204,7 @@ type result struct {
 	drain    time.Duration
 	late     lateness
 	loadRate float64
+	bytesPer float64 // Redis memory per pending reminder
 }
 
 // template creates a template whose reminders (lead 60 s) fall due at due.
@@ -210,35 +222,19 @@ func (s *stack) template(ctx context.Context, due time.Time) (int64, error) {
 	return out.ID, err
 }
 
-// load subscribes users [from, from+n) to the templates picked by pick, over
-// HTTP with the configured number of clients, and returns the rate.
-func (s *stack) load(ctx context.Context, from, n int, pick func(u int) int64) (float64, error) {
-	var next atomic.Int64
-	next.Store(int64(from) - 1)
-	last := int64(from + n - 1)
-	var wg sync.WaitGroup
-	errc := make(chan error, s.cfg.Clients)
-	begin := time.Now()
-	for g := 0; g < s.cfg.Clients; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				u := next.Add(1)
-				if u > last || ctx.Err() != nil {
-					return
-				}
-				path := fmt.Sprintf("/v1/subscriptions/%d/%d", u, pick(int(u)))
-				if err := s.do(ctx, "PUT", path, nil, 201, nil); err != nil {
-					errc <- err
-					return
-				}
-			}
-		}()
+// load writes n pending subscriptions for users [from, from+n), each to
+// the template pick gives and due at its time, through internal/seed (the
+// rows and index entries the subscription service writes, in bulk), and
+// returns the rate. HTTP subscribes are measured on their own (subscribe).
+func (s *stack) load(ctx context.Context, from, n int, pick func(u int) (int64, time.Time)) (float64, error) {
+	entries := make([]queue.Entry, n)
+	for i := range entries {
+		u := from + i
+		tid, at := pick(u)
+		entries[i] = queue.Entry{UserID: int64(u), TemplateID: tid, PushAt: at}
 	}
-	wg.Wait()
-	close(errc)
-	if err := <-errc; err != nil {
+	begin := time.Now()
+	if err := seed.Subscriptions(ctx, s.db, s.idx, s.queues, 32, entries); err != nil {
 		return 0, err
 	}
 	return float64(n) / time.Since(begin).Seconds(), nil
@@ -249,16 +245,18 @@ func (s *stack) collector() (*pushtest.Collector, error) {
 }
 
 func (s *stack) burst(ctx context.Context, k int) (result, error) {
-	// Subscribing runs at several thousand per second; leave room for it.
-	due := time.Now().Add(5*time.Second + time.Duration(k)*time.Second/3000).Truncate(time.Second)
+	// Seeding runs at tens of thousands per second; leave room for it.
+	due := time.Now().Add(5*time.Second + time.Duration(k)*time.Second/10000).Truncate(time.Second)
 	tid, err := s.template(ctx, due)
 	if err != nil {
 		return result{}, err
 	}
-	rate, err := s.load(ctx, 1, k, func(int) int64 { return tid })
+	mem0 := redisInfo(ctx, s.rdb, "memory", "used_memory")
+	rate, err := s.load(ctx, 1, k, func(int) (int64, time.Time) { return tid, due })
 	if err != nil {
 		return result{}, err
 	}
+	bytesPer := (redisInfo(ctx, s.rdb, "memory", "used_memory") - mem0) / float64(k)
 	if time.Now().After(due) {
 		return result{}, fmt.Errorf("loading %d reminders took past their due time; lower -burst", k)
 	}
@@ -295,12 +293,12 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	}
 	drain := time.Since(due)
 	late, err := waitLate(col, k)
-	return result{drain: drain, late: late, loadRate: rate}, err
+	return result{drain: drain, late: late, loadRate: rate, bytesPer: bytesPer}, err
 }
 
 func (s *stack) spread(ctx context.Context, k int, over time.Duration) (result, error) {
 	const templates = 100
-	start := time.Now().Add(5*time.Second + time.Duration(k)*time.Second/3000).Truncate(time.Second)
+	start := time.Now().Add(5*time.Second + time.Duration(k)*time.Second/10000).Truncate(time.Second)
 	tids := make([]int64, templates)
 	for i := range tids {
 		id, err := s.template(ctx, start.Add(over*time.Duration(i)/templates))
@@ -314,7 +312,9 @@ func (s *stack) spread(ctx context.Context, k int, over time.Duration) (result, 
 		return result{}, err
 	}
 	defer col.Stop()
-	if _, err := s.load(ctx, 10_000_001, k, func(u int) int64 { return tids[u%templates] }); err != nil {
+	if _, err := s.load(ctx, 10_000_001, k, func(u int) (int64, time.Time) {
+		return tids[u%templates], start.Add(over * time.Duration(u%templates) / templates)
+	}); err != nil {
 		return result{}, err
 	}
 	if time.Now().After(start) {
@@ -353,17 +353,22 @@ func quiet(p *nsq.Producer) { p.SetLogger(log.New(io.Discard, "", 0), nsq.LogLev
 
 // redisCPU is the CPU time redis-server has used (user + system).
 func redisCPU(ctx context.Context, rdb *redis.Client) time.Duration {
-	info, err := rdb.Info(ctx, "cpu").Result()
+	s := redisInfo(ctx, rdb, "cpu", "used_cpu_user") + redisInfo(ctx, rdb, "cpu", "used_cpu_sys")
+	return time.Duration(s * float64(time.Second))
+}
+
+// redisInfo reads one numeric field of an INFO section (0 if absent).
+func redisInfo(ctx context.Context, rdb *redis.Client, section, field string) float64 {
+	info, err := rdb.Info(ctx, section).Result()
 	if err != nil {
 		return 0
 	}
-	var total float64
 	for _, line := range strings.Split(info, "\n") {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+		if ok && k == field {
 			f, _ := strconv.ParseFloat(v, 64)
-			total += f
+			return f
 		}
 	}
-	return time.Duration(total * float64(time.Second))
+	return 0
 }

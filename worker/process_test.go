@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 
 	"couponpush/internal/enginetest"
 	"couponpush/internal/pushtest"
+	"couponpush/internal/seed"
 	"couponpush/queue"
 )
 
@@ -39,46 +39,6 @@ func dumpQueues(t *testing.T, rdb *redis.Client, prefix string, n int) {
 		marks, _ := rdb.ZCard(ctx, tag+"marks").Result()
 		lease, _ := rdb.PTTL(ctx, tag+"lease").Result()
 		t.Logf("q%d: due %d first %v flight %d marks %d lease ttl %v", q, due, first, flight, marks, lease)
-	}
-}
-
-// loadDirect writes entries as new pending subscriptions: MySQL rows in
-// multi-row INSERTs, then the index under queue count n.
-func loadDirect(t *testing.T, db *sql.DB, idx *queue.Client, n int, entries []queue.Entry) {
-	t.Helper()
-	now := time.Now().UTC()
-	for start := 0; start < len(entries); start += 1000 {
-		chunk := entries[start:min(start+1000, len(entries))]
-		q := "INSERT INTO subscriptions (user_id, template_id, push_at, status, version, created_at, updated_at) VALUES "
-		args := make([]any, 0, len(chunk)*6)
-		for i, e := range chunk {
-			if i > 0 {
-				q += ","
-			}
-			q += "(?, ?, ?, 'pending', 1, ?, ?)"
-			args = append(args, e.UserID, e.TemplateID, e.PushAt.UTC(), now, now)
-		}
-		if _, err := db.Exec(q, args...); err != nil {
-			t.Fatalf("insert subscriptions: %v", err)
-		}
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for g := 0; g < 32; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := next.Add(1) - 1; i < int64(len(entries)); i = next.Add(1) - 1 {
-				if err := idx.Add(context.Background(), n, entries[i]); err != nil {
-					t.Errorf("index %+v: %v", entries[i], err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
 	}
 }
 
@@ -294,8 +254,9 @@ func TestKillOneOfThreeWorkersMidBurst(t *testing.T) {
 	users := reminders * 5 / 6 // 5/6 of the users have one reminder, 1/5 of them a second: 50,000 reminders
 
 	// Subscriptions are written as the subscription service writes a new
-	// one (a pending row at version 1, then its index entry), in bulk, so a
-	// slow machine can load 50,000 before they fall due; the service's own
+	// one (a pending row at version 1, then its index entry), in bulk (see
+	// internal/seed), so a slow machine can load 50,000 before they fall
+	// due; the service's own
 	// paths are proven in subscription/ and httpapi/, and the cancels below
 	// go through the API. Emitting is paused meanwhile, so a slow load only
 	// makes the burst denser, never partial.
@@ -326,7 +287,9 @@ func TestKillOneOfThreeWorkersMidBurst(t *testing.T) {
 			want[pair{UserID: u, TemplateID: tid}] = true
 		}
 	}
-	loadDirect(t, db, idx, 16, entries)
+	if err := seed.Subscriptions(ctx, db, idx, 16, 32, entries); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("subscribed %d reminders; %v before the burst", len(want), time.Until(t0).Round(time.Millisecond))
 	// Cancel every 50th user's A reminder (R2).
 	for u := int64(50); u <= int64(users); u += 50 {
