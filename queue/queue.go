@@ -79,10 +79,30 @@ func (c *Client) write(ctx context.Context, s *redis.Script, op string, n int, e
 	}
 	q := Shard(e.UserID, n)
 	k := c.keys(q)
-	res, err := s.Run(ctx, c.rdb, []string{k.due, k.items, k.epoch},
-		n, e.UserID, e.TemplateID, e.PushAt.UnixMilli(), e.Version, c.tombTTLms).Slice()
-	if err != nil {
-		return fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, err)
+	keys := []string{k.due, k.items, k.epoch}
+	args := []any{n, e.UserID, e.TemplateID, e.PushAt.UnixMilli(), e.Version, c.tombTTLms}
+	// One round trip: the script, then telling the balancer the queue has
+	// work at the entry's time unless it knows of earlier work. The index
+	// only ever errs early (a spurious pick), and Reconcile repairs it.
+	var res []any
+	for attempt := 0; ; attempt++ {
+		pipe := c.rdb.Pipeline()
+		cmd := s.EvalSha(ctx, pipe, keys, args...)
+		pipe.ZAddLT(ctx, c.nextKey(), redis.Z{Score: float64(e.PushAt.UnixMilli()), Member: q})
+		_, err := pipe.Exec(ctx)
+		if err != nil && attempt == 0 && redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			if err := s.Load(ctx, c.rdb).Err(); err != nil {
+				return fmt.Errorf("queue %s: load script: %w", op, err)
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, err)
+		}
+		if res, err = cmd.Slice(); err != nil {
+			return fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, err)
+		}
+		break
 	}
 	status, _ := res[0].(int64)
 	switch status {
@@ -90,15 +110,6 @@ func (c *Client) write(ctx context.Context, s *redis.Script, op string, n int, e
 		return fmt.Errorf("queue %s user %d: %w", op, e.UserID, ErrStaleCount)
 	case 2:
 		return fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, ErrInFlight)
-	}
-	if s, ok := res[1].(string); ok {
-		ms, err := strconv.ParseInt(s, 10, 64)
-		if err == nil {
-			// Tell the balancer this queue has work at ms, unless it knows of earlier work.
-			if err := c.rdb.ZAddLT(ctx, c.nextKey(), redis.Z{Score: float64(ms), Member: q}).Err(); err != nil {
-				return fmt.Errorf("queue %s: note next due of queue %d: %w", op, q, err)
-			}
-		}
 	}
 	return nil
 }

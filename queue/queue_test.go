@@ -493,3 +493,24 @@ func TestReconcileRestoresALostIndexEntry(t *testing.T) {
 		t.Fatalf("orphaned flight not due at once: %v", due)
 	}
 }
+
+// TestAddAfterScriptFlush: the add pipeline loads its script again when
+// Redis lost it (restart, SCRIPT FLUSH), instead of failing the PUT.
+func TestAddAfterScriptFlush(t *testing.T) {
+	t.Parallel()
+	// A private server: flushing the shared one's scripts would race other tests.
+	p := enginetest.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	c := queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)})
+	ctx := context.Background()
+	add(t, c, 1, 1, t0, 1)
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	add(t, c, 2, 1, t0, 1)
+	l := lease(t, c, 0)
+	if got := pop(t, c, l, t0); len(got.Pushes) != 2 {
+		t.Fatalf("popped %v, want users 1 and 2", got.Pushes)
+	}
+}

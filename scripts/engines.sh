@@ -297,7 +297,7 @@ start_mariadb() {
 			--bind-address=127.0.0.1 "${user[@]}" --pid-file="$data/mariadbd.pid" \
 			--innodb-flush-log-at-trx-commit=1 --max-connections=1000 --skip-name-resolve \
 			--skip-log-bin --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
-			--default-time-zone=+00:00
+			--default-time-zone=+00:00 --thread-handling=pool-of-threads --innodb-autoinc-lock-mode=2
 		wait_ready mariadb 60 "127.0.0.1:$PORT" mariadb_ping "$PORT" && break
 	done
 	echo "export COUPONPUSH_MYSQL_DSN='root@tcp(127.0.0.1:$PORT)/'" >"$DIR/mariadb.env"

@@ -166,6 +166,8 @@ type Service struct {
 
 	frozenMu sync.RWMutex
 	frozen   map[int64]time.Time // template id → grab_start known final
+
+	inserts *inserter // group commit of new subscriptions (hot path)
 }
 
 // NewService returns a service over db (table subscriptions, see migrate/),
@@ -174,7 +176,7 @@ type Service struct {
 func NewService(db *sql.DB, t Templates, idx Index, cfg Config) *Service {
 	cfg = cfg.withDefaults()
 	return &Service{db: db, templates: t, idx: idx, cfg: cfg, log: cfg.Logger,
-		stmts: map[string]*sql.Stmt{}, frozen: map[int64]time.Time{}}
+		stmts: map[string]*sql.Stmt{}, frozen: map[int64]time.Time{}, inserts: newInserter(db)}
 }
 
 // Close frees the prepared statements. The service must not be used after.
@@ -240,17 +242,14 @@ func checkIDs(userID, templateID int64) error {
 func ms(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
 
 const (
-	// qInsertChecked inserts only while the template's grab_start is the
+	// qInsertChecked (the first insert per template; later ones go through
+	// the group-committing inserter) inserts only while the template's grab_start is the
 	// one push_at came from; the shared lock makes a concurrent
 	// coupon.TemplateStore.Update wait or be seen.
 	qInsertChecked = `INSERT INTO subscriptions (user_id, template_id, push_at, status, version, created_at, updated_at)
 SELECT ?, t.id, ?, 'pending', 1, ?, ?
 FROM templates t WHERE t.id = ? AND t.grab_start = ?
 LOCK IN SHARE MODE
-ON DUPLICATE KEY UPDATE user_id = user_id`
-	// qInsert is the hot path, once the template's grab_start is final.
-	qInsert = `INSERT INTO subscriptions (user_id, template_id, push_at, status, version, created_at, updated_at)
-VALUES (?, ?, ?, 'pending', 1, ?, ?)
 ON DUPLICATE KEY UPDATE user_id = user_id`
 	qGrabStart = `SELECT grab_start FROM templates WHERE id = ?`
 	qGet       = `SELECT push_at, status, version, push_id, sent_at, created_at
@@ -326,23 +325,24 @@ func (s *Service) subscribe(ctx context.Context, userID int64, t coupon.Template
 	}
 	stamp := ms(now)
 	frozen := s.isFrozen(t)
-	var (
-		res sql.Result
-		err error
-	)
+	var inserted bool
 	if frozen {
-		res, err = s.exec(ctx, qInsert, userID, t.ID, pushAt, stamp, stamp)
+		var err error
+		if inserted, err = s.inserts.insert(ctx, userID, t.ID, pushAt, stamp); err != nil {
+			return Subscription{}, false, fmt.Errorf("subscription: insert user %d template %d: %w", userID, t.ID, err)
+		}
 	} else {
-		res, err = s.exec(ctx, qInsertChecked, userID, pushAt, stamp, stamp, t.ID, t.GrabStart)
+		res, err := s.exec(ctx, qInsertChecked, userID, pushAt, stamp, stamp, t.ID, t.GrabStart)
+		if err != nil {
+			return Subscription{}, false, fmt.Errorf("subscription: insert user %d template %d: %w", userID, t.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return Subscription{}, false, fmt.Errorf("subscription: insert user %d template %d: %w", userID, t.ID, err)
+		}
+		inserted = n == 1
 	}
-	if err != nil {
-		return Subscription{}, false, fmt.Errorf("subscription: insert user %d template %d: %w", userID, t.ID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return Subscription{}, false, fmt.Errorf("subscription: insert user %d template %d: %w", userID, t.ID, err)
-	}
-	if n == 1 {
+	if inserted {
 		if !frozen {
 			s.freeze(t) // our row is committed: grab_start can no longer change
 		}
