@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"couponpush/coupon"
@@ -43,14 +44,40 @@ func (i index) retry(ctx context.Context, op func(n int) error) error {
 	return fmt.Errorf("queue count kept changing: %w", err)
 }
 
-// grabStarts reads templates' grab start through the local template cache.
-type grabStarts struct{ c *coupon.TemplateCache }
+// grabStarts tells the scheduler templates' grab starts. A template the
+// scheduler asks about has subscribers, and a template with subscribers
+// never changes its grab start (409 has_subscribers), so an answer is kept
+// for good (bounded: the map is dropped when it grows past maxGrabStarts)
+// and delivery reads MySQL once per template, not once per cache TTL.
+type grabStarts struct {
+	c    *coupon.TemplateCache
+	mu   sync.RWMutex
+	seen map[int64]time.Time
+}
 
-func (g grabStarts) GrabStart(ctx context.Context, id int64) (time.Time, error) {
+const maxGrabStarts = 100_000
+
+func newGrabStarts(c *coupon.TemplateCache) *grabStarts {
+	return &grabStarts{c: c, seen: map[int64]time.Time{}}
+}
+
+func (g *grabStarts) GrabStart(ctx context.Context, id int64) (time.Time, error) {
+	g.mu.RLock()
+	gs, ok := g.seen[id]
+	g.mu.RUnlock()
+	if ok {
+		return gs, nil
+	}
 	t, err := g.c.Get(ctx, id)
 	if err != nil {
 		return time.Time{}, err
 	}
+	g.mu.Lock()
+	if len(g.seen) >= maxGrabStarts {
+		clear(g.seen)
+	}
+	g.seen[id] = t.GrabStart
+	g.mu.Unlock()
 	return t.GrabStart, nil
 }
 

@@ -167,7 +167,7 @@ func (w *Worker) startScheduler(ctx context.Context, idx *queue.Client, template
 		MarkInterval: cfg.MarkInterval.Duration(),
 		Observe:      func(_ push.Push, d time.Duration) { late.ObserveDuration(max(d, 0)) },
 		Logger:       w.log,
-	}, idx, bal, w.pub, grabStarts{templates}, marker{subs})
+	}, idx, bal, w.pub, newGrabStarts(templates), marker{subs})
 	if err != nil {
 		return err
 	}
