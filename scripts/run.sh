@@ -28,7 +28,9 @@ mkdir -p "$DIR" "$BIN"
 
 pids=()
 cleanup() {
-	trap - INT TERM EXIT
+	# Finish even if the terminal goes away or Ctrl-C is pressed again.
+	trap '' INT TERM HUP
+	trap - EXIT
 	say "stopping"
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
