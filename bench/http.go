@@ -1,18 +1,17 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql" // the MySQL driver, to count durable rows
+
+	"couponpush/internal/apiclient"
 )
 
 var client = &http.Client{
@@ -20,37 +19,9 @@ var client = &http.Client{
 	Timeout:   30 * time.Second,
 }
 
-// do sends a JSON request to the first worker and decodes the answer into
-// out (when not nil); any status other than want is an error.
+// do sends a JSON request to the first worker (see apiclient.Do).
 func (s *stack) do(ctx context.Context, method, path string, body any, want int, out any) error {
-	var rd io.Reader = http.NoBody
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, s.api+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
+	return apiclient.Do(ctx, client, method, s.api+path, body, want, out)
 }
 
 // subscribe runs PUTs of new subscriptions from clients goroutines for d and
