@@ -41,6 +41,8 @@ type Config struct {
 	SubscribeFor time.Duration // how long the subscribe load runs (0 skips)
 	Clients      int           // concurrent HTTP clients
 	Workers      int           // in-process workers sharing the work
+	Slots        int           // queues each worker works at once (0: the worker's default)
+	PopBatch     int           // users per pop (0: the worker's default)
 	SkipRaw      bool          // skip the bare pop+MPUB floor
 	CPUProfile   string        // write a CPU profile of the burst's drain here
 	Logger       *slog.Logger
@@ -137,6 +139,7 @@ func (s *stack) start(ctx context.Context) error {
 			MySQLDSN: s.cfg.MySQLDSN, NSQDAddr: s.cfg.NSQDAddr, Topic: s.prefix,
 			ConsulAddr: s.cfg.ConsulAddr, ConsulPrefix: s.prefix, ServiceName: s.prefix,
 			WorkerID: fmt.Sprintf("%s-w%d", s.prefix, i+1), LogLevel: "warn",
+			Slots: s.cfg.Slots, PopBatch: s.cfg.PopBatch,
 		}.WithDefaults()
 		if err := wc.Validate(); err != nil {
 			return err

@@ -22,6 +22,8 @@ func main() {
 	flag.DurationVar(&c.SubscribeFor, "subscribe-for", 10*time.Second, "how long the subscribe load runs (0 skips)")
 	flag.IntVar(&c.Clients, "clients", 64, "concurrent HTTP clients")
 	flag.IntVar(&c.Workers, "workers", 2, "workers run in this process")
+	flag.IntVar(&c.Slots, "slots", 0, "queues each worker works at once (0: the worker's default)")
+	flag.IntVar(&c.PopBatch, "pop-batch", 0, "users per pop (0: the worker's default)")
 	flag.BoolVar(&c.SkipRaw, "skip-raw", false, "skip the bare pop+MPUB floor")
 	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the burst's drain to this file")
 	flag.Parse()
