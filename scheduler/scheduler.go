@@ -68,7 +68,11 @@ type Config struct {
 	// Observe, when set, sees every published push and its lateness (time
 	// from due to nsqd's acceptance, by the Redis clock).
 	Observe func(p push.Push, late time.Duration)
-	Logger  *slog.Logger
+	// BeforeAck is a fault-injection point for tests: called after nsqd
+	// accepted a chunk and before the chunk is acked (the window where a
+	// crash makes the next holder republish it). Nil in production.
+	BeforeAck func()
+	Logger    *slog.Logger
 }
 
 func (c *Config) defaults() error {
@@ -416,6 +420,9 @@ func (s *Scheduler) deliver(ctx context.Context, l *queue.Lease, ch queue.Chunk)
 		for _, p := range out {
 			s.cfg.Observe(p, at.Sub(p.DueAt))
 		}
+	}
+	if s.cfg.BeforeAck != nil {
+		s.cfg.BeforeAck()
 	}
 	_, err = s.idx.Ack(ctx, l, ch)
 	s.stats.AckNs.Add(int64(time.Since(published)))

@@ -166,6 +166,7 @@ func (w *Worker) startScheduler(ctx context.Context, idx *queue.Client, template
 		MarkBatch:    cfg.MarkBatch,
 		MarkInterval: cfg.MarkInterval.Duration(),
 		Observe:      func(_ push.Push, d time.Duration) { late.ObserveDuration(max(d, 0)) },
+		BeforeAck:    failpoint(w.log),
 		Logger:       w.log,
 	}, idx, bal, w.pub, newGrabStarts(templates), marker{subs})
 	if err != nil {
