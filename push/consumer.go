@@ -156,6 +156,11 @@ func (c *Consumer) Start(ctx context.Context) error {
 	nc.MaxInFlight = c.cfg.MaxInFlight
 	nc.LookupdPollInterval = c.cfg.ReconnectInterval // without nsqlookupd: the reconnect pause
 	nc.LookupdPollJitter = 0
+	// nsqd buffers what it sends a consumer and flushes it every 250 ms by
+	// default: a reminder would wait there. A message is a whole batch of
+	// pushes, so writing each at once costs little. A message center
+	// should do the same (output_buffer_size -1 in IDENTIFY).
+	nc.OutputBufferSize = -1
 	consumer, err := nsq.NewConsumer(c.cfg.Topic, c.cfg.Channel, nc)
 	if err != nil {
 		return fmt.Errorf("push: new nsq consumer: %w", err)

@@ -35,6 +35,9 @@ type Collector struct {
 func NewCollector(tcpAddr, topic string) (*Collector, error) {
 	cfg := nsq.NewConfig()
 	cfg.MaxInFlight = 1000
+	// nsqd buffers what it sends a consumer and flushes every 250 ms by
+	// default; lateness measured here would include that wait.
+	cfg.OutputBufferSize = -1
 	c, err := nsq.NewConsumer(topic, "collector", cfg)
 	if err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
