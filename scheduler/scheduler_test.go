@@ -91,17 +91,6 @@ func (c *cluster) start(t *testing.T, n int, cfg scheduler.Config) *scheduler.Sc
 	return s
 }
 
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestDeliveryInvariants proves R1-R5 with two schedulers on real Redis and nsqd.
 func TestDeliveryInvariants(t *testing.T) {
 	// Registered first, so it runs after the schedulers' own cleanups.
@@ -163,10 +152,10 @@ func TestDeliveryInvariants(t *testing.T) {
 	c.start(t, n, cfg)
 	c.start(t, n, cfg)
 
-	waitFor(t, "every reminder delivered", 30*time.Second, func() bool {
+	enginetest.Eventually(t, "every reminder delivered", 30*time.Second, func() bool {
 		return pushtest.Summarise(col.All()).Unique() >= len(wanted)
 	})
-	waitFor(t, "sent-marks", 10*time.Second, func() bool { return c.marks.len() >= len(wanted) })
+	enginetest.Eventually(t, "sent-marks", 10*time.Second, func() bool { return c.marks.len() >= len(wanted) })
 
 	r := pushtest.Summarise(col.All())
 	if r.Unique() != len(wanted) {
@@ -236,10 +225,10 @@ func TestStopHandsBackAndAnotherTakesOver(t *testing.T) {
 		}
 	}
 	first := c.start(t, n, scheduler.Config{Slots: 2, PopBatch: 100})
-	waitFor(t, "first deliveries", 20*time.Second, func() bool { return len(col.All()) > 0 })
+	enginetest.Eventually(t, "first deliveries", 20*time.Second, func() bool { return len(col.All()) > 0 })
 	first.Stop()
 	c.start(t, n, scheduler.Config{Slots: 2, PopBatch: 100})
-	waitFor(t, "every reminder delivered", 30*time.Second, func() bool {
+	enginetest.Eventually(t, "every reminder delivered", 30*time.Second, func() bool {
 		return pushtest.Summarise(col.All()).Unique() == users
 	})
 	if r := pushtest.Summarise(col.All()); len(r.IDConflicts) != 0 {
@@ -269,14 +258,14 @@ func TestPauseHoldsEverythingAndResumeSendsTheBacklog(t *testing.T) {
 		}
 	}
 	s := c.start(t, 1, scheduler.Config{Slots: 2, PopBatch: 50})
-	waitFor(t, "many idle ticks while paused", 10*time.Second, func() bool { return s.Stats().Ticks.Load() > 50 })
+	enginetest.Eventually(t, "many idle ticks while paused", 10*time.Second, func() bool { return s.Stats().Ticks.Load() > 50 })
 	if n := s.Stats().Published.Load(); n != 0 {
 		t.Fatalf("published %d while paused", n)
 	}
 	if err := c.idx.SetPaused(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the backlog", 20*time.Second, func() bool { return pushtest.Summarise(col.All()).Unique() == users })
+	enginetest.Eventually(t, "the backlog", 20*time.Second, func() bool { return pushtest.Summarise(col.All()).Unique() == users })
 	got := col.All()
 	if r := pushtest.Summarise(got); r.Repeats != 0 {
 		t.Fatalf("%d repeats", r.Repeats)

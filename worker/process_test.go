@@ -147,7 +147,7 @@ func (e *env) startWorkerEnv(t *testing.T, id string, environ []string, extra ..
 			t.Logf("worker %s log:\n%s", id, out.String())
 		}
 	})
-	waitFor(t, "worker "+id+" ready", 60*time.Second, func() bool {
+	enginetest.Eventually(t, "worker "+id+" ready", 60*time.Second, func() bool {
 		select {
 		case err := <-p.done:
 			t.Fatalf("worker %s exited at start-up: %v\n%s", id, err, out.String())
@@ -178,17 +178,6 @@ func (l *lockedWriter) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.String()
-}
-
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func call(t *testing.T, method, url string, body any) (int, map[string]any) {
@@ -324,7 +313,7 @@ func TestKillOneOfThreeWorkersMidBurst(t *testing.T) {
 		t.Fatal(err)
 	}
 	var killedAt time.Time
-	waitFor(t, "w2 to kill itself mid-burst", 90*time.Second, func() bool {
+	enginetest.Eventually(t, "w2 to kill itself mid-burst", 90*time.Second, func() bool {
 		select {
 		case <-workers[1].done:
 			killedAt = time.Now()
@@ -344,7 +333,7 @@ func TestKillOneOfThreeWorkersMidBurst(t *testing.T) {
 			dumpQueues(t, rdb, e.prefix, 16)
 		}
 	})
-	waitFor(t, "every reminder delivered", 90*time.Second, func() bool { return pushtest.Summarise(col.All()).Unique() >= len(want) })
+	enginetest.Eventually(t, "every reminder delivered", 90*time.Second, func() bool { return pushtest.Summarise(col.All()).Unique() >= len(want) })
 	t.Logf("burst complete %v after the kill", time.Since(killedAt).Round(time.Millisecond))
 	r := pushtest.Summarise(col.All())
 	for k := range want {
@@ -382,7 +371,7 @@ func TestKillOneOfThreeWorkersMidBurst(t *testing.T) {
 
 	// MySQL learns every reminder as sent under the push_id that carried it,
 	// including the killed worker's (an orphaned ack is marked by a sweep).
-	waitFor(t, "sent-marks in MySQL", 90*time.Second, func() bool {
+	enginetest.Eventually(t, "sent-marks in MySQL", 90*time.Second, func() bool {
 		var n int
 		if err := db.QueryRow("SELECT COUNT(*) FROM subscriptions WHERE status = 'sent'").Scan(&n); err != nil {
 			t.Fatal(err)
