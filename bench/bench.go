@@ -14,7 +14,6 @@ import (
 	"net"
 	"os"
 	"runtime/pprof"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +23,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"couponpush/config"
-	"couponpush/internal/pushtest"
 	"couponpush/internal/seed"
 	"couponpush/queue"
 	"couponpush/worker"
@@ -254,8 +252,8 @@ func (s *stack) load(ctx context.Context, from, n int, pick func(u int) (int64, 
 	return float64(n) / time.Since(begin).Seconds(), nil
 }
 
-func (s *stack) collector() (*pushtest.Collector, error) {
-	return pushtest.NewCollector(s.cfg.NSQDAddr, s.prefix)
+func (s *stack) meter(capacity int) (*meter, error) {
+	return newMeter(s.cfg.NSQDAddr, s.prefix, capacity)
 }
 
 func (s *stack) burst(ctx context.Context, k int) (result, error) {
@@ -274,11 +272,11 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	if time.Now().After(due) {
 		return result{}, fmt.Errorf("loading %d reminders took past their due time; lower -burst", k)
 	}
-	col, err := s.collector()
+	col, err := s.meter(k)
 	if err != nil {
 		return result{}, err
 	}
-	defer col.Stop()
+	defer col.stop()
 	if s.cfg.CPUProfile != "" {
 		f, err := os.Create(s.cfg.CPUProfile)
 		if err != nil {
@@ -306,7 +304,7 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 		time.Sleep(time.Millisecond)
 	}
 	drain := time.Since(due)
-	late, err := waitLate(col, k)
+	late, err := col.wait(k)
 	if err != nil {
 		return result{}, err
 	}
@@ -332,11 +330,11 @@ func (s *stack) spread(ctx context.Context, k int, over time.Duration) (result, 
 		}
 		tids[i] = id
 	}
-	col, err := s.collector()
+	col, err := s.meter(k)
 	if err != nil {
 		return result{}, err
 	}
-	defer col.Stop()
+	defer col.stop()
 	if _, err := s.load(ctx, 10_000_001, k, func(u int) (int64, time.Time) {
 		return tids[u%templates], start.Add(over * time.Duration(u%templates) / templates)
 	}); err != nil {
@@ -345,33 +343,8 @@ func (s *stack) spread(ctx context.Context, k int, over time.Duration) (result, 
 	if time.Now().After(start) {
 		return result{}, fmt.Errorf("loading took past the first due time; lower -spread")
 	}
-	late, err := waitLate(col, k)
+	late, err := col.wait(k)
 	return result{late: late}, err
-}
-
-// waitLate waits for k distinct pushes at the collector and returns their
-// lateness (arrival minus due_at), sorted.
-func waitLate(col *pushtest.Collector, k int) (lateness, error) {
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		got := col.All()
-		if pushtest.Summarise(got).Unique() >= k {
-			seen := map[string]bool{}
-			var l lateness
-			for _, g := range got {
-				if !seen[g.ID] {
-					seen[g.ID] = true
-					l = append(l, g.At.Sub(g.DueAt))
-				}
-			}
-			sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
-			return l, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("consumer saw %d of %d reminders", pushtest.Summarise(got).Unique(), k)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func quiet(p *nsq.Producer) { p.SetLogger(log.New(io.Discard, "", 0), nsq.LogLevelError) }
