@@ -36,15 +36,22 @@ type GaugeVec struct{ vec *vec[Gauge] }
 // names were given; it panics on the wrong number of values.
 func (v *GaugeVec) With(values ...string) *Gauge { return v.vec.with(values) }
 
-// gaugeFamily is a registered gauge: plain, labelled or read from a func.
+// gaugeFamily is a registered gauge: plain, labelled or read from a func
+// (which may also be exposed as a counter, see CounterFunc).
 type gaugeFamily struct {
 	name, help string
 	single     *Gauge
 	vec        *GaugeVec
 	fn         func() float64
+	counter    bool // fn is a monotonic count: expose TYPE counter
 }
 
-func (f *gaugeFamily) meta() (string, string, string) { return f.name, f.help, "gauge" }
+func (f *gaugeFamily) meta() (string, string, string) {
+	if f.counter {
+		return f.name, f.help, "counter"
+	}
+	return f.name, f.help, "gauge"
+}
 
 func (f *gaugeFamily) writeSamples(b *bytes.Buffer) bool {
 	switch {

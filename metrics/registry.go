@@ -95,6 +95,16 @@ func (r *Registry) GaugeFunc(name, help string, fn func() float64) {
 	r.register(name, &gaugeFamily{name: name, help: help, fn: fn})
 }
 
+// CounterFunc registers a counter whose value is read by calling fn at
+// scrape time, for counts another package already keeps (atomics). fn must
+// never decrease, be safe for concurrent use and return quickly.
+func (r *Registry) CounterFunc(name, help string, fn func() float64) {
+	if fn == nil {
+		panic(fmt.Sprintf("metrics: nil func for counter %q", name))
+	}
+	r.register(name, &gaugeFamily{name: name, help: help, fn: fn, counter: true})
+}
+
 // Histogram registers and returns a histogram without labels. buckets are
 // the upper bounds, strictly increasing; nil means DefBuckets. The +Inf
 // bucket is always added.

@@ -24,6 +24,7 @@ func TestWriteToExact(t *testing.T) {
 	depth.Set(7)
 	depth.Dec()
 	r.GaugeFunc("couponpush_queues", "Queue count N.", func() float64 { return 16 })
+	r.CounterFunc("couponpush_marked_total", "Kept elsewhere.", func() float64 { return 42 })
 	lat := r.HistogramVec("couponpush_lateness_seconds", "Lateness.", []float64{0.1, 1}, "role")
 	lat.With("sched").Observe(0.05)
 	lat.With("sched").Observe(0.1)
@@ -53,6 +54,9 @@ couponpush_lateness_seconds_bucket{role="sched",le="1"} 2
 couponpush_lateness_seconds_bucket{role="sched",le="+Inf"} 3
 couponpush_lateness_seconds_sum{role="sched"} 3.15
 couponpush_lateness_seconds_count{role="sched"} 3
+# HELP couponpush_marked_total Kept elsewhere.
+# TYPE couponpush_marked_total counter
+couponpush_marked_total 42
 # HELP couponpush_odd Escaping.
 # TYPE couponpush_odd gauge
 couponpush_odd{v="a\"b\\c\nd"} -1.25
@@ -173,6 +177,7 @@ func TestMisusePanics(t *testing.T) {
 		{"wrong value count", func(r *Registry) { r.CounterVec("x", "", "a").With("1", "2") }},
 		{"negative counter add", func(r *Registry) { r.Counter("x", "").Add(-1) }},
 		{"nil gauge func", func(r *Registry) { r.GaugeFunc("x", "", nil) }},
+		{"nil counter func", func(r *Registry) { r.CounterFunc("x", "", nil) }},
 		{"bad exponential buckets", func(*Registry) { ExponentialBuckets(1, 1, 3) }},
 	}
 	for _, tt := range tests {

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -394,6 +395,25 @@ func TestKillOneOfThreeWorkersMidBurst(t *testing.T) {
 		}
 	}
 
+	// The survivors' /metrics show the work they did.
+	resp, err := http.Get("http://" + workers[0].addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"# TYPE couponpush_pushes_published_total counter", "# TYPE couponpush_push_lateness_seconds histogram", "couponpush_queue_count 16"} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(string(body), "couponpush_pushes_published_total 0\n") {
+		t.Fatalf("/metrics says w1 published nothing:\n%s", body)
+	}
+
 	// SIGTERM drains and deregisters.
 	for _, w := range []*proc{workers[0], workers[2]} {
 		if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -410,7 +430,7 @@ func TestKillOneOfThreeWorkersMidBurst(t *testing.T) {
 	}
 	// The drained workers left the catalog; only the killed one remains
 	// (critical once its TTL lapses) until Consul reaps it.
-	resp, err := http.Get("http://" + e.consul + "/v1/catalog/service/" + e.service)
+	resp, err = http.Get("http://" + e.consul + "/v1/catalog/service/" + e.service)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -173,12 +173,12 @@ func (w *Worker) startScheduler(ctx context.Context, idx *queue.Client, template
 		return err
 	}
 	st := w.sched.Stats()
-	reg.GaugeFunc("couponpush_pushes_published_total", "Pushes accepted by nsqd, redeliveries included.", func() float64 { return float64(st.Published.Load()) })
-	reg.GaugeFunc("couponpush_pushes_recovered_total", "Pushes republished from an expired or orphaned flight.", func() float64 { return float64(st.Recovered.Load()) })
-	reg.GaugeFunc("couponpush_leases_lost_total", "Queue leases lost while working.", func() float64 { return float64(st.LeasesLost.Load()) })
-	reg.GaugeFunc("couponpush_reminders_marked_total", "Reminders recorded as sent in MySQL.", func() float64 { return float64(st.Marked.Load()) })
+	reg.CounterFunc("couponpush_pushes_published_total", "Pushes accepted by nsqd, redeliveries included.", func() float64 { return float64(st.Published.Load()) })
+	reg.CounterFunc("couponpush_pushes_recovered_total", "Pushes republished from an expired or orphaned flight.", func() float64 { return float64(st.Recovered.Load()) })
+	reg.CounterFunc("couponpush_leases_lost_total", "Queue leases lost while working.", func() float64 { return float64(st.LeasesLost.Load()) })
+	reg.CounterFunc("couponpush_reminders_marked_total", "Reminders recorded as sent in MySQL.", func() float64 { return float64(st.Marked.Load()) })
 	reg.GaugeFunc("couponpush_mark_lag_seconds", "Age of the oldest acked push whose sent-mark has not reached MySQL.", func() float64 { return float64(st.MarkLagMs.Load()) / 1000 })
-	reg.GaugeFunc("couponpush_publish_errors_total", "Publishes abandoned (lease lost or shutdown) and left for redelivery.", func() float64 { return float64(st.PublishErrs.Load()) })
+	reg.CounterFunc("couponpush_publish_errors_total", "Publishes abandoned (lease lost or shutdown) and left for redelivery.", func() float64 { return float64(st.PublishErrs.Load()) })
 	return w.sched.Start(ctx)
 }
 
