@@ -79,7 +79,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		fmt.Fprintf(out, "  due → last published   %v\n", r.drain.Round(time.Millisecond))
 		fmt.Fprintf(out, "  pushes per second      %.0f\n", float64(cfg.Burst)/r.drain.Seconds())
 		fmt.Fprintf(out, "  lateness at consumer   p50 %v  p99 %v  max %v\n", r.late.p(50), r.late.p(99), r.late.p(100))
-		fmt.Fprintf(out, "  %s\n", env.stepLine)
+		fmt.Fprintf(out, "  %s\n", r.steps)
 		fmt.Fprintf(out, "  due → all marked sent in MySQL  %v\n", r.marked.Round(time.Millisecond))
 		if !cfg.SkipRaw {
 			raw, err := Raw(ctx, rdb, cfg.NSQDAddr, prefix+"_raw", prefix, cfg.Burst)
@@ -119,8 +119,6 @@ type stack struct {
 	workers []*worker.Worker
 	api     string
 	run     int
-	// stepLine says where the slots spent the last burst's time.
-	stepLine string
 }
 
 func (s *stack) start(ctx context.Context) error {
@@ -217,6 +215,7 @@ type result struct {
 	loadRate float64
 	bytesPer float64       // Redis memory per pending reminder
 	marked   time.Duration // due → every reminder marked sent in MySQL
+	steps    string        // where the slots and Redis spent the drain
 }
 
 // template creates a template whose reminders (lead 60 s) fall due at due.
@@ -299,7 +298,7 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	}
 	drain := time.Since(due)
 	p1, b1, u1, a1 := s.steps()
-	s.stepLine = fmt.Sprintf("during the drain: slot time in pop %v, build %v, publish %v, ack %v; redis-server CPU %v",
+	steps := fmt.Sprintf("during the drain: slot time in pop %v, build %v, publish %v, ack %v; redis-server CPU %v",
 		(p1 - p0).Round(time.Millisecond), (b1 - b0).Round(time.Millisecond), (u1 - u0).Round(time.Millisecond),
 		(a1 - a0).Round(time.Millisecond), (redisCPU(ctx, s.rdb) - cpu0).Round(time.Millisecond))
 	late, err := col.wait(k)
@@ -314,7 +313,7 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return result{drain: drain, late: late, loadRate: rate, bytesPer: bytesPer, marked: time.Since(due)}, nil
+	return result{drain: drain, late: late, loadRate: rate, bytesPer: bytesPer, marked: time.Since(due), steps: steps}, nil
 }
 
 func (s *stack) spread(ctx context.Context, k int, over time.Duration) (result, error) {

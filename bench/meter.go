@@ -3,14 +3,11 @@ package bench
 import (
 	"encoding/hex"
 	"fmt"
-	"io"
-	"log"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/nsqio/go-nsq"
-
+	"couponpush/internal/pushtest"
 	"couponpush/push"
 )
 
@@ -19,7 +16,7 @@ import (
 // cost it tens of megabytes, not the hundreds pushtest.Collector would hold
 // (its garbage collection would slow the workers sharing this process).
 type meter struct {
-	c *nsq.Consumer
+	stop func()
 
 	mu      sync.Mutex
 	seen    map[[16]byte]struct{}
@@ -29,23 +26,13 @@ type meter struct {
 }
 
 func newMeter(tcpAddr, topic string, capacity int) (*meter, error) {
-	cfg := nsq.NewConfig()
-	cfg.MaxInFlight = 1000
-	cfg.OutputBufferSize = -1 // see push.Consumer: no 250 ms flush wait
-	c, err := nsq.NewConsumer(topic, "bench", cfg)
-	if err != nil {
-		return nil, fmt.Errorf("meter: %w", err)
-	}
-	c.SetLogger(log.New(io.Discard, "", 0), nsq.LogLevelError)
-	m := &meter{c: c, seen: make(map[[16]byte]struct{}, capacity), late: make([]time.Duration, 0, capacity)}
-	c.AddHandler(nsq.HandlerFunc(func(msg *nsq.Message) error {
-		now := time.Now()
-		b, err := push.DecodeBatch(msg.Body)
+	m := &meter{seen: make(map[[16]byte]struct{}, capacity), late: make([]time.Duration, 0, capacity)}
+	stop, err := pushtest.Consume(tcpAddr, topic, "bench", func(b push.Batch, at time.Time, err error) {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		if err != nil {
 			m.bad++
-			return nil
+			return
 		}
 		for _, p := range b.Pushes {
 			var k [16]byte
@@ -58,19 +45,14 @@ func newMeter(tcpAddr, topic string, capacity int) (*meter, error) {
 				continue
 			}
 			m.seen[k] = struct{}{}
-			m.late = append(m.late, now.Sub(p.DueAt))
+			m.late = append(m.late, at.Sub(p.DueAt))
 		}
-		return nil
-	}))
-	if err := c.ConnectToNSQD(tcpAddr); err != nil {
-		return nil, fmt.Errorf("meter connect %s: %w", tcpAddr, err)
+	})
+	if err != nil {
+		return nil, err
 	}
+	m.stop = stop
 	return m, nil
-}
-
-func (m *meter) stop() {
-	m.c.Stop()
-	<-m.c.StopChan
 }
 
 // wait waits for k distinct pushes and returns their lateness, sorted.
@@ -78,10 +60,14 @@ func (m *meter) wait(k int) (lateness, error) {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		m.mu.Lock()
-		n, bad := len(m.late), m.bad
+		n, bad, repeats := len(m.late), m.bad, m.repeats
 		m.mu.Unlock()
 		if bad > 0 {
 			return nil, fmt.Errorf("consumer saw %d malformed messages or ids", bad)
+		}
+		if repeats > 0 {
+			// Nothing crashes in the bench: a repeat breaks exactly-once (R3).
+			return nil, fmt.Errorf("consumer saw %d repeated pushes", repeats)
 		}
 		if n >= k {
 			m.mu.Lock()

@@ -124,13 +124,7 @@ func testCtx(t *testing.T) context.Context {
 // eventually polls cond every 20ms until it holds or 20s pass.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	enginetest.Eventually(t, what, 20*time.Second, cond)
 }
 
 // deadAddr returns a loopback address nothing listens on.

@@ -35,13 +35,7 @@ func noLeaks(t *testing.T) {
 // test with what after timeout.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond) // a poll interval, not a wait for an event
-	}
+	enginetest.Eventually(t, what, timeout, cond)
 }
 
 // received collects what a Consumer hands to Handle.

@@ -160,12 +160,6 @@ func (c *Client) lease(ctx context.Context, l *Lease, ms int64) error {
 	return nil
 }
 
-// Holder reports whether queue q's lease is held, for operators' views.
-func (c *Client) Holder(ctx context.Context, q int) (bool, error) {
-	n, err := c.rdb.Exists(ctx, c.keys(q).lease).Result()
-	return n == 1, err
-}
-
 // PopOptions bound one pop.
 type PopOptions struct {
 	Now         time.Time     // zero = the Redis server's clock

@@ -22,53 +22,66 @@ type Received struct {
 	At time.Time // local arrival time
 }
 
-// Collector subscribes to a topic and keeps every push it receives.
-type Collector struct {
-	c  *nsq.Consumer
-	mu sync.Mutex
-	// all deliveries in arrival order
-	got []Received
-	bad int
-}
-
-// NewCollector starts consuming topic from the nsqd at tcpAddr.
-func NewCollector(tcpAddr, topic string) (*Collector, error) {
+// Consume subscribes channel of topic on the nsqd at tcpAddr and hands
+// handle every message, decoded, with its arrival time (or the decode
+// error), one message at a time. stop disconnects and waits.
+func Consume(tcpAddr, topic, channel string, handle func(b push.Batch, at time.Time, err error)) (stop func(), err error) {
 	cfg := nsq.NewConfig()
 	cfg.MaxInFlight = 1000
 	// nsqd buffers what it sends a consumer and flushes every 250 ms by
 	// default; lateness measured here would include that wait.
 	cfg.OutputBufferSize = -1
-	c, err := nsq.NewConsumer(topic, "collector", cfg)
+	c, err := nsq.NewConsumer(topic, channel, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("collector: %w", err)
+		return nil, fmt.Errorf("pushtest consumer: %w", err)
 	}
 	c.SetLogger(log.New(io.Discard, "", 0), nsq.LogLevelError)
-	col := &Collector{c: c}
 	c.AddHandler(nsq.HandlerFunc(func(m *nsq.Message) error {
-		now := time.Now()
+		at := time.Now()
 		b, err := push.DecodeBatch(m.Body)
+		handle(b, at, err)
+		return nil
+	}))
+	if err := c.ConnectToNSQD(tcpAddr); err != nil {
+		return nil, fmt.Errorf("pushtest consumer connect %s: %w", tcpAddr, err)
+	}
+	return func() {
+		c.Stop()
+		<-c.StopChan
+	}, nil
+}
+
+// Collector subscribes to a topic and keeps every push it receives.
+type Collector struct {
+	stop func()
+	mu   sync.Mutex
+	got  []Received // every delivery, in arrival order
+	bad  int
+}
+
+// NewCollector starts consuming topic from the nsqd at tcpAddr.
+func NewCollector(tcpAddr, topic string) (*Collector, error) {
+	col := &Collector{}
+	stop, err := Consume(tcpAddr, topic, "collector", func(b push.Batch, at time.Time, err error) {
 		col.mu.Lock()
 		defer col.mu.Unlock()
 		if err != nil {
 			col.bad++
-			return nil
+			return
 		}
 		for _, p := range b.Pushes {
-			col.got = append(col.got, Received{Push: p, At: now})
+			col.got = append(col.got, Received{Push: p, At: at})
 		}
-		return nil
-	}))
-	if err := c.ConnectToNSQD(tcpAddr); err != nil {
-		return nil, fmt.Errorf("collector connect %s: %w", tcpAddr, err)
+	})
+	if err != nil {
+		return nil, err
 	}
+	col.stop = stop
 	return col, nil
 }
 
 // Stop disconnects and waits for the consumer to end.
-func (c *Collector) Stop() {
-	c.c.Stop()
-	<-c.c.StopChan
-}
+func (c *Collector) Stop() { c.stop() }
 
 // All returns a copy of every delivery so far.
 func (c *Collector) All() []Received {

@@ -10,10 +10,7 @@ if stale(KEYS[3], ARGV[1]) then return {-1, false} end
 local user, tid = ARGV[2], ARGV[3]
 local ms, ver = tonumber(ARGV[4]), tonumber(ARGV[5])
 local list = parse(redis.call('HGET', KEYS[2], user))
-local found = nil
-for i = 1, #list do
-  if list[i].tid == tid then found = list[i] end
-end
+local found = find(list, tid)
 if found then
   if found.st == 'F' then return {2, false} end
   if found.ver >= ver then return {0, false} end

@@ -30,6 +30,14 @@ local function pack(list)
   return table.concat(parts)
 end
 
+-- find returns the entry for tid in list, or nil.
+local function find(list, tid)
+  for i = 1, #list do
+    if list[i].tid == tid then return list[i] end
+  end
+  return nil
+end
+
 -- now returns the given time in ms, or the Redis server's clock when it is "".
 local function now_ms(arg)
   if arg ~= '' then return tonumber(arg) end
