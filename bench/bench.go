@@ -245,7 +245,7 @@ func (s *stack) load(ctx context.Context, from, n int, pick func(u int) (int64, 
 		entries[i] = queue.Entry{UserID: int64(u), TemplateID: tid, PushAt: at}
 	}
 	begin := time.Now()
-	if err := seed.Subscriptions(ctx, s.db, s.idx, s.queues, 32, entries); err != nil {
+	if err := seed.Subscriptions(ctx, s.db, s.idx.NewRouter(func() int { return s.queues }), 32, entries); err != nil {
 		return 0, err
 	}
 	return float64(n) / time.Since(begin).Seconds(), nil

@@ -10,14 +10,16 @@ import "strconv"
 //	<prefix>:{<prefix>:q<i>}:flight  ZSET  chunk of fixed pushes ("user|tid:ms,..." lines) → redelivery deadline (ms)
 //	<prefix>:{<prefix>:q<i>}:marks   ZSET  acked chunk → time it was acked (ms), until MySQL knows it was sent
 //	<prefix>:{<prefix>:q<i>}:lease   STRING the holder's random token, with a PX expiry
-//	<prefix>:{<prefix>:q<i>}:epoch   STRING the queue count N this queue belongs to (absent = any)
+//	<prefix>:{<prefix>:q<i>}:epoch   STRING the layout "gen:from:to" this queue follows (absent = any; see layout.go)
+//	<prefix>:{<prefix>:q<i>}:moving  HASH  user_id → record taken out while N changes, until merged into its new queue
 //
 // Keys that span queues (no script touches them together with a queue key):
 //
 //	<prefix>:next   ZSET  queue index → earliest time it has work (due user, expired or orphaned flight)
 //	<prefix>:paused STRING present while operators have paused emitting
+//	<prefix>:layout HASH  the current layout and the progress of a move (see layout.go)
 type queueKeys struct {
-	due, items, flight, marks, lease, epoch string
+	due, items, flight, marks, lease, epoch, moving string
 }
 
 func (c *Client) keys(q int) queueKeys {
@@ -29,8 +31,10 @@ func (c *Client) keys(q int) queueKeys {
 		marks:  tag + "marks",
 		lease:  tag + "lease",
 		epoch:  tag + "epoch",
+		moving: tag + "moving",
 	}
 }
 
 func (c *Client) nextKey() string   { return c.prefix + ":next" }
 func (c *Client) pausedKey() string { return c.prefix + ":paused" }
+func (c *Client) layoutKey() string { return c.prefix + ":layout" }

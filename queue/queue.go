@@ -19,6 +19,9 @@ type Options struct {
 	// Prefix starts every key; several deployments or tests share one Redis
 	// by using different prefixes. Default "couponpush".
 	Prefix string
+	// Owner names this process in the leases it takes (the lease key holds
+	// "owner/random token"), so operators can see who holds a queue.
+	Owner string
 	// TombstoneTTL is how long past its push time a cancel is remembered, so
 	// that a late, older add cannot revive the reminder. Default 10 minutes.
 	TombstoneTTL time.Duration
@@ -29,12 +32,13 @@ type Options struct {
 type Client struct {
 	rdb       redis.UniversalClient
 	prefix    string
+	owner     string
 	tombTTLms int64
 }
 
 // New returns a Client over rdb, which may be a standalone or cluster client.
 func New(rdb redis.UniversalClient, opts Options) *Client {
-	c := &Client{rdb: rdb, prefix: opts.Prefix, tombTTLms: opts.TombstoneTTL.Milliseconds()}
+	c := &Client{rdb: rdb, prefix: opts.Prefix, owner: opts.Owner, tombTTLms: opts.TombstoneTTL.Milliseconds()}
 	if c.prefix == "" {
 		c.prefix = "couponpush"
 	}
@@ -74,16 +78,61 @@ func (c *Client) write(ctx context.Context, s *redis.Script, op string, n int, e
 	if n < 1 {
 		return fmt.Errorf("queue %s: queue count %d < 1", op, n)
 	}
+	if err := checkEntry(op, e); err != nil {
+		return err
+	}
+	q := Shard(e.UserID, n)
+	l := Layout{From: n, To: n}
+	status, _, err := c.writeAt(ctx, s, op, l.key(), q, q, false, e)
+	if err != nil {
+		return err
+	}
+	return writeErr(op, e, status)
+}
+
+func checkEntry(op string, e Entry) error {
 	if e.UserID <= 0 || e.TemplateID <= 0 || e.Version <= 0 {
 		return fmt.Errorf("queue %s: invalid entry %+v", op, e)
 	}
-	q := Shard(e.UserID, n)
+	return nil
+}
+
+// Write statuses of add.lua and cancel.lua.
+const (
+	wrote     = 1
+	unchanged = 0
+	taken     = 2
+	stale     = -1 // the queue follows another layout
+	forward   = -2 // the user's record lives in its new queue
+	moving    = -3 // the user is being moved: retry
+)
+
+func writeErr(op string, e Entry, status int64) error {
+	switch status {
+	case wrote, unchanged:
+		return nil
+	case taken:
+		return fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, ErrInFlight)
+	case stale:
+		return fmt.Errorf("queue %s user %d: %w", op, e.UserID, ErrStaleCount)
+	}
+	return fmt.Errorf("queue %s user %d: unexpected status %d", op, e.UserID, status)
+}
+
+// writeAt runs add.lua or cancel.lua on queue q under layout key lk (see
+// route in prelude.lua), pipelined with telling the balancer the queue has
+// work at the entry's time unless it knows of earlier work: one round trip.
+// The next index only ever errs early (a spurious pick), and Reconcile
+// repairs it. It returns the script's status and, when stale, the queue's
+// layout key.
+func (c *Client) writeAt(ctx context.Context, s *redis.Script, op, lk string, q, home int, fwd bool, e Entry) (int64, string, error) {
 	k := c.keys(q)
-	keys := []string{k.due, k.items, k.epoch}
-	args := []any{n, e.UserID, e.TemplateID, e.PushAt.UnixMilli(), e.Version, c.tombTTLms}
-	// One round trip: the script, then telling the balancer the queue has
-	// work at the entry's time unless it knows of earlier work. The index
-	// only ever errs early (a spurious pick), and Reconcile repairs it.
+	keys := []string{k.due, k.items, k.epoch, k.moving}
+	f := "0"
+	if fwd {
+		f = "1"
+	}
+	args := []any{lk, e.UserID, e.TemplateID, e.PushAt.UnixMilli(), e.Version, c.tombTTLms, q, home, f}
 	var res []any
 	for attempt := 0; ; attempt++ {
 		pipe := c.rdb.Pipeline()
@@ -92,26 +141,21 @@ func (c *Client) write(ctx context.Context, s *redis.Script, op string, n int, e
 		_, err := pipe.Exec(ctx)
 		if err != nil && attempt == 0 && redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
 			if err := s.Load(ctx, c.rdb).Err(); err != nil {
-				return fmt.Errorf("queue %s: load script: %w", op, err)
+				return 0, "", fmt.Errorf("queue %s: load script: %w", op, err)
 			}
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, err)
+			return 0, "", fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, err)
 		}
 		if res, err = cmd.Slice(); err != nil {
-			return fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, err)
+			return 0, "", fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, err)
 		}
 		break
 	}
 	status, _ := res[0].(int64)
-	switch status {
-	case -1:
-		return fmt.Errorf("queue %s user %d: %w", op, e.UserID, ErrStaleCount)
-	case 2:
-		return fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, ErrInFlight)
-	}
-	return nil
+	other, _ := res[1].(string)
+	return status, other, nil
 }
 
 // Lease is a worker's hold on one queue. Every script that changes the
@@ -129,6 +173,9 @@ func (c *Client) Acquire(ctx context.Context, q int, ttl time.Duration) (*Lease,
 		return nil, false, fmt.Errorf("queue acquire %d: token: %w", q, err)
 	}
 	l := &Lease{Queue: q, token: hex.EncodeToString(b[:])}
+	if c.owner != "" {
+		l.token = c.owner + "/" + l.token
+	}
 	ok, err := c.rdb.SetNX(ctx, c.keys(q).lease, l.token, ttl).Result()
 	if err != nil {
 		return nil, false, fmt.Errorf("queue acquire %d: %w", q, err)

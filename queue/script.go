@@ -23,11 +23,14 @@ func load(name string) *redis.Script {
 }
 
 var (
-	addScript     = load("add")
-	cancelScript  = load("cancel")
-	popScript     = load("pop")
-	ackScript     = load("ack")
-	recoverScript = load("recover")
-	forgetScript  = load("forget")
-	leaseScript   = load("lease")
+	addScript      = load("add")
+	cancelScript   = load("cancel")
+	popScript      = load("pop")
+	ackScript      = load("ack")
+	recoverScript  = load("recover")
+	forgetScript   = load("forget")
+	leaseScript    = load("lease")
+	moveOutScript  = load("move_out")
+	moveInScript   = load("move_in")
+	moveDoneScript = load("move_done")
 )

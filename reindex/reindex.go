@@ -18,15 +18,15 @@ import (
 	"couponpush/queue"
 )
 
-// Index is the part of the queue index the job uses.
+// Index is the part of the queue index the job uses; *queue.Router is one
+// (it follows the live queue layout, also while N changes).
 type Index interface {
-	Indexed(ctx context.Context, n int, entries []queue.Entry) ([]bool, error)
-	Add(ctx context.Context, n int, e queue.Entry) error
+	Indexed(ctx context.Context, entries []queue.Entry) ([]bool, error)
+	Add(ctx context.Context, e queue.Entry) error
 }
 
 // Config configures a Job. Zero values mean the defaults.
 type Config struct {
-	Count   func() int    // the live queue count N; required
 	Margin  time.Duration // skip reminders due before now+Margin; default 30 s
 	Horizon time.Duration // look at reminders due up to now+Horizon; default 10 min
 	Page    int           // rows per MySQL query; default 1000
@@ -43,9 +43,6 @@ type Job struct {
 
 // New returns a Job reading subscriptions from db.
 func New(db *sql.DB, idx Index, cfg Config) (*Job, error) {
-	if cfg.Count == nil {
-		return nil, fmt.Errorf("reindex: Count is required")
-	}
 	if cfg.Margin == 0 {
 		cfg.Margin = 30 * time.Second
 	}
@@ -105,8 +102,7 @@ func (j *Job) Run(ctx context.Context) (Result, error) {
 			return res, nil
 		}
 		res.Checked += len(page)
-		n := j.cfg.Count()
-		has, err := j.idx.Indexed(ctx, n, page)
+		has, err := j.idx.Indexed(ctx, page)
 		if err != nil {
 			return res, fmt.Errorf("reindex: %w", err)
 		}
@@ -114,7 +110,7 @@ func (j *Job) Run(ctx context.Context) (Result, error) {
 			if has[i] {
 				continue
 			}
-			if err := j.idx.Add(ctx, n, e); err != nil {
+			if err := j.idx.Add(ctx, e); err != nil {
 				return res, fmt.Errorf("reindex: %w", err)
 			}
 			res.Repaired++

@@ -51,7 +51,7 @@ func TestRepairsOnlyWhatTheIndexLacks(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	job, err := reindex.New(db, idx, reindex.Config{Count: func() int { return n }, Page: 2, Now: func() time.Time { return now }})
+	job, err := reindex.New(db, idx.NewRouter(func() int { return n }), reindex.Config{Page: 2, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,9 +91,8 @@ func TestConfigErrors(t *testing.T) {
 		name string
 		cfg  reindex.Config
 	}{
-		{"no count", reindex.Config{}},
-		{"horizon inside margin", reindex.Config{Count: func() int { return 1 }, Margin: time.Minute, Horizon: time.Second}},
-		{"negative page", reindex.Config{Count: func() int { return 1 }, Page: -1}},
+		{"horizon inside margin", reindex.Config{Margin: time.Minute, Horizon: time.Second}},
+		{"negative page", reindex.Config{Page: -1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

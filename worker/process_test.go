@@ -288,7 +288,7 @@ func TestKillOneOfThreeWorkersMidBurst(t *testing.T) {
 			want[pair{UserID: u, TemplateID: tid}] = true
 		}
 	}
-	if err := seed.Subscriptions(ctx, db, idx, 16, 32, entries); err != nil {
+	if err := seed.Subscriptions(ctx, db, idx.NewRouter(func() int { return 16 }), 32, entries); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("subscribed %d reminders; %v before the burst", len(want), time.Until(t0).Round(time.Millisecond))

@@ -25,6 +25,7 @@ import (
 	"couponpush/push"
 	"couponpush/queue"
 	"couponpush/reindex"
+	"couponpush/resize"
 	"couponpush/scheduler"
 	"couponpush/subscription"
 )
@@ -56,6 +57,10 @@ type Worker struct {
 
 	cron       *cron.Cron
 	cancelCron context.CancelFunc
+
+	resize     *resize.Coordinator
+	stopResize context.CancelFunc
+	resizeDone chan struct{}
 }
 
 // Start connects to the engines, applies migrations and starts the roles cfg
@@ -104,21 +109,28 @@ func Start(ctx context.Context, cfg config.Worker, log *slog.Logger) (w *Worker,
 	}
 	reg.GaugeFunc("couponpush_queue_count", "Queue count N this worker follows.", func() float64 { return float64(w.watcher.Count()) })
 
-	idx := queue.New(w.rdb, queue.Options{Prefix: cfg.RedisPrefix})
+	idx := queue.New(w.rdb, queue.Options{Prefix: cfg.RedisPrefix, Owner: cfg.WorkerID})
+	router := idx.NewRouter(w.watcher.Count)
+	if _, err := router.Refresh(pctx); err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	if err := w.startResize(ctx, consul, idx, router, reg); err != nil {
+		return nil, err
+	}
 	store := coupon.NewTemplateStore(w.db, coupon.StoreConfig{})
 	templates := coupon.NewTemplateCache(store, coupon.CacheConfig{})
-	subs := subscription.NewService(w.db, templates, index{q: idx, count: w.watcher.Count},
+	subs := subscription.NewService(w.db, templates, router,
 		subscription.Config{DefaultLead: cfg.Lead.Duration(), Logger: log})
 
 	health := []func() error{}
 	if cfg.HasRole(config.RoleScheduler) {
-		if err := w.startScheduler(ctx, idx, templates, subs, reg); err != nil {
+		if err := w.startScheduler(ctx, idx, router, templates, subs, reg); err != nil {
 			return nil, err
 		}
 		health = append(health, w.sched.Healthy)
 	}
 	if cfg.HasRole(config.RoleCron) {
-		job, err := reindex.New(w.db, idx, reindex.Config{Count: w.watcher.Count, Margin: cfg.MergeWindow.Duration() + 20*time.Second, Logger: log})
+		job, err := reindex.New(w.db, router, reindex.Config{Margin: cfg.MergeWindow.Duration() + 20*time.Second, Logger: log})
 		if err != nil {
 			return nil, err
 		}
@@ -141,7 +153,7 @@ func Start(ctx context.Context, cfg config.Worker, log *slog.Logger) (w *Worker,
 	return w, nil
 }
 
-func (w *Worker) startScheduler(ctx context.Context, idx *queue.Client, templates *coupon.TemplateCache, subs *subscription.Service, reg *metrics.Registry) error {
+func (w *Worker) startScheduler(ctx context.Context, idx *queue.Client, router *queue.Router, templates *coupon.TemplateCache, subs *subscription.Service, reg *metrics.Registry) error {
 	cfg := w.cfg
 	var err error
 	w.pub, err = push.NewPublisher(push.PublisherConfig{NSQDAddr: cfg.NSQDAddr, Topic: cfg.Topic, Logger: w.log})
@@ -156,7 +168,7 @@ func (w *Worker) startScheduler(ctx context.Context, idx *queue.Client, template
 		"Time from a push's due time to nsqd accepting it (by the Redis clock).",
 		metrics.ExponentialBuckets(0.001, 2, 16))
 	w.sched, err = scheduler.New(scheduler.Config{
-		Count:        w.watcher.Count,
+		Count:        router.Span,
 		MergeWindow:  cfg.MergeWindow.Duration(),
 		Tick:         cfg.Tick.Duration(),
 		Deadline:     cfg.InFlightDeadline.Duration(),
@@ -236,6 +248,7 @@ func (w *Worker) Stop() error {
 	if w.sched != nil {
 		w.sched.Stop()
 	}
+	w.stopResizer()
 	if w.pub != nil {
 		w.pub.Stop()
 	}
@@ -247,7 +260,45 @@ func (w *Worker) Stop() error {
 	return errors.Join(errs...)
 }
 
+// startResize follows the queue layout in Redis and, in workers that run
+// the scheduler, competes to coordinate changes of N (see package resize).
+func (w *Worker) startResize(ctx context.Context, consul *cluster.Client, idx *queue.Client, router *queue.Router, reg *metrics.Registry) error {
+	var err error
+	w.resize, err = resize.New(idx, resize.Config{
+		Target:  w.watcher.Count,
+		Changes: w.watcher.Changes(),
+		Lock:    consul.Lock,
+		Router:  router,
+		Lead:    w.cfg.HasRole(config.RoleScheduler),
+		Logger:  w.log,
+	})
+	if err != nil {
+		return err
+	}
+	st := w.resize.Stats()
+	reg.CounterFunc("couponpush_resize_users_moved_total", "Users this worker moved to a new queue while N changed.", func() float64 { return float64(st.Moved.Load()) })
+	reg.CounterFunc("couponpush_resize_moves_total", "Changes of N this worker coordinated to the end.", func() float64 { return float64(st.Moves.Load()) })
+	reg.CounterFunc("couponpush_resize_errors_total", "Failed resize steps (each is retried).", func() float64 { return float64(st.MoveErrs.Load()) })
+	reg.GaugeFunc("couponpush_queue_span", "Queues this worker visits: N, plus queues a smaller N left until they drain.", func() float64 { return float64(router.Span()) })
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	w.stopResize, w.resizeDone = cancel, make(chan struct{})
+	go func() {
+		defer close(w.resizeDone)
+		w.resize.Run(rctx)
+	}()
+	return nil
+}
+
+func (w *Worker) stopResizer() {
+	if w.stopResize != nil {
+		w.stopResize()
+		<-w.resizeDone
+		w.stopResize = nil
+	}
+}
+
 func (w *Worker) closeEngines() {
+	w.stopResizer()
 	if w.watcher != nil {
 		w.watcher.Stop()
 	}

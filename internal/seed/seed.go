@@ -1,8 +1,8 @@
 // Package seed writes many pending subscriptions fast, for tests and the
 // bench that need a large burst loaded before it falls due: MySQL rows as
 // the subscription service writes a new one (pending, version 1) in
-// multi-row INSERTs, then their index entries through queue.Client.Add,
-// the same call the service makes.
+// multi-row INSERTs, then their index entries through a queue.Router, the
+// same call the service makes.
 package seed
 
 import (
@@ -17,9 +17,14 @@ import (
 	"couponpush/queue"
 )
 
-// Subscriptions writes entries (Version is set to 1) and indexes them under
-// queue count n, with the given number of concurrent index writers.
-func Subscriptions(ctx context.Context, db *sql.DB, idx *queue.Client, n, writers int, entries []queue.Entry) error {
+// Adder indexes a reminder; *queue.Router is one.
+type Adder interface {
+	Add(ctx context.Context, e queue.Entry) error
+}
+
+// Subscriptions writes entries (Version is set to 1) and indexes them
+// through idx, with the given number of concurrent index writers.
+func Subscriptions(ctx context.Context, db *sql.DB, idx Adder, writers int, entries []queue.Entry) error {
 	now := time.Now().UTC()
 	const rows = 1000
 	for start := 0; start < len(entries); start += rows {
@@ -48,7 +53,7 @@ func Subscriptions(ctx context.Context, db *sql.DB, idx *queue.Client, n, writer
 			for i := next.Add(1) - 1; i < int64(len(entries)); i = next.Add(1) - 1 {
 				e := entries[i]
 				e.Version = 1
-				if err := idx.Add(ctx, n, e); err != nil {
+				if err := idx.Add(ctx, e); err != nil {
 					errs <- fmt.Errorf("seed: index %+v: %w", e, err)
 					return
 				}

@@ -1,18 +1,22 @@
 -- add indexes one pending reminder, or does nothing if the queue already
 -- holds this (user, template) at an equal or newer version.
--- KEYS[1] due  KEYS[2] items  KEYS[3] epoch
--- ARGV[1] queue count N  ARGV[2] user  ARGV[3] template  ARGV[4] push ms
--- ARGV[5] version  ARGV[6] tombstone ttl ms
--- Returns {status, user score}: status 1 written, 0 unchanged (equal or newer
--- version present), 2 taken already (in flight or sent), -1 stale N.
-if stale(KEYS[3], ARGV[1]) then return {-1, false} end
+-- KEYS[1] due  KEYS[2] items  KEYS[3] epoch  KEYS[4] moving
+-- ARGV[1] layout  ARGV[2] user  ARGV[3] template  ARGV[4] push ms
+-- ARGV[5] version  ARGV[6] tombstone ttl ms  ARGV[7] this queue
+-- ARGV[8] the user's home queue under the layout's target  ARGV[9] "1" forwarded
+-- Returns {status, x}: status 1 written (x: the user's score or false),
+-- 0 unchanged (equal or newer version present), 2 taken already (in flight
+-- or sent), or a route status (-1 stale: x is this queue's layout, -2
+-- forward, -3 retry; see route in prelude.lua).
+local code, e = route(KEYS[3], KEYS[2], KEYS[4], ARGV[1], ARGV[2], ARGV[7], ARGV[8], ARGV[9])
+if code then return {code, e or false} end
 local user, tid = ARGV[2], ARGV[3]
 local ms, ver = tonumber(ARGV[4]), tonumber(ARGV[5])
 local list = parse(redis.call('HGET', KEYS[2], user))
 local found = find(list, tid)
 if found then
   if found.ver >= ver then return {0, false} end
-  if found.st == 'F' then return {2, false} end
+  if found.st == 'F' or found.st == 'S' then return {2, false} end
   found.ms, found.ver, found.st = ms, ver, 'P'
 else
   list[#list + 1] = {tid = tid, ms = ms, ver = ver, st = 'P'}

@@ -1,18 +1,17 @@
 -- cancel replaces a pending reminder by a tombstone at the given version, so
 -- an older add that arrives late is ignored. A reminder already taken from
 -- the queue cannot be cancelled.
--- KEYS[1] due  KEYS[2] items  KEYS[3] epoch
--- ARGV[1] queue count N  ARGV[2] user  ARGV[3] template  ARGV[4] push ms
--- ARGV[5] version  ARGV[6] tombstone ttl ms
--- Returns {status, user score}: 1 cancelled, 0 unchanged (newer version
--- present), 2 taken already, -1 stale N.
-if stale(KEYS[3], ARGV[1]) then return {-1, false} end
+-- KEYS and ARGV as add.lua.
+-- Returns {status, x}: 1 cancelled, 0 unchanged (newer version present),
+-- 2 taken already, or a route status as add.lua.
+local code, e = route(KEYS[3], KEYS[2], KEYS[4], ARGV[1], ARGV[2], ARGV[7], ARGV[8], ARGV[9])
+if code then return {code, e or false} end
 local user, tid = ARGV[2], ARGV[3]
 local ms, ver = tonumber(ARGV[4]), tonumber(ARGV[5])
 local list = parse(redis.call('HGET', KEYS[2], user))
 local found = find(list, tid)
 if found then
-  if found.st == 'F' then return {2, false} end
+  if found.st == 'F' or found.st == 'S' then return {2, false} end
   if found.ver >= ver then return {0, false} end
   found.ms, found.ver, found.st = ms, ver, 'C'
 else

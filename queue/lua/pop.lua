@@ -43,7 +43,7 @@ for i, user in ipairs(users) do
         e.st = 'F'
         taken[#taken + 1] = e
         keep[#keep + 1] = e
-      elseif e.st == 'C' and e.ms + ttl <= now then
+      elseif (e.st == 'C' or e.st == 'S') and e.ms + ttl <= now then
         -- remembered long enough: nothing older can arrive any more
       else
         keep[#keep + 1] = e

@@ -5,12 +5,15 @@
 --   ms    push time in milliseconds since the epoch
 --   ver   the MySQL row version that wrote this entry
 --   state P pending | C cancelled (a tombstone) | F taken (popped: being or
---         already published, until MySQL records it as sent)
+--         already published, until MySQL records it as sent) | S taken from
+--         another queue and moved here when N changed (see move_in.lua)
 -- A C entry is kept for tomb_ttl after its push time, so that a late, older
 -- add cannot revive a cancel; the user's due score makes a pop visit the
 -- record then and drop it. An F entry is kept until forget.lua runs for its
 -- chunk (after MySQL's sent-mark), so a retried PUT cannot index a sent
--- reminder again; it has no due score.
+-- reminder again; it has no due score. An S entry blocks writes like F, but
+-- its chunk's forget runs in the queue it was taken from, so it is kept
+-- for tomb_ttl after its push time, like a tombstone, and then dropped.
 local function parse(rec)
   local out = {}
   if rec then
@@ -52,7 +55,7 @@ local function score(list, tomb_ttl)
   for i = 1, #list do
     local e = list[i]
     local s = nil
-    if e.st == 'P' then s = e.ms elseif e.st == 'C' then s = e.ms + tomb_ttl end
+    if e.st == 'P' then s = e.ms elseif e.st == 'C' or e.st == 'S' then s = e.ms + tomb_ttl end
     if s and (best == nil or s < best) then best = s end
   end
   return best
@@ -74,10 +77,38 @@ local function store(due, items, user, list, tomb_ttl)
   return s
 end
 
--- stale is true when the queue belongs to another queue count than the caller's.
-local function stale(epoch_key, n)
-  local e = redis.call('GET', epoch_key)
-  return e and e ~= n
+-- A layout is "gen:from:to": the queue count N is "to" once from = to, and
+-- while from ~= to reminders are being moved from "from" queues to "to"
+-- queues. Each queue's epoch key holds the layout it follows (absent: any,
+-- a deployment that never set one).
+local function layout_gen_to(s)
+  local g, t = string.match(s, '^(%d+):%d+:(%d+)$')
+  return g, t
+end
+
+-- route decides whether a write for user belongs in this queue (q) under
+-- the caller's layout L; home is the user's queue under L's "to" count and
+-- fwd is "1" when the write was forwarded here by the user's old queue.
+-- Returns nil to write here, or a status: -1 stale layout (with this
+-- queue's layout), -2 forward to home, -3 the user is being moved: retry.
+-- While moving, a user with a record here stays here until the mover takes
+-- it; one without a record belongs to its new home already.
+local function route(epoch_key, items, moving, L, user, q, home, fwd)
+  local E = redis.call('GET', epoch_key)
+  if not E then return nil end
+  if E == L then
+    local f, t = string.match(L, '^%d+:(%d+):(%d+)$')
+    if f == t or fwd == '1' then return nil end
+    if redis.call('HEXISTS', moving, user) == 1 then return -3 end
+    if home == q or redis.call('HEXISTS', items, user) == 1 then return nil end
+    return -2
+  end
+  -- One side already finished the move of the same generation: writing to
+  -- the user's final home is right.
+  local eg, et = layout_gen_to(E)
+  local lg, lt = layout_gen_to(L)
+  if eg and eg == lg and et == lt and home == q then return nil end
+  return -1, E
 end
 
 -- bulk runs one variadic command over args in slices, staying under Lua's
