@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -101,7 +103,7 @@ func TestChangeNDuringBurst(t *testing.T) {
 
 	type pair = pushtest.Pair
 	want := map[pair]bool{}
-	merges := map[int64]bool{} // users whose A and B must arrive in one push
+	merges := map[int64]bool{}     // users whose A and B must arrive in one push
 	users := (reminders*5 + 5) / 6 // 1/5 of them have a second reminder: 100,000 in all
 	var entries []queue.Entry
 	for u := int64(1); u <= int64(users); u++ {
@@ -255,4 +257,72 @@ func TestChangeNDuringBurst(t *testing.T) {
 		st, ok, err := idx.LayoutStatus(ctx)
 		return err == nil && ok && st.Stable() && st.To == 16 && st.Span == 16
 	})
+}
+
+// TestConsulOutageKeepsPushing: with Consul unreachable a worker keeps the
+// last N and goes on pushing; when Consul returns, it registers again.
+func TestConsulOutageKeepsPushing(t *testing.T) {
+	e := newEnv(t)
+	agent := enginetest.StartConsul(t)
+	e.consul = agent.Addr
+	consul, err := cluster.New(e.consul, e.prefix, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consul.Close()
+	setQueueCount(t, consul, 4)
+	w := e.startWorker(t, "w1")
+	api := "http://" + w.addr
+	registered := func() bool {
+		ws, err := consul.Workers(context.Background(), e.service)
+		return err == nil && len(ws) == 1 && ws[0].Status == cluster.StatusPassing
+	}
+	enginetest.Eventually(t, "w1 registered", 30*time.Second, registered)
+
+	push := time.Now().Add(8 * time.Second).Truncate(time.Second)
+	code, body := call(t, "POST", api+"/v1/templates", map[string]any{
+		"name": "outage", "type": "fixed", "value": 500, "stock": 1000,
+		"grab_start": ms(push.Add(time.Minute)), "grab_end": ms(push.Add(time.Hour)), "valid_days": 7,
+	})
+	if code != http.StatusCreated {
+		t.Fatalf("create template: %d %v", code, body)
+	}
+	tid := int64(body["id"].(float64))
+	const users = 200
+	for u := 1; u <= users; u++ {
+		if code, body := call(t, "PUT", fmt.Sprintf("%s/v1/subscriptions/%d/%d", api, u, tid), nil); code != http.StatusCreated {
+			t.Fatalf("PUT %d: %d %v", u, code, body)
+		}
+	}
+	col, err := pushtest.NewCollector(e.nsqd, e.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Stop()
+
+	agent.Stop(t)
+	if time.Now().After(push) {
+		t.Fatalf("Consul stopped only after the reminders fell due; the machine is too slow for this test's margins")
+	}
+	enginetest.Eventually(t, "every reminder pushed during the outage", 60*time.Second, func() bool {
+		return pushtest.Summarise(col.All()).Unique() == users
+	})
+	if r := pushtest.Summarise(col.All()); len(r.IDConflicts) > 0 {
+		t.Fatalf("reminders under two push_ids: %v", r.IDConflicts)
+	}
+	metrics := func() string {
+		resp, err := http.Get(api + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if m := metrics(); !strings.Contains(m, "couponpush_queue_count 4\n") {
+		t.Fatalf("queue count during the outage is not the last known 4:\n%s", m)
+	}
+
+	agent.Restart(t)
+	enginetest.Eventually(t, "w1 registered again", 60*time.Second, registered)
 }
