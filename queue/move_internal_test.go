@@ -1,0 +1,87 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"couponpush/internal/enginetest"
+)
+
+// TestMoveReplaysWhatADeadMoverLeft: a mover that took users out of their
+// old queue and died before merging them leaves them in the moving hash;
+// writes for them wait (retry) meanwhile, and the next MoveQueue merges
+// them into their new queue.
+func TestMoveReplaysWhatADeadMoverLeft(t *testing.T) {
+	ctx := context.Background()
+	rdb := enginetest.Redis(t)
+	c := New(rdb, Options{Prefix: enginetest.Prefix(t)})
+	if _, err := c.InitLayout(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	r := c.NewRouter(func() int { return 2 })
+	at := time.Now().Add(time.Hour)
+	var leaving []any
+	var user int64
+	for u := int64(1); u <= 60; u++ {
+		if err := r.Add(ctx, Entry{UserID: u, TemplateID: 1, PushAt: at, Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if Shard(u, 2) == 0 && Shard(u, 3) != 0 {
+			leaving = append(leaving, strconv.FormatInt(u, 10))
+			user = u
+		}
+	}
+	if len(leaving) == 0 {
+		t.Fatal("no user leaves queue 0")
+	}
+	st, _, err := c.LayoutStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.BeginMove(ctx, st.Layout, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := c.keys(0)
+	if err := moveOutScript.Run(ctx, rdb, []string{k.due, k.items, k.moving, k.epoch}, append([]any{l.key()}, leaving...)...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The mover died here. A write for a user in transit waits.
+	r.RetryFor = 200 * time.Millisecond
+	err = r.Cancel(ctx, Entry{UserID: user, TemplateID: 1, PushAt: at, Version: 2})
+	if !errors.Is(err, ErrStaleCount) {
+		t.Fatalf("cancel of a user in transit: %v, want it to retry until ErrStaleCount", err)
+	}
+	if _, err := c.FinishMove(ctx, l); err == nil {
+		t.Fatal("FinishMove succeeded with users in transit")
+	}
+
+	for q := 0; q < l.From; q++ {
+		if _, err := c.MoveQueue(ctx, l, q, 7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := rdb.HLen(ctx, k.moving).Result(); err != nil || n != 0 {
+		t.Fatalf("moving hash after the replay: %d %v", n, err)
+	}
+	r.RetryFor = 10 * time.Second
+	if err := r.Cancel(ctx, Entry{UserID: user, TemplateID: 1, PushAt: at, Version: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.FinishMove(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	for u := int64(1); u <= 60; u++ {
+		rec, err := rdb.HGet(ctx, c.keys(Shard(u, 3)).items, strconv.FormatInt(u, 10)).Result()
+		want := "1," + strconv.FormatInt(at.UnixMilli(), 10) + ",1,P;"
+		if u == user {
+			want = "1," + strconv.FormatInt(at.UnixMilli(), 10) + ",2,C;"
+		}
+		if err != nil || rec != want {
+			t.Fatalf("user %d in its new queue: %q %v, want %q", u, rec, err, want)
+		}
+	}
+}

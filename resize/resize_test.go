@@ -1,0 +1,124 @@
+package resize_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"couponpush/internal/enginetest"
+	"couponpush/queue"
+	"couponpush/resize"
+)
+
+func TestMain(m *testing.M) { enginetest.Main(m) }
+
+// TestStepFollowsTheTarget: the first step records a layout; each change
+// of the target is carried out to the end by one step, a move left
+// half-way by a dead coordinator is finished by the next, and the queues a
+// smaller N left behind retire once empty.
+func TestStepFollowsTheTarget(t *testing.T) {
+	ctx := context.Background()
+	idx := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t)})
+	var target atomic.Int64
+	target.Store(4)
+	router := idx.NewRouter(func() int { return 4 })
+	c, err := resize.New(idx, resize.Config{Target: func() int { return int(target.Load()) }, Router: router, Batch: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout := func() queue.LayoutStatus {
+		t.Helper()
+		st, ok, err := idx.LayoutStatus(ctx)
+		if err != nil || !ok {
+			t.Fatalf("layout: ok=%v err=%v", ok, err)
+		}
+		return st
+	}
+	if err := c.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := layout(); !st.Stable() || st.To != 4 {
+		t.Fatalf("first layout %+v, want 4 queues", st)
+	}
+	at := time.Now().Add(time.Hour)
+	for u := int64(1); u <= 200; u++ {
+		if err := router.Add(ctx, queue.Entry{UserID: u, TemplateID: 1, PushAt: at, Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A coordinator began 4 → 6, moved queue 0 and died.
+	half, err := idx.BeginMove(ctx, layout().Layout, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := idx.MoveQueue(ctx, half, 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	target.Store(6)
+	if err := c.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := layout(); !st.Stable() || st.To != 6 || st.Gen != half.Gen {
+		t.Fatalf("layout after the finishing step %+v, want generation %d at 6 queues", st, half.Gen)
+	}
+	if got, _ := router.Layout(ctx); got.To != 6 || !got.Stable() {
+		t.Fatalf("router sees %+v, want 6 queues", got)
+	}
+	has, err := router.Indexed(ctx, entries(200, at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ok := range has {
+		if !ok {
+			t.Fatalf("user %d lost in the move", i+1)
+		}
+	}
+
+	target.Store(2)
+	if err := c.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := layout()
+	if !st.Stable() || st.To != 2 || st.Span != 6 {
+		t.Fatalf("layout after 6 → 2: %+v, want 2 queues spanning 6 until the next step", st)
+	}
+	if err := c.Step(ctx); err != nil { // nothing in flight: queues 2..5 retire
+		t.Fatal(err)
+	}
+	if st := layout(); st.Span != 2 || router.Span() != 2 {
+		t.Fatalf("span after retiring: layout %d, router %d, want 2", st.Span, router.Span())
+	}
+	if has, err = router.Indexed(ctx, entries(200, at)); err != nil {
+		t.Fatal(err)
+	}
+	for i, ok := range has {
+		if !ok {
+			t.Fatalf("user %d lost in the move to 2", i+1)
+		}
+	}
+}
+
+func entries(n int, at time.Time) []queue.Entry {
+	out := make([]queue.Entry, n)
+	for i := range out {
+		out[i] = queue.Entry{UserID: int64(i + 1), TemplateID: 1, PushAt: at, Version: 1}
+	}
+	return out
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	idx := queue.New(nil, queue.Options{})
+	r := idx.NewRouter(func() int { return 1 })
+	for name, cfg := range map[string]resize.Config{
+		"no target":     {Router: r},
+		"no router":     {Target: func() int { return 1 }},
+		"lead, no lock": {Target: func() int { return 1 }, Router: r, Lead: true},
+		"negative":      {Target: func() int { return 1 }, Router: r, Batch: -1},
+	} {
+		if _, err := resize.New(idx, cfg); err == nil {
+			t.Errorf("%s: New accepted %+v", name, cfg)
+		}
+	}
+}
