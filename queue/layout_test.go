@@ -265,3 +265,44 @@ func TestMoveUnderConcurrentWrites(t *testing.T) {
 		t.Fatalf("%d entries in Redis, %d pairs written", seen, len(want))
 	}
 }
+
+// TestMoveOnRedisCluster: moving users between queues on different slots
+// of a real Redis Cluster keeps every record, each in its new queue.
+func TestMoveOnRedisCluster(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: enginetest.RedisCluster(t)})
+	t.Cleanup(func() { rdb.Close() })
+	c := queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)})
+	if _, err := c.InitLayout(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	r := c.NewRouter(func() int { return 4 })
+	for u := int64(1); u <= 300; u++ {
+		if err := r.Add(ctx, queue.Entry{UserID: u, TemplateID: 1, PushAt: t0, Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	move(t, c, 9)
+	stale := c.NewRouter(func() int { return 4 }) // learns 9 from the queues
+	for u := int64(1); u <= 300; u += 3 {
+		if err := stale.Cancel(ctx, queue.Entry{UserID: u, TemplateID: 1, PushAt: t0, Version: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, transit := records(t, rdb, enginetest.Prefix(t), 9)
+	if transit != 0 || len(got) != 300 {
+		t.Fatalf("%d users in queues, %d in transit; want 300 and 0", len(got), transit)
+	}
+	for u, qs := range got {
+		uid, _ := strconv.ParseInt(u, 10, 64)
+		rec := qs[queue.Shard(uid, 9)]
+		want := fmt.Sprintf("1,%d,1,P;", t0.UnixMilli())
+		if uid%3 == 1 {
+			want = fmt.Sprintf("1,%d,2,C;", t0.UnixMilli())
+		}
+		if len(qs) != 1 || rec != want {
+			t.Fatalf("user %s: %v, want only %q in queue %d", u, qs, want, queue.Shard(uid, 9))
+		}
+	}
+}
