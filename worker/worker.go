@@ -48,6 +48,7 @@ type Worker struct {
 	cfg     config.Worker
 	rdb     redis.UniversalClient
 	db      *sql.DB
+	consul  *cluster.Client
 	watcher *cluster.QueueCountWatcher
 	reg     *cluster.Registration
 	sched   *scheduler.Scheduler
@@ -103,6 +104,7 @@ func Start(ctx context.Context, cfg config.Worker, log *slog.Logger) (w *Worker,
 	if err != nil {
 		return nil, fmt.Errorf("consul: %w", err)
 	}
+	w.consul = consul
 	w.watcher = consul.NewQueueCountWatcher(cfg.DefaultQueueCount)
 	if err := w.watcher.Start(ctx); err != nil {
 		return nil, fmt.Errorf("queue count watcher: %w", err)
@@ -301,6 +303,9 @@ func (w *Worker) closeEngines() {
 	w.stopResizer()
 	if w.watcher != nil {
 		w.watcher.Stop()
+	}
+	if w.consul != nil {
+		w.consul.Close()
 	}
 	if w.db != nil {
 		w.db.Close()

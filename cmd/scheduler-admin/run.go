@@ -2,26 +2,29 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+	"github.com/redis/go-redis/v9"
+
 	"couponpush/cluster"
+	"couponpush/queue"
 )
 
 // Exit codes.
 const (
 	exitOK    = 0 // done
-	exitFail  = 1 // the command ran and failed (Consul down, conflict, bad state)
+	exitFail  = 1 // the command ran and failed (an engine down, conflict, bad state, timeout)
 	exitUsage = 2 // bad command line
 )
 
@@ -31,22 +34,50 @@ const (
 	envConsulAddr   = "COUPONPUSH_CONSUL_ADDR"
 	envConsulPrefix = "COUPONPUSH_CONSUL_PREFIX"
 	envServiceName  = "COUPONPUSH_SERVICE_NAME"
+	envRedisAddr    = "COUPONPUSH_REDIS_ADDR"
+	envRedisPrefix  = "COUPONPUSH_REDIS_PREFIX"
+	envMySQLDSN     = "COUPONPUSH_MYSQL_DSN"
 )
 
-// command is one CLI command as listed in the usage text.
+// Engine time limits: short, so a down engine fails fast.
+const (
+	dialTimeout  = 2 * time.Second
+	ioTimeout    = 5 * time.Second  // one Redis reply
+	mysqlTimeout = 30 * time.Second // one MySQL read or write
+)
+
+// command is one CLI command as listed in the usage text. run validates
+// its arguments before it asks for an engine, so a bad command line never
+// waits for one.
 type command struct {
 	name, args, help string
-	run              func(ctx context.Context, a *admin, args []string) error // nil: not built yet
+	// long commands bound their waits themselves (-wait-timeout); the
+	// others run under -timeout as a whole.
+	long bool
+	run  func(ctx context.Context, a *admin, args []string) error
 }
 
 var commands = []command{
-	{"queues", "", "show the queue count N", cmdQueues},
-	{"queues set", "M", "set N to M (1-65536), with check-and-set", nil}, // dispatched by cmdQueues
-	{"workers", "", "list registered workers and their health", cmdWorkers},
-	{"user", "ID", "show a user's reminders", nil},
-	{"pause", "", "pause the schedulers", nil},
-	{"resume", "", "resume the schedulers", nil},
-	{"rebuild", "", "rebuild the Redis index from MySQL", nil},
+	{"queues", "", "show N, the recorded layout and a move's progress, and per queue: users, due, earliest due, lag, in flight, lease holder (Consul, Redis)", false, cmdQueues},
+	{"queues set", "M", "set N to M (1-65536) with check-and-set, then follow the move until it is done (Consul; Redis unless -wait=false)", true, cmdQueuesSet},
+	{"workers", "", "list registered workers and their health (Consul)", false, cmdWorkers},
+	{"user", "ID", "show a user's reminders: MySQL rows joined with their queue and state in Redis (MySQL, Redis)", false, cmdUser},
+	{"pause", "", "stop every worker emitting pushes; nothing is lost (Redis)", false, cmdPause},
+	{"resume", "", "resume emitting; the backlog goes out oldest first (Redis)", false, cmdResume},
+	{"rebuild", "", "re-index every pending reminder from MySQL into Redis; idempotent, safe while workers run (MySQL, Redis)", true, cmdRebuild},
+}
+
+// lookup finds the command that words name, and its arguments.
+func lookup(words []string) (command, []string, bool) {
+	name, args := words[0], words[1:]
+	if name == "queues" && len(args) > 0 && args[0] == "set" {
+		name, args = "queues set", args[1:]
+	}
+	i := slices.IndexFunc(commands, func(c command) bool { return c.name == name })
+	if i < 0 {
+		return command{}, nil, false
+	}
+	return commands[i], args, true
 }
 
 // usageError is a bad command line; run prints it with the usage text.
@@ -56,13 +87,28 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
-// admin is what a command needs: the Consul client, its options and where
-// to print.
+// options are the parsed flags.
+type options struct {
+	consulAddr, consulPrefix, service string
+	redisAddrs, redisPrefix, mysqlDSN string
+	json                              bool
+	timeout, waitTimeout              time.Duration
+	wait                              bool
+	queues, batch                     int
+}
+
+// admin is what a command needs: its options, where to print, and the
+// engines, each connected on first use.
 type admin struct {
-	consul  *cluster.Client
-	service string
-	json    bool
-	out     io.Writer
+	opt    options
+	out    io.Writer
+	errOut io.Writer
+	tty    bool // out is a terminal: progress bars instead of lines
+
+	consul *cluster.Client
+	rdb    redis.UniversalClient
+	queue  *queue.Client
+	db     *sql.DB
 }
 
 // run parses args (without the program name), runs the command and returns
@@ -70,11 +116,20 @@ type admin struct {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("scheduler-admin", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	addr := fs.String("consul", envOr(envConsulAddr, cluster.DefaultAddr), "Consul HTTP `address` (env "+envConsulAddr+")")
-	prefix := fs.String("prefix", envOr(envConsulPrefix, cluster.DefaultPrefix), "Consul KV `prefix` (env "+envConsulPrefix+")")
-	service := fs.String("service", envOr(envServiceName, "couponpush-worker"), "worker service `name` in Consul (env "+envServiceName+")")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	timeout := fs.Duration("timeout", 10*time.Second, "give up on Consul after this `duration`")
+	var o options
+	fs.StringVar(&o.consulAddr, "consul", envOr(envConsulAddr, cluster.DefaultAddr), "Consul HTTP `address` (env "+envConsulAddr+")")
+	fs.StringVar(&o.consulPrefix, "prefix", envOr(envConsulPrefix, cluster.DefaultPrefix), "Consul KV `prefix` (env "+envConsulPrefix+")")
+	fs.StringVar(&o.service, "service", envOr(envServiceName, "couponpush-worker"), "worker service `name` in Consul (env "+envServiceName+")")
+	fs.StringVar(&o.redisAddrs, "redis", envOr(envRedisAddr, ""), "Redis `address`, or comma-separated Redis Cluster seeds (env "+envRedisAddr+")")
+	fs.StringVar(&o.redisPrefix, "redis-prefix", envOr(envRedisPrefix, "couponpush"), "Redis key `prefix` (env "+envRedisPrefix+")")
+	// No default shown for the DSN: it may hold a password.
+	fs.StringVar(&o.mysqlDSN, "mysql", "", "go-sql-driver/mysql `DSN` including the database (env "+envMySQLDSN+")")
+	fs.BoolVar(&o.json, "json", false, "print JSON instead of a table")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up on the engines after this `duration` (the whole command, but for the waits of queues set and rebuild)")
+	fs.BoolVar(&o.wait, "wait", true, "queues set: follow the move until it is done")
+	fs.DurationVar(&o.waitTimeout, "wait-timeout", 10*time.Minute, "give up waiting for a move (queues set) or on a rebuild after this `duration`")
+	fs.IntVar(&o.queues, "queues", 0, "queue `count` to use while no layout is recorded in Redis (default: N from Consul)")
+	fs.IntVar(&o.batch, "batch", 1000, "rebuild: MySQL rows per batch (1-10000)")
 
 	// Flags may come before or after the command words.
 	var words []string
@@ -100,36 +155,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage(fs))
 		return exitOK
 	}
-	i := slices.IndexFunc(commands, func(c command) bool { return c.name == words[0] })
-	if i < 0 {
+	mysqlSet := false
+	fs.Visit(func(f *flag.Flag) { mysqlSet = mysqlSet || f.Name == "mysql" })
+	if !mysqlSet {
+		o.mysqlDSN = envOr(envMySQLDSN, "")
+	}
+	cmd, cmdArgs, ok := lookup(words)
+	if !ok {
 		fmt.Fprintf(stderr, "scheduler-admin: unknown command %q\n\n%s", words[0], usage(fs))
 		return exitUsage
 	}
-	cmd := commands[i]
-	if cmd.run == nil {
-		fmt.Fprintf(stderr, "scheduler-admin: %s: not implemented yet\n", cmd.name)
-		return exitFail
-	}
-	if *timeout <= 0 {
-		fmt.Fprintf(stderr, "scheduler-admin: -timeout must be positive\n")
+	if err := o.check(); err != nil {
+		fmt.Fprintf(stderr, "scheduler-admin: %v\n\n%s", err, usage(fs))
 		return exitUsage
 	}
 
-	c, err := cluster.New(*addr, *prefix, nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "scheduler-admin: %v\n", err)
-		return exitUsage
+	a := &admin{opt: o, out: stdout, errOut: stderr, tty: isTerminal(stdout)}
+	defer a.close()
+	if !cmd.long {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
 	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	a := &admin{consul: c, service: *service, json: *asJSON, out: stdout}
-	if err := cmd.run(ctx, a, words[1:]); err != nil {
-		label := cmd.name
-		if label == "queues" && len(words) > 1 && words[1] == "set" {
-			label = "queues set"
-		}
-		fmt.Fprintf(stderr, "scheduler-admin: %s: %v\n", label, err)
+	if err := cmd.run(ctx, a, cmdArgs); err != nil {
+		fmt.Fprintf(stderr, "scheduler-admin: %s: %v\n", cmd.name, err)
 		if errors.As(err, new(usageError)) {
 			fmt.Fprintf(stderr, "\n%s", usage(fs))
 			return exitUsage
@@ -137,6 +186,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	return exitOK
+}
+
+func init() {
+	// The CLI reports every engine error itself, once; go-redis would also
+	// log each failed dial to stderr.
+	redis.SetLogger(quiet{})
+}
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+// check validates flag values that every command shares.
+func (o options) check() error {
+	switch {
+	case o.timeout <= 0:
+		return errors.New("-timeout must be positive")
+	case o.waitTimeout <= 0:
+		return errors.New("-wait-timeout must be positive")
+	case o.queues < 0 || o.queues > cluster.MaxQueueCount:
+		return fmt.Errorf("-queues must be 1-%d (0: N from Consul)", cluster.MaxQueueCount)
+	case o.batch < 1 || o.batch > 10000:
+		return errors.New("-batch must be 1-10000")
+	case strings.ContainsAny(o.redisPrefix, "{}") || o.redisPrefix == "":
+		return errors.New("-redis-prefix must be non-empty and may not contain braces")
+	}
+	return nil
 }
 
 // envOr returns the environment variable name, or def if it is empty.
@@ -147,168 +223,159 @@ func envOr(name, def string) string {
 	return def
 }
 
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
 // usage is the help text: commands, then flags.
 func usage(fs *flag.FlagSet) string {
 	var b strings.Builder
-	b.WriteString("Usage: scheduler-admin [flags] <command> [args]\n\nCommands:\n")
+	b.WriteString("Usage: scheduler-admin [flags] <command> [args]\n\nCommands (engines they use):\n")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	for _, c := range commands {
-		note := ""
-		if c.run == nil && c.name != "queues set" {
-			note = " (not implemented yet)"
-		}
-		fmt.Fprintf(tw, "  %s %s\t%s%s\n", c.name, c.args, c.help, note)
+		fmt.Fprintf(tw, "  %s %s\t%s\n", c.name, c.args, c.help)
 	}
 	_ = tw.Flush()
 	b.WriteString("\nFlags (before or after the command):\n")
 	fs.VisitAll(func(f *flag.Flag) {
 		name, help := flag.UnquoteUsage(f)
 		fmt.Fprintf(tw, "  -%s %s\t%s", f.Name, name, help)
-		if f.DefValue != "" && f.DefValue != "false" {
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
 			fmt.Fprintf(tw, " (default %s)", f.DefValue)
 		}
 		fmt.Fprintln(tw)
 	})
 	_ = tw.Flush()
-	b.WriteString("\nExit status: 0 done, 1 failed (Consul unreachable, conflict, bad state), 2 bad usage.\n")
+	b.WriteString("\nOnly the engines a command uses are contacted. A -redis with several addresses is a Redis Cluster.\n")
+	b.WriteString("Exit status: 0 done, 1 failed (an engine unreachable, a conflict, a bad state, a timeout), 2 bad usage.\n")
 	return b.String()
 }
 
-// queueCount is the JSON shape of the queue count key.
-type queueCount struct {
-	Key         string `json:"key"`
-	Found       bool   `json:"found"`
-	Count       int    `json:"count,omitempty"`
-	ModifyIndex uint64 `json:"modify_index,omitempty"`
-	Error       string `json:"error,omitempty"`
-}
-
-// cmdQueues shows N, or with "set M" changes it.
-func cmdQueues(ctx context.Context, a *admin, args []string) error {
-	if len(args) > 0 && args[0] == "set" {
-		return cmdQueuesSet(ctx, a, args[1:])
+// needConsul returns the Consul client (New does not contact Consul; the
+// first call does, under the command's context).
+func (a *admin) needConsul() (*cluster.Client, error) {
+	if a.consul != nil {
+		return a.consul, nil
 	}
-	if len(args) > 0 {
-		return usagef("unexpected argument %q (want: queues, or queues set M)", args[0])
-	}
-	n, idx, found, err := a.consul.QueueCount(ctx)
-	bad := errors.Is(err, cluster.ErrBadQueueCount)
-	if err != nil && !bad {
-		return err
-	}
-	qc := queueCount{Key: a.consul.QueueCountKey(), Found: found, Count: n, ModifyIndex: idx}
-	if bad {
-		qc.Error = err.Error()
-	}
-	if a.json {
-		if err := printJSON(a.out, qc); err != nil {
-			return err
-		}
-	} else {
-		tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KEY\tN\tMODIFY_INDEX")
-		switch {
-		case !found:
-			fmt.Fprintf(tw, "%s\t(absent: workers use their default_queue_count)\t-\n", qc.Key)
-		case bad:
-			fmt.Fprintf(tw, "%s\t(bad value: workers keep their last good N)\t%d\n", qc.Key, idx)
-		default:
-			fmt.Fprintf(tw, "%s\t%d\t%d\n", qc.Key, n, idx)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-	}
-	if bad {
-		return fmt.Errorf("%w; fix it with: scheduler-admin queues set M", err)
-	}
-	return nil
-}
-
-// cmdQueuesSet sets N to M with check-and-set against the value just read.
-func cmdQueuesSet(ctx context.Context, a *admin, args []string) error {
-	if len(args) != 1 {
-		return usagef("queues set takes one argument, the new queue count M")
-	}
-	m, err := cluster.ParseQueueCount([]byte(args[0]))
+	c, err := cluster.New(a.opt.consulAddr, a.opt.consulPrefix, nil)
 	if err != nil {
-		return usageError{err.Error()}
+		return nil, usageError{err.Error()}
 	}
-	old, idx, found, err := a.consul.QueueCount(ctx)
-	if err != nil && !errors.Is(err, cluster.ErrBadQueueCount) {
-		return err
-	}
-	from := "absent"
-	switch {
-	case err != nil:
-		from = "bad value"
-	case found:
-		from = strconv.Itoa(old)
-	}
-	changed := !(found && err == nil && old == m)
-	if changed {
-		ok, err := a.consul.SetQueueCount(ctx, m, idx)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errors.New("the queue count changed while this command ran; nothing written, look and try again")
-		}
-	}
-	if a.json {
-		return printJSON(a.out, map[string]any{"key": a.consul.QueueCountKey(), "from": from, "to": m, "changed": changed})
-	}
-	if !changed {
-		_, err = fmt.Fprintf(a.out, "%s is already %d; nothing changed\n", a.consul.QueueCountKey(), m)
-		return err
-	}
-	_, err = fmt.Fprintf(a.out, "%s: %s -> %d\n", a.consul.QueueCountKey(), from, m)
-	return err
+	a.consul = c
+	return c, nil
 }
 
-// workerJSON is the JSON shape of one worker.
-type workerJSON struct {
-	ID      string            `json:"id"`
-	Address string            `json:"address"`
-	Port    int               `json:"port"`
-	Status  string            `json:"status"`
-	Meta    map[string]string `json:"meta"`
+// needRedis connects to Redis and pings it, within -timeout.
+func (a *admin) needRedis(ctx context.Context) (*queue.Client, error) {
+	if a.queue != nil {
+		return a.queue, nil
+	}
+	var addrs []string
+	for s := range strings.SplitSeq(a.opt.redisAddrs, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			addrs = append(addrs, s)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, usagef("no Redis address: set -redis or %s", envRedisAddr)
+	}
+	a.rdb = redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:           addrs,
+		DialTimeout:     dialTimeout,
+		ReadTimeout:     ioTimeout,
+		WriteTimeout:    ioTimeout,
+		MaxRetries:      1,
+		DialerRetries:   1, // a refused dial fails at once, not after five tries
+		PoolSize:        32,
+		DisableIdentity: true,
+	})
+	pctx, cancel := context.WithTimeout(ctx, min(a.opt.timeout, 2*dialTimeout))
+	defer cancel()
+	if err := a.rdb.Ping(pctx).Err(); err != nil {
+		return nil, fmt.Errorf("redis %s unreachable: %w", strings.Join(addrs, ","), err)
+	}
+	a.queue = queue.New(a.rdb, queue.Options{Prefix: a.opt.redisPrefix})
+	return a.queue, nil
 }
 
-// cmdWorkers lists the registered workers.
-func cmdWorkers(ctx context.Context, a *admin, args []string) error {
-	if len(args) > 0 {
-		return usagef("workers takes no arguments, got %q", args[0])
+// needMySQL opens the database and pings it, within -timeout.
+func (a *admin) needMySQL(ctx context.Context) (*sql.DB, error) {
+	if a.db != nil {
+		return a.db, nil
 	}
-	ws, err := a.consul.Workers(ctx, a.service)
+	if a.opt.mysqlDSN == "" {
+		return nil, usagef("no MySQL DSN: set -mysql or %s", envMySQLDSN)
+	}
+	cfg, err := mysql.ParseDSN(a.opt.mysqlDSN)
 	if err != nil {
-		return err
+		return nil, usagef("bad -mysql DSN: %v", err)
 	}
-	if a.json {
-		out := make([]workerJSON, 0, len(ws))
-		for _, w := range ws {
-			out = append(out, workerJSON(w))
-		}
-		return printJSON(a.out, out)
+	if cfg.DBName == "" {
+		return nil, usagef("the -mysql DSN names no database (want user:pass@tcp(host:port)/couponpush)")
 	}
-	if len(ws) == 0 {
-		_, err := fmt.Fprintf(a.out, "no workers registered as %q\n", a.service)
-		return err
+	cfg.ParseTime, cfg.Loc = true, time.UTC
+	if cfg.Timeout == 0 || cfg.Timeout > dialTimeout {
+		cfg.Timeout = dialTimeout
 	}
-	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tSTATUS\tMETA")
-	for _, w := range ws {
-		var meta []string
-		for _, k := range slices.Sorted(maps.Keys(w.Meta)) {
-			meta = append(meta, k+"="+w.Meta[k])
-		}
-		addr := w.Address
-		if w.Port != 0 {
-			addr += ":" + strconv.Itoa(w.Port)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", w.ID, addr, w.Status, strings.Join(meta, " "))
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = mysqlTimeout
 	}
-	return tw.Flush()
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = mysqlTimeout
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, usagef("bad -mysql DSN: %v", err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(4)
+	pctx, cancel := context.WithTimeout(ctx, min(a.opt.timeout, 2*dialTimeout))
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("mysql %s unreachable: %w", cfg.Addr, err)
+	}
+	a.db = db
+	return db, nil
+}
+
+// fallbackCount is the queue count to use while no layout is recorded in
+// Redis: -queues, or N from Consul.
+func (a *admin) fallbackCount(ctx context.Context) (int, error) {
+	if a.opt.queues > 0 {
+		return a.opt.queues, nil
+	}
+	c, err := a.needConsul()
+	if err != nil {
+		return 0, err
+	}
+	n, _, found, err := c.QueueCount(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if !found {
+		return 0, fmt.Errorf("no layout is recorded in Redis and %s is absent in Consul: pass -queues N (the workers' default_queue_count)", c.QueueCountKey())
+	}
+	return n, nil
+}
+
+// close releases every engine that was opened.
+func (a *admin) close() {
+	if a.consul != nil {
+		a.consul.Close()
+	}
+	if a.rdb != nil {
+		_ = a.rdb.Close()
+	}
+	if a.db != nil {
+		_ = a.db.Close()
+	}
 }
 
 // printJSON writes v as indented JSON.
@@ -317,3 +384,6 @@ func printJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// stamp formats t as the contract's times: RFC 3339 with milliseconds, UTC.
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }

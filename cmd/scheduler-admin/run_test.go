@@ -57,19 +57,6 @@ func runCLI(t *testing.T, args ...string) result {
 	return result{code, out.String(), errOut.String()}
 }
 
-// live returns flags that point run at the shared Consul with this test's
-// own prefix and service name, and a client on the same prefix.
-func live(t *testing.T) ([]string, *cluster.Client) {
-	t.Helper()
-	addr, prefix := enginetest.Consul(t), enginetest.Prefix(t)
-	c, err := cluster.New(addr, prefix, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return []string{"-consul", addr, "-prefix", prefix, "-service", prefix}, c
-}
-
 func (r result) want(t *testing.T, code int, stdout, stderr string) {
 	t.Helper()
 	if r.code != code || !strings.Contains(r.stdout, stdout) || !strings.Contains(r.stderr, stderr) {
@@ -79,15 +66,22 @@ func (r result) want(t *testing.T, code int, stdout, stderr string) {
 }
 
 func TestUsage(t *testing.T) {
-	parallel(t)
+	leakCheck(t) // t.Setenv: not parallel
 	r := runCLI(t, "help")
 	r.want(t, 0, "Usage: scheduler-admin", "")
-	for _, cmd := range []string{"queues ", "queues set M", "workers", "user ID", "pause", "resume", "rebuild", "COUPONPUSH_CONSUL_ADDR", "COUPONPUSH_CONSUL_PREFIX"} {
+	for _, cmd := range []string{"queues ", "queues set M", "workers", "user ID", "pause", "resume", "rebuild",
+		"COUPONPUSH_CONSUL_ADDR", "COUPONPUSH_CONSUL_PREFIX", "COUPONPUSH_REDIS_ADDR", "COUPONPUSH_REDIS_PREFIX", "COUPONPUSH_MYSQL_DSN",
+		"-wait-timeout", "-json", "-queues", "-batch", "Exit status"} {
 		if !strings.Contains(r.stdout, cmd) {
 			t.Errorf("usage lacks %q:\n%s", cmd, r.stdout)
 		}
 	}
 	runCLI(t, "-h").want(t, 0, "Usage:", "")
+	// A DSN may hold a password: the usage never shows the one from the environment.
+	t.Setenv(envMySQLDSN, "root:s3cret@tcp(127.0.0.1:3306)/x")
+	if r := runCLI(t, "help"); strings.Contains(r.stdout, "s3cret") {
+		t.Errorf("usage shows the MySQL DSN:\n%s", r.stdout)
+	}
 }
 
 func TestBadUsage(t *testing.T) {
@@ -110,15 +104,30 @@ func TestBadUsage(t *testing.T) {
 		{"set garbage", []string{"queues", "set", "abc"}, 2, "not a decimal integer"},
 		{"queues extra", []string{"queues", "list"}, 2, `unexpected argument "list"`},
 		{"workers extra", []string{"workers", "all"}, 2, "takes no arguments"},
-		{"not built yet", []string{"user", "42"}, 1, "user: not implemented yet"},
-		{"pause not built", []string{"pause"}, 1, "not implemented yet"},
+		{"user without ID", []string{"user"}, 2, "one argument"},
+		{"user two IDs", []string{"user", "1", "2"}, 2, "one argument"},
+		{"user zero", []string{"user", "0"}, 2, `user ID "0" is not a positive`},
+		{"user negative", []string{"user", "--", "-5"}, 2, "not a positive"},
+		{"user not a number", []string{"user", "bob"}, 2, "not a positive"},
+		{"user overflow", []string{"user", "9223372036854775808"}, 2, "not a positive"},
+		{"pause extra", []string{"pause", "now"}, 2, "pause takes no arguments"},
+		{"resume extra", []string{"resume", "now"}, 2, "resume takes no arguments"},
+		{"rebuild extra", []string{"rebuild", "all"}, 2, "rebuild takes no arguments"},
+		{"bad batch", []string{"-batch", "0", "rebuild"}, 2, "-batch must be"},
+		{"bad queues flag", []string{"-queues", "65537", "rebuild"}, 2, "-queues must be"},
+		{"bad wait timeout", []string{"-wait-timeout", "-1s", "queues", "set", "3"}, 2, "-wait-timeout must be positive"},
+		{"braces in redis prefix", []string{"-redis-prefix", "a{b}", "pause"}, 2, "braces"},
+		{"no redis address", []string{"-redis=", "pause"}, 2, "no Redis address"},
+		{"no mysql dsn", []string{"-mysql=", "user", "1"}, 2, "no MySQL DSN"},
+		{"mysql dsn without database", []string{"-mysql", "root@tcp(127.0.0.1:1)/", "user", "1"}, 2, "names no database"},
+		{"bad mysql dsn", []string{"-mysql", "no-slash", "rebuild"}, 2, "bad -mysql DSN"},
 	}
 	dead := deadAddr(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			parallel(t)
-			// Consul is down: usage errors must be found before it is asked.
-			r := runCLI(t, append([]string{"-consul", dead}, tt.args...)...)
+			// Every engine is down: usage errors must be found before one is asked.
+			r := runCLI(t, append([]string{"-consul", dead, "-redis", dead, "-mysql", "root@tcp(" + dead + ")/db"}, tt.args...)...)
 			r.want(t, tt.code, "", tt.stderr)
 		})
 	}
@@ -126,16 +135,66 @@ func TestBadUsage(t *testing.T) {
 
 func TestConsulDown(t *testing.T) {
 	parallel(t)
+	e := newEngines(t)
 	dead := deadAddr(t)
-	for _, args := range [][]string{{"queues"}, {"queues", "set", "8"}, {"workers"}, {"queues", "--json"}} {
-		r := runCLI(t, append([]string{"-consul", dead}, args...)...)
+	for _, args := range [][]string{{"queues"}, {"queues", "set", "8"}, {"queues", "set", "8", "-wait=false"}, {"workers"}, {"queues", "--json"}} {
+		r := runCLI(t, append(e.flags("-consul", dead), args...)...)
 		r.want(t, 1, "", "connection refused")
+		r.want(t, 1, "", dead)
 	}
+	// user and rebuild ask Consul only while no layout is recorded and no -queues is given.
+	r := runCLI(t, append(e.flags("-consul", dead), "user", "7")...)
+	r.want(t, 1, "", "connection refused")
+	runCLI(t, append(e.flags("-consul", dead, "-queues", "4"), "user", "7")...).want(t, 0, "no reminders", "")
+	runCLI(t, append(e.flags("-consul", dead, "-queues", "4"), "rebuild")...).want(t, 0, "rebuild done", "")
 }
 
-func TestQueues(t *testing.T) {
+func TestRedisDown(t *testing.T) {
 	parallel(t)
-	flags, c := live(t)
+	e := newEngines(t)
+	dead := deadAddr(t)
+	for _, args := range [][]string{{"queues"}, {"queues", "set", "8"}, {"user", "1"}, {"pause"}, {"resume"}, {"rebuild"}, {"queues", "-json"}} {
+		t0 := time.Now()
+		r := runCLI(t, append(e.flags("-redis", dead), args...)...)
+		r.want(t, 1, "", "redis "+dead+" unreachable")
+		if d := time.Since(t0); d > 5*time.Second {
+			t.Errorf("%v with Redis down took %v; want a fast failure", args, d)
+		}
+		if strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("%v: want one line on stderr, got %q", args, r.stderr)
+		}
+	}
+	// A failed dial never reaches Consul: queues set writes nothing while Redis, which it watches, is down.
+	if _, _, found, err := e.consul.QueueCount(t.Context()); err != nil || found {
+		t.Fatalf("queues set wrote N with Redis down: found=%v err=%v", found, err)
+	}
+	// Commands that need no Redis do not ask for it.
+	runCLI(t, append(e.flags("-redis", dead), "workers")...).want(t, 0, "no workers", "")
+	runCLI(t, append(e.flags("-redis", dead), "queues", "set", "3", "-wait=false")...).want(t, 0, "absent -> 3", "")
+}
+
+func TestMySQLDown(t *testing.T) {
+	parallel(t)
+	e := newEngines(t)
+	dsn := "root@tcp(" + deadAddr(t) + ")/couponpush"
+	for _, args := range [][]string{{"user", "1"}, {"rebuild"}, {"rebuild", "-json"}} {
+		t0 := time.Now()
+		r := runCLI(t, append(e.flags("-mysql", dsn), args...)...)
+		r.want(t, 1, "", "mysql 127.0.0.1:")
+		r.want(t, 1, "", "unreachable")
+		if d := time.Since(t0); d > 5*time.Second {
+			t.Errorf("%v with MySQL down took %v; want a fast failure", args, d)
+		}
+	}
+	// pause and queues need no MySQL.
+	runCLI(t, append(e.flags("-mysql", dsn), "pause")...).want(t, 0, "paused", "")
+	runCLI(t, append(e.flags("-mysql", dsn), "queues")...).want(t, 0, "paused: yes", "")
+}
+
+func TestQueuesConsulKey(t *testing.T) {
+	parallel(t)
+	e := newEngines(t)
+	flags, c := e.flags(), e.consul
 	key := c.QueueCountKey()
 
 	runCLI(t, append(flags, "queues")...).want(t, 0, "absent", "")
@@ -145,10 +204,10 @@ func TestQueues(t *testing.T) {
 		t.Fatalf("queues --json on absent key: %+v (%v) from %+v", qc, err, r)
 	}
 
-	runCLI(t, append(flags, "queues", "set", "32")...).want(t, 0, key+": absent -> 32", "")
+	runCLI(t, append(flags, "queues", "set", "32", "-wait=false")...).want(t, 0, key+": absent -> 32", "")
 	runCLI(t, append(flags, "queues")...).want(t, 0, "32", "")
-	runCLI(t, append(flags, "queues", "set", "32")...).want(t, 0, "already 32", "")
-	runCLI(t, append(flags, "queues", "set", "48", "-json")...).want(t, 0, `"from": "32"`, "")
+	runCLI(t, append(flags, "queues", "set", "32", "-wait=false")...).want(t, 0, "already 32", "")
+	runCLI(t, append(flags, "queues", "set", "48", "-json", "-wait=false")...).want(t, 0, `"from": "32"`, "")
 	if n, _, _, err := c.QueueCount(t.Context()); err != nil || n != 48 {
 		t.Fatalf("N in Consul = %d, %v; want 48", n, err)
 	}
@@ -158,31 +217,46 @@ func TestQueues(t *testing.T) {
 	}
 
 	// A bad value: shown, exit 1, and fixable with set.
-	putRaw(t, flags[1], key, "zero")
+	putRaw(t, e.consulAddr, key, "zero")
 	runCLI(t, append(flags, "queues")...).want(t, 1, "bad value", "queues set M")
-	runCLI(t, append(flags, "queues", "set", "4")...).want(t, 0, "bad value -> 4", "")
+	runCLI(t, append(flags, "queues", "set", "4", "-wait=false")...).want(t, 0, "bad value -> 4", "")
 }
 
 func TestEnvironment(t *testing.T) {
 	leakCheck(t) // t.Setenv: not parallel
-	flags, c := live(t)
-	t.Setenv(envConsulAddr, flags[1])
-	t.Setenv(envConsulPrefix, flags[3])
-	if ok, err := c.SetQueueCount(t.Context(), 12, 0); err != nil || !ok {
+	e := newEngines(t)
+	t.Setenv(envConsulAddr, e.consulAddr)
+	t.Setenv(envConsulPrefix, e.prefix)
+	t.Setenv(envRedisAddr, e.redisAddr)
+	t.Setenv(envRedisPrefix, e.prefix)
+	t.Setenv(envMySQLDSN, e.dsn)
+	if ok, err := e.consul.SetQueueCount(t.Context(), 12, 0); err != nil || !ok {
 		t.Fatalf("SetQueueCount: %v %v", ok, err)
 	}
 	runCLI(t, "queues").want(t, 0, "12", "")
+	runCLI(t, "user", "5").want(t, 0, "layout: none recorded in Redis; 12 queues assumed", "")
+	runCLI(t, "pause").want(t, 0, "paused", "")
+	if p, err := e.queue.Paused(t.Context()); err != nil || !p {
+		t.Fatalf("pause through the environment's prefix: paused=%v err=%v", p, err)
+	}
 	// A flag beats the environment.
-	runCLI(t, "-prefix", flags[3]+"_other", "queues").want(t, 0, "absent", "")
+	runCLI(t, "-prefix", e.prefix+"_other", "queues").want(t, 0, "absent", "")
+	runCLI(t, "-redis-prefix", e.prefix+"_other", "queues").want(t, 0, "paused: no", "")
 	t.Setenv(envConsulAddr, deadAddr(t))
 	runCLI(t, "queues").want(t, 1, "", "connection refused")
-	runCLI(t, "-consul", flags[1], "queues").want(t, 0, "12", "")
+	runCLI(t, "-consul", e.consulAddr, "queues").want(t, 0, "12", "")
+	t.Setenv(envRedisAddr, deadAddr(t))
+	runCLI(t, "-consul", e.consulAddr, "queues").want(t, 1, "", "redis 127.0.0.1:")
+	runCLI(t, "-consul", e.consulAddr, "-redis", e.redisAddr, "queues").want(t, 0, "12", "")
+	t.Setenv(envMySQLDSN, "root@tcp("+deadAddr(t)+")/x")
+	runCLI(t, "-redis", e.redisAddr, "user", "5").want(t, 1, "", "mysql 127.0.0.1:")
+	runCLI(t, "-consul", e.consulAddr, "-redis", e.redisAddr, "-mysql", e.dsn, "user", "5").want(t, 0, "no reminders", "")
 }
 
 func TestWorkers(t *testing.T) {
 	parallel(t)
-	flags, c := live(t)
-	service := flags[5]
+	e := newEngines(t)
+	flags, c, service := e.flags(), e.consul, e.prefix
 	runCLI(t, append(flags, "workers")...).want(t, 0, "no workers", "")
 	runCLI(t, append(flags, "workers", "--json")...).want(t, 0, "[]", "")
 
