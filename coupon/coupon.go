@@ -39,8 +39,6 @@ var (
 	ErrAlreadyUsed = errors.New("coupon: coupon already used")
 	// ErrLocked: the coupon is locked for another order.
 	ErrLocked = errors.New("coupon: coupon locked for another order")
-	// ErrNotLocked: unlock of a coupon that is not locked.
-	ErrNotLocked = errors.New("coupon: coupon is not locked")
 )
 
 // Status is a coupon's state.
