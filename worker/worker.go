@@ -56,6 +56,10 @@ type Worker struct {
 
 	cron       *cron.Cron
 	cancelCron context.CancelFunc
+
+	coupons      *coupon.Service
+	couponCron   *cron.Cron
+	cancelCoupon context.CancelFunc
 }
 
 // Start connects to the engines, applies migrations and starts the roles cfg
@@ -106,7 +110,9 @@ func Start(ctx context.Context, cfg config.Worker, log *slog.Logger) (w *Worker,
 
 	idx := queue.New(w.rdb, queue.Options{Prefix: cfg.RedisPrefix})
 	store := coupon.NewTemplateStore(w.db, coupon.StoreConfig{})
-	templates := coupon.NewTemplateCache(store, coupon.CacheConfig{})
+	tiers := coupon.NewRedisTemplates(w.rdb, cfg.RedisPrefix, store)
+	templates := coupon.NewTemplateCache(tiers, coupon.CacheConfig{})
+	w.coupons = w.newCoupons(templates, tiers)
 	subs := subscription.NewService(w.db, templates, index{q: idx, count: w.watcher.Count},
 		subscription.Config{DefaultLead: cfg.Lead.Duration(), Logger: log})
 
@@ -123,6 +129,9 @@ func Start(ctx context.Context, cfg config.Worker, log *slog.Logger) (w *Worker,
 			return nil, err
 		}
 		w.startCron(ctx, consul, job, reg)
+	}
+	if cfg.HasRole(config.RoleCoupon) {
+		w.startCoupon(ctx, consul, w.coupons, tiers, reg)
 	}
 	host, port := splitHostPort(cfg.HTTPAddr)
 	if cfg.HasRole(config.RoleAPI) {
@@ -188,6 +197,7 @@ func (w *Worker) startHTTP(consul *cluster.Client, templates *coupon.TemplateCac
 	h := httpapi.New(httpapi.Config{
 		Templates:     templates,
 		Subscriptions: subs,
+		Coupons:       w.coupons,
 		Ready: map[string]func(context.Context) error{
 			"redis":  func(ctx context.Context) error { return w.rdb.Ping(ctx).Err() },
 			"mysql":  w.db.PingContext,
@@ -233,6 +243,10 @@ func (w *Worker) Stop() error {
 		}
 	}
 	w.stopCron()
+	w.stopCoupon()
+	if w.coupons != nil {
+		w.coupons.Stop()
+	}
 	if w.sched != nil {
 		w.sched.Stop()
 	}
