@@ -109,7 +109,7 @@ func (s *Service) tryClaim(ctx context.Context, t Template, user int64, requestI
 	}
 	userKey := s.keys.user(t.ID, user)
 	expiry := t.GrabEnd.Add(s.cfg.RetainAfterEnd).UnixMilli()
-	res, err := reserveScript.Run(ctx, s.rdb, []string{userKey}, requestID, t.PerUserLimit, expiry).StringSlice()
+	res, err := s.pipe.run(ctx, reserveScript, []string{userKey}, requestID, t.PerUserLimit, expiry).StringSlice()
 	if err != nil || len(res) != 3 {
 		return Coupon{}, false, nil, fmt.Errorf("coupon: reserve claim %q: %w %v", requestID, ErrStockUnavailable, err)
 	}
@@ -185,7 +185,7 @@ func (s *Service) take(ctx context.Context, c *claim) error {
 		if empty[i] {
 			continue
 		}
-		seq, err := takeScript.Run(ctx, s.rdb, []string{s.keys.sub(t.ID, i)}, c.requestID, c.user, c.resv.slot,
+		seq, err := s.pipe.run(ctx, takeScript, []string{s.keys.sub(t.ID, i)}, c.requestID, c.user, c.resv.slot,
 			c.resv.at, s.cfg.WriteBudget.Milliseconds()).Int64()
 		if err != nil {
 			return fmt.Errorf("coupon: take stock of template %d: %w: %w", t.ID, ErrStockUnavailable, err)

@@ -290,3 +290,49 @@ func TestAddStockLive(t *testing.T) {
 	}
 	f.checkBooks(t, tm)
 }
+
+// TestCouponIDsAfterCounterLoss: the Redis id counter is lost while two
+// services hold blocks of ids; a claim whose id is taken fails as known
+// (nothing written, stock given back) and the next one gets a fresh id.
+func TestCouponIDsAfterCounterLoss(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	a, b := f.svc, f.service()
+	tm := f.liveTemplate(t, 100, 1, 2)
+	seen := map[int64]string{}
+	claim := func(s *Service, u int64) error {
+		c, _, err := s.Claim(ctx, tm.ID, u, rid(u))
+		if err == nil {
+			if other, dup := seen[c.ID]; dup {
+				t.Fatalf("coupon id %d given to %s and %s", c.ID, other, rid(u))
+			}
+			seen[c.ID] = rid(u)
+		}
+		return err
+	}
+	for u := int64(1); u <= 3; u++ {
+		if err := claim(a, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.rdb.Del(ctx, a.keys.couponIDs()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for u := int64(4); u <= 6; u++ { // b floors the counter to MySQL's largest id
+		if err := claim(b, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a's block overlaps b's now: its next claim meets a taken id.
+	if err := claim(a, 7); !errors.Is(err, ErrStockUnavailable) {
+		t.Fatalf("claim with a taken id: %v, want ErrStockUnavailable", err)
+	}
+	if err := claim(a, 7); err != nil {
+		t.Fatalf("retry after the id counter was floored again: %v", err)
+	}
+	if len(seen) != 7 {
+		t.Fatalf("%d coupons, want 7", len(seen))
+	}
+	f.checkBooks(t, tm)
+}

@@ -19,6 +19,8 @@ import "strconv"
 //	                                      "d|slot|coupon id" done
 //	                      s:<SLOT>        the request holding slot SLOT
 //	<p>:tpl:<T>          string: template T as JSON (the Redis cache tier)
+//	<p>:coupon:ids       string: the last coupon id handed out (blocks of
+//	                     ids are reserved with INCRBY)
 type keys struct{ prefix string }
 
 func (k keys) sub(template int64, i int) string {
@@ -34,3 +36,5 @@ func (k keys) user(template, user int64) string {
 func (k keys) template(id int64) string {
 	return k.prefix + ":tpl:" + strconv.FormatInt(id, 10)
 }
+
+func (k keys) couponIDs() string { return k.prefix + ":coupon:ids" }

@@ -81,6 +81,8 @@ type Service struct {
 	now       func() time.Time
 	log       *slog.Logger
 	writer    *claimWriter
+	ids       *idAllocator
+	pipe      *pipeliner
 
 	hintMu sync.Mutex
 	hints  map[int64][]time.Time // template → per sub-stock: empty until
@@ -118,6 +120,8 @@ func NewService(cfg Config) *Service {
 		cfg: cfg, now: cfg.Now, log: cfg.Logger, hints: map[int64][]time.Time{},
 	}
 	s.writer = newClaimWriter(s)
+	s.pipe = newPipeliner(cfg.Redis)
+	s.ids = &idAllocator{s: s, key: s.keys.couponIDs(), nextID: 1}
 	return s
 }
 

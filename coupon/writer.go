@@ -3,8 +3,7 @@ package coupon
 import (
 	"cmp"
 	"context"
-	crand "crypto/rand"
-	"encoding/binary"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -116,16 +115,30 @@ func (b *claimWriter) run(batch []*writeReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), statementTime)
 	defer cancel()
 	res := b.insert(ctx, send)
-	b.finish(ctx, send, res)
+	// Answer first; the Redis bookkeeping after it only saves reconcile
+	// and retries a MySQL look-up.
 	for i, r := range send {
 		r.done <- res[i]
 	}
+	b.finish(ctx, send, res)
 }
 
-// insert writes the batch with INSERT IGNORE tagged by a random batch
-// token, then reads back which rows are this batch's.
+// insert writes the batch in one INSERT IGNORE with ids from the
+// allocator. When every row went in (the usual case), that is all; when
+// some were ignored, the batch's rows are read back by (template,
+// request_id) to tell which are ours (our id) from older ones.
 func (b *claimWriter) insert(ctx context.Context, batch []*writeReq) []writeRes {
 	out := make([]writeRes, len(batch))
+	fail := func(known bool, err error) []writeRes {
+		for i := range out {
+			out[i] = writeRes{known: known, err: err}
+		}
+		return out
+	}
+	ids, err := b.s.ids.next(ctx, len(batch))
+	if err != nil {
+		return fail(true, fmt.Errorf("coupon: allocate coupon ids: %w: %w", ErrStockUnavailable, err))
+	}
 	// Concurrent batches lock unique-key entries in one order.
 	idx := make([]int, len(batch))
 	for i := range idx {
@@ -135,23 +148,20 @@ func (b *claimWriter) insert(ctx context.Context, batch []*writeReq) []writeRes 
 		a, c := batch[x].c, batch[y].c
 		return cmp.Or(cmp.Compare(a.template.ID, c.template.ID), strings.Compare(a.requestID, c.requestID))
 	})
-	var tok [8]byte
-	_, _ = crand.Read(tok[:])
-	token := int64(binary.LittleEndian.Uint64(tok[:]) >> 1)
 	var q strings.Builder
-	q.WriteString("INSERT IGNORE INTO coupons (template_id, user_id, slot, request_id, status, expires_at, sub, take_seq, insert_batch, claimed_at, updated_at) VALUES ")
+	q.WriteString("INSERT IGNORE INTO coupons (id, template_id, user_id, slot, request_id, status, expires_at, sub, take_seq, claimed_at, updated_at) VALUES ")
 	args := make([]any, 0, 10*len(batch))
 	for n, i := range idx {
 		c := batch[i].c
 		if n > 0 {
 			q.WriteByte(',')
 		}
-		q.WriteString("(?, ?, ?, ?, 'unused', ?, ?, ?, ?, ?, ?)")
-		args = append(args, c.template.ID, c.user, c.resv.slot, c.requestID, c.expiresAt, c.sub, c.seq, token, c.claimedAt, c.claimedAt)
+		q.WriteString("(?, ?, ?, ?, ?, 'unused', ?, ?, ?, ?, ?)")
+		args = append(args, ids[i], c.template.ID, c.user, c.resv.slot, c.requestID, c.expiresAt, c.sub, c.seq, c.claimedAt, c.claimedAt)
 	}
-	var err error
+	var res sql.Result
 	for attempt := 1; ; attempt++ {
-		_, err = b.s.db.ExecContext(ctx, q.String(), args...)
+		res, err = b.s.db.ExecContext(ctx, q.String(), args...)
 		var myErr *mysql.MySQLError
 		if err == nil || attempt == maxAttempts || !errors.As(err, &myErr) || myErr.Number != errDeadlock {
 			break
@@ -159,15 +169,19 @@ func (b *claimWriter) insert(ctx context.Context, batch []*writeReq) []writeRes 
 	}
 	if err != nil {
 		var myErr *mysql.MySQLError
-		known := errors.As(err, &myErr) // the server refused the statement: nothing committed
+		// The server refused the statement: nothing committed. Any other
+		// error (a lost connection, a timeout) leaves the outcome unknown.
+		return fail(errors.As(err, &myErr), fmt.Errorf("coupon: insert %d claims: %w", len(batch), err))
+	}
+	if n, err := res.RowsAffected(); err == nil && n == int64(len(batch)) {
 		for i := range out {
-			out[i] = writeRes{known: known, err: fmt.Errorf("coupon: insert %d claims: %w", len(batch), err)}
+			out[i] = writeRes{id: ids[i]}
 		}
 		return out
 	}
-	// Read back by the unique key: ours carry the token.
+	// Some rows were ignored: read the batch back by the unique key.
 	var sel strings.Builder
-	sel.WriteString("SELECT " + couponColumns + ", insert_batch FROM coupons WHERE (template_id, request_id) IN (")
+	sel.WriteString("SELECT " + couponColumns + " FROM coupons WHERE (template_id, request_id) IN (")
 	keys := make([]any, 0, 2*len(batch))
 	for n, r := range batch {
 		if n > 0 {
@@ -179,62 +193,50 @@ func (b *claimWriter) insert(ctx context.Context, batch []*writeReq) []writeRes 
 	sel.WriteByte(')')
 	rows, err := b.s.db.QueryContext(ctx, sel.String(), keys...)
 	if err != nil {
-		for i := range out {
-			out[i] = writeRes{err: fmt.Errorf("coupon: read back claims: %w", err)}
-		}
-		return out
+		return fail(false, fmt.Errorf("coupon: read back claims: %w", err))
 	}
 	defer rows.Close()
 	type key struct {
 		t   int64
 		rid string
 	}
-	type found struct {
-		c     Coupon
-		batch int64
-	}
-	got := map[key]found{}
+	got := map[key]Coupon{}
 	now := norm(b.s.now())
 	for rows.Next() {
-		var f found
-		cp, err := scanCoupon(scanWithBatch{rows, &f.batch}, now)
+		cp, err := scanCoupon(rows, now)
 		if err != nil {
-			for i := range out {
-				out[i] = writeRes{err: fmt.Errorf("coupon: read back claims: %w", err)}
-			}
-			return out
+			return fail(false, fmt.Errorf("coupon: read back claims: %w", err))
 		}
-		f.c = cp
-		got[key{cp.TemplateID, cp.RequestID}] = f
+		got[key{cp.TemplateID, cp.RequestID}] = cp
 	}
 	if err := rows.Err(); err != nil {
-		for i := range out {
-			out[i] = writeRes{err: fmt.Errorf("coupon: read back claims: %w", err)}
-		}
-		return out
+		return fail(false, fmt.Errorf("coupon: read back claims: %w", err))
 	}
 	for i, r := range batch {
-		f, ok := got[key{r.c.template.ID, r.c.requestID}]
+		cp, ok := got[key{r.c.template.ID, r.c.requestID}]
 		switch {
-		case ok && f.batch == token:
-			out[i] = writeRes{id: f.c.ID}
+		case ok && cp.ID == ids[i]:
+			out[i] = writeRes{id: ids[i]}
 		case ok:
-			cp := f.c
 			out[i] = writeRes{known: true, existing: &cp, err: ErrRequestConflict}
 		default:
-			out[i] = writeRes{known: true, err: errSlotTaken}
+			// Ignored on the user's slot, or on the id itself (the id
+			// counter went back, as after a Redis flush).
+			var one int
+			err := b.s.db.QueryRowContext(ctx, "SELECT 1 FROM coupons WHERE id = ?", ids[i]).Scan(&one)
+			switch {
+			case err == nil:
+				b.s.ids.reset()
+				out[i] = writeRes{known: true, err: fmt.Errorf("coupon: id %d taken: %w", ids[i], ErrStockUnavailable)}
+			case errors.Is(err, sql.ErrNoRows):
+				out[i] = writeRes{known: true, err: errSlotTaken}
+			default:
+				out[i] = writeRes{err: fmt.Errorf("coupon: read back claim: %w", err)}
+			}
 		}
 	}
 	return out
 }
-
-// scanWithBatch scans coupon columns followed by insert_batch.
-type scanWithBatch struct {
-	r     rowScanner
-	batch *int64
-}
-
-func (s scanWithBatch) Scan(dest ...any) error { return s.r.Scan(append(dest, s.batch)...) }
 
 // finish marks written claims done and drops their holds, in one pipeline.
 // A failure leaves them for reconcile, which finds the rows in MySQL.

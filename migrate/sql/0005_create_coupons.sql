@@ -4,6 +4,8 @@
 -- 1..per_user_limit makes the per-user limit hold in MySQL itself. sub and
 -- take_seq say which Redis sub-stock the coupon came from and the take's
 -- sequence number there, so reconcile can compare a consistent snapshot.
+-- Ids come from a Redis counter (see coupon/ids.go), so a group-committed
+-- INSERT knows its rows' ids without reading them back.
 CREATE TABLE IF NOT EXISTS coupons (
   id           BIGINT      NOT NULL AUTO_INCREMENT,
   template_id  BIGINT      NOT NULL,
@@ -15,7 +17,6 @@ CREATE TABLE IF NOT EXISTS coupons (
   expires_at   DATETIME(3) NOT NULL,
   sub          INT         NOT NULL,
   take_seq     BIGINT      NOT NULL,
-  insert_batch BIGINT      NOT NULL,
   claimed_at   DATETIME(3) NOT NULL,
   updated_at   DATETIME(3) NOT NULL,
   used_at      DATETIME(3) NULL,
