@@ -264,6 +264,9 @@ func (s *Service) hinted(t Template) []bool {
 func (s *Service) hintEmpty(t Template, i int) {
 	s.hintMu.Lock()
 	defer s.hintMu.Unlock()
+	if len(s.hints) >= maxHinted {
+		clear(s.hints) // hints are only a shortcut; a bound keeps them small
+	}
 	h := s.hints[t.ID]
 	if len(h) < t.SubStocks {
 		h = append(h, make([]time.Time, t.SubStocks-len(h))...)
@@ -277,6 +280,9 @@ func (s *Service) clearHints(template int64) {
 	defer s.hintMu.Unlock()
 	delete(s.hints, template)
 }
+
+// maxHinted bounds how many templates keep empty-sub-stock hints.
+const maxHinted = 10_000
 
 // Stop ends the claim writer after the batches in hand.
 func (s *Service) Stop() { s.writer.stop() }
