@@ -62,10 +62,10 @@ return 1`)
 var takeScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+local left = redis.call('HGET', KEYS[1], 'left')
+if not left then return -2 end -- every credited sub-stock has the field
 if now - tonumber(ARGV[4]) > tonumber(ARGV[5]) then return -3 end
-local left = tonumber(redis.call('HGET', KEYS[1], 'left') or '0')
-if left <= 0 then return -1 end
+if tonumber(left) <= 0 then return -1 end
 if redis.call('HEXISTS', KEYS[1], 'h:' .. ARGV[1]) == 1 then return -4 end
 redis.call('HINCRBY', KEYS[1], 'left', -1)
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
