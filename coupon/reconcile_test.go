@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -243,7 +242,7 @@ func TestKillMidClaims(t *testing.T) {
 	tm := f.liveTemplate(t, 100_000, 1, 8)
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestClaimChildProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), childEnv+"=1", childDSNEnv+"="+dsnOf(t, f), childRedisEnv+"="+enginetest.RedisAddr(t),
+	cmd.Env = append(os.Environ(), childEnv+"=1", childDSNEnv+"="+f.dsn, childRedisEnv+"="+enginetest.RedisAddr(t),
 		childPrefixEnv+"="+f.prefix, childTemplateEnv+"="+strconv.FormatInt(tm.ID, 10))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -311,20 +310,4 @@ func TestKillMidClaims(t *testing.T) {
 		t.Fatalf("a user holds %d coupons", m)
 	}
 	f.checkBooks(t, tm)
-}
-
-// dsnOf returns the DSN of the fixture's database.
-func dsnOf(t *testing.T, f *fixture) string {
-	t.Helper()
-	var name string
-	if err := f.db.QueryRow("SELECT DATABASE()").Scan(&name); err != nil {
-		t.Fatal(err)
-	}
-	base := enginetest.MySQL(t) // another database on the same server
-	i := strings.LastIndex(base, "/")
-	j := strings.Index(base[i:], "?")
-	if j < 0 {
-		return base[:i+1] + name
-	}
-	return base[:i+1] + name + base[i+j:]
 }

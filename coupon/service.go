@@ -30,6 +30,10 @@ type Templates interface {
 type Config struct {
 	// DB is MySQL with the migrations applied (parseTime=true, loc=UTC).
 	DB *sql.DB
+	// WriteDB, if set, is the pool the claim writer's INSERTs use; default
+	// DB. A pool whose DSN sets interpolateParams=true sends each batch as
+	// one statement instead of a prepare, an execute and a close.
+	WriteDB *sql.DB
 	// Redis holds the sub-stocks and reservations (standalone or Cluster).
 	Redis redis.UniversalClient
 	// Prefix starts every Redis key; default "couponpush".
@@ -96,6 +100,9 @@ func NewService(cfg Config) *Service {
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "couponpush"
+	}
+	if cfg.WriteDB == nil {
+		cfg.WriteDB = cfg.DB
 	}
 	if cfg.WriteBudget <= 0 {
 		cfg.WriteBudget = DefaultWriteBudget

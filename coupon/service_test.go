@@ -4,18 +4,20 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
 	"couponpush/internal/enginetest"
+	"couponpush/migrate"
 )
 
 // fixture is one test's coupon stack on the shared engines: its own
 // database and Redis key prefix.
 type fixture struct {
+	dsn    string
 	db     *sql.DB
 	rdb    redis.UniversalClient
 	prefix string
@@ -25,6 +27,16 @@ type fixture struct {
 }
 
 type fixtureOpt func(*Config)
+
+func openDB(t testing.TB, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
 
 func newRedisClient(t testing.TB, addrs ...string) redis.UniversalClient {
 	t.Helper()
@@ -41,8 +53,22 @@ func newFixture(t testing.TB, rdb redis.UniversalClient, opts ...fixtureOpt) *fi
 	if rdb == nil {
 		rdb = newRedisClient(t)
 	}
-	f := &fixture{db: newDB(t), rdb: rdb, prefix: enginetest.Prefix(t)}
+	f := &fixture{rdb: rdb, prefix: enginetest.Prefix(t)}
+	f.dsn = newDSN(t)
+	f.db = openDB(t, f.dsn)
+	if _, err := migrate.Up(context.Background(), f.db); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
 	f.db.SetMaxOpenConns(32)
+	// The first service writes claims through a pool that interpolates
+	// parameters, as the worker's does; the others through DB.
+	cfg, err := mysql.ParseDSN(f.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.InterpolateParams = true
+	writeDB := openDB(t, cfg.FormatDSN())
+	opts = append([]fixtureOpt{func(c *Config) { c.WriteDB = writeDB }}, opts...)
 	f.store = NewTemplateStore(f.db, StoreConfig{})
 	f.cache = NewTemplateCache(f.store, CacheConfig{})
 	f.svc = f.service(opts...)
@@ -145,5 +171,3 @@ func rid(parts ...any) string {
 	}
 	return s
 }
-
-var _ = strconv.Itoa

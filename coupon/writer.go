@@ -23,6 +23,7 @@ import (
 // the batch's reservations done and drops their holds.
 type claimWriter struct {
 	s        *Service
+	db       *sql.DB // Config.WriteDB
 	maxBatch int
 
 	mu      sync.Mutex
@@ -58,7 +59,7 @@ const (
 )
 
 func newClaimWriter(s *Service) *claimWriter {
-	return &claimWriter{s: s, maxBatch: 500, limit: 4}
+	return &claimWriter{s: s, db: s.cfg.WriteDB, maxBatch: 500, limit: 4}
 }
 
 // write writes c and returns its outcome. It does not give up on ctx: the
@@ -161,7 +162,7 @@ func (b *claimWriter) insert(ctx context.Context, batch []*writeReq) []writeRes 
 	}
 	var res sql.Result
 	for attempt := 1; ; attempt++ {
-		res, err = b.s.db.ExecContext(ctx, q.String(), args...)
+		res, err = b.db.ExecContext(ctx, q.String(), args...)
 		var myErr *mysql.MySQLError
 		if err == nil || attempt == maxAttempts || !errors.As(err, &myErr) || myErr.Number != errDeadlock {
 			break
@@ -191,7 +192,7 @@ func (b *claimWriter) insert(ctx context.Context, batch []*writeReq) []writeRes 
 		keys = append(keys, r.c.template.ID, r.c.requestID)
 	}
 	sel.WriteByte(')')
-	rows, err := b.s.db.QueryContext(ctx, sel.String(), keys...)
+	rows, err := b.db.QueryContext(ctx, sel.String(), keys...)
 	if err != nil {
 		return fail(false, fmt.Errorf("coupon: read back claims: %w", err))
 	}
@@ -223,7 +224,7 @@ func (b *claimWriter) insert(ctx context.Context, batch []*writeReq) []writeRes 
 			// Ignored on the user's slot, or on the id itself (the id
 			// counter went back, as after a Redis flush).
 			var one int
-			err := b.s.db.QueryRowContext(ctx, "SELECT 1 FROM coupons WHERE id = ?", ids[i]).Scan(&one)
+			err := b.db.QueryRowContext(ctx, "SELECT 1 FROM coupons WHERE id = ?", ids[i]).Scan(&one)
 			switch {
 			case err == nil:
 				b.s.ids.reset()

@@ -58,6 +58,7 @@ type Worker struct {
 	cancelCron context.CancelFunc
 
 	coupons      *coupon.Service
+	couponDB     *sql.DB // the claim writer's pool
 	couponCron   *cron.Cron
 	cancelCoupon context.CancelFunc
 }
@@ -112,7 +113,9 @@ func Start(ctx context.Context, cfg config.Worker, log *slog.Logger) (w *Worker,
 	store := coupon.NewTemplateStore(w.db, coupon.StoreConfig{})
 	tiers := coupon.NewRedisTemplates(w.rdb, cfg.RedisPrefix, store)
 	templates := coupon.NewTemplateCache(tiers, coupon.CacheConfig{})
-	w.coupons = w.newCoupons(templates, tiers)
+	if w.coupons, err = w.newCoupons(templates, tiers); err != nil {
+		return nil, err
+	}
 	subs := subscription.NewService(w.db, templates, index{q: idx, count: w.watcher.Count},
 		subscription.Config{DefaultLead: cfg.Lead.Duration(), Logger: log})
 
@@ -267,6 +270,9 @@ func (w *Worker) closeEngines() {
 	}
 	if w.db != nil {
 		w.db.Close()
+	}
+	if w.couponDB != nil {
+		w.couponDB.Close()
 	}
 	if w.rdb != nil {
 		w.rdb.Close()
