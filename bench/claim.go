@@ -141,7 +141,18 @@ func RunClaims(ctx context.Context, cfg ClaimConfig, out io.Writer) error {
 	fmt.Fprintf(out, "\nclaims over HTTP: %d durable claims (rows counted in MySQL) in %v: %.0f/s  latency p50 %v p99 %v\n",
 		ok, cfg.For, ours, lat.p(50), lat.p(99))
 
-	base, err := rowLockBaseline(ctx, db, cfg.Clients, cfg.For, cfg.Stock)
+	// The baseline's pool interpolates parameters like the claim writer's,
+	// so each of its statements is one round trip too.
+	bdsn := *dsn
+	bdsn.InterpolateParams = true
+	bdb, err := sql.Open("mysql", bdsn.FormatDSN())
+	if err != nil {
+		return err
+	}
+	defer bdb.Close()
+	bdb.SetMaxOpenConns(cfg.Clients)
+	bdb.SetMaxIdleConns(cfg.Clients)
+	base, err := rowLockBaseline(ctx, bdb, cfg.Clients, cfg.For, cfg.Stock)
 	if err != nil {
 		return fmt.Errorf("baseline: %w", err)
 	}
