@@ -15,7 +15,7 @@ RUN_DIR := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/couponpush/run
 GO_TEST_FLAGS ?= -race -count=1 -timeout 25m
 PKGS ?= ./...
 
-.PHONY: engines test check bench run
+.PHONY: engines test check bench bench-claims run
 
 ## engines: install Redis and MariaDB (apt) and build nsqd and consul into the cache, if missing
 engines:
@@ -65,6 +65,15 @@ bench: engines
 	scripts/engines.sh start "$$dir"
 	source "$$dir/env"
 	go run ./cmd/bench $(BENCH_FLAGS)
+
+## bench-claims: the claim bench on its own engines (durable claims/s over HTTP vs a row-lock baseline); CLAIMBENCH_FLAGS passes flags
+bench-claims: engines
+	mkdir -p "$(RUN_DIR)"
+	dir=$$(mktemp -d "$(RUN_DIR)/bench.XXXXXX")
+	trap 'scripts/engines.sh stop "$$dir"; rm -rf "$$dir"' EXIT
+	scripts/engines.sh start "$$dir"
+	source "$$dir/env"
+	go run ./cmd/claimbench $(CLAIMBENCH_FLAGS)
 
 ## run: a local cluster of workers on local engines
 run:

@@ -53,6 +53,11 @@ var fields = []field{
 	{"pop-batch", "POP_BATCH", "users per pop call (max 5000)", func(w *Worker) any { return &w.PopBatch }},
 	{"slots", "SLOTS", "queues this process works at once", func(w *Worker) any { return &w.Slots }},
 	{"mark-batch", "MARK_BATCH", "rows per sent-mark UPDATE (max 1000)", func(w *Worker) any { return &w.MarkBatch }},
+	{"coupon-reconcile-deadline", "COUPON_RECONCILE_DEADLINE", "settle a claim still in flight after this long (> 10s write budget + lock wait)", func(w *Worker) any { return &w.CouponReconcileDeadline }},
+	{"coupon-reconcile-every", "COUPON_RECONCILE_EVERY", "how often Redis stock is reconciled with MySQL", func(w *Worker) any { return &w.CouponReconcileEvery }},
+	{"coupon-sweep-every", "COUPON_SWEEP_EVERY", "how often expired coupons are swept", func(w *Worker) any { return &w.CouponSweepEvery }},
+	{"coupon-sweep-batch", "COUPON_SWEEP_BATCH", "coupons per expiry UPDATE (max 10000)", func(w *Worker) any { return &w.CouponSweepBatch }},
+	{"template-refresh-every", "TEMPLATE_REFRESH_EVERY", "how often the Redis template cache is rewritten from MySQL", func(w *Worker) any { return &w.TemplateRefreshEvery }},
 	{"log-level", "LOG_LEVEL", "debug, info, warn or error", func(w *Worker) any { return &w.LogLevel }},
 	{"log-format", "LOG_FORMAT", "text or json", func(w *Worker) any { return &w.LogFormat }},
 }

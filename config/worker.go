@@ -22,7 +22,7 @@ const (
 	RoleAPI       = "api"       // serves the HTTP API
 	RoleScheduler = "scheduler" // pops due reminders and publishes them to NSQ
 	RoleCron      = "cron"      // runs the periodic jobs (expiry, recovery, reconcile)
-	RoleCoupon    = "coupon"    // issue/expire core (reserved; not built yet)
+	RoleCoupon    = "coupon"    // coupon jobs: template cache refresh, expiry sweep, stock reconcile
 )
 
 // AllRoles lists every role, in the order they start.
@@ -40,6 +40,8 @@ const (
 	MaxMarkBatch = 1000
 	// MaxSlots bounds how many queues one process works at once.
 	MaxSlots = 1024
+	// MaxSweepBatch is the most coupons one expiry UPDATE may touch.
+	MaxSweepBatch = 10000
 )
 
 // Worker is the configuration of cmd/worker. A zero field means its
@@ -117,6 +119,24 @@ type Worker struct {
 	// MarkBatch is the most rows one sent-mark UPDATE touches, 1-1000.
 	// Default 1000.
 	MarkBatch int `json:"mark_batch"`
+	// CouponReconcileDeadline: the coupon role settles a claim still in
+	// flight after this long, from MySQL. It must exceed the claim write
+	// budget (10s) plus the longest an INSERT can wait on a lock
+	// (innodb_lock_wait_timeout, 50s by default). Default 2m.
+	CouponReconcileDeadline Duration `json:"coupon_reconcile_deadline"`
+	// CouponReconcileEvery is how often the coupon role compares Redis
+	// stock with MySQL and repairs drift. Default 30s.
+	CouponReconcileEvery Duration `json:"coupon_reconcile_every"`
+	// CouponSweepEvery is how often the coupon role writes expired coupons
+	// as expired (reads show them expired before that). Default 1m.
+	CouponSweepEvery Duration `json:"coupon_sweep_every"`
+	// CouponSweepBatch is the most coupons one expiry UPDATE touches,
+	// 1-10000. Default 1000.
+	CouponSweepBatch int `json:"coupon_sweep_batch"`
+	// TemplateRefreshEvery is how often the coupon role rewrites the Redis
+	// template cache from MySQL (one worker at a time); with the 2s local
+	// cache it bounds how soon a change reaches every worker. Default 5s.
+	TemplateRefreshEvery Duration `json:"template_refresh_every"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `json:"log_level"`
 	// LogFormat is text or json. Default text.
@@ -146,6 +166,11 @@ func (w Worker) WithDefaults() Worker {
 	setDefault(&w.PopBatch, 1000)
 	setDefault(&w.Slots, 4)
 	setDefault(&w.MarkBatch, 1000)
+	setDefault(&w.CouponReconcileDeadline, Duration(2*time.Minute))
+	setDefault(&w.CouponReconcileEvery, Duration(30*time.Second))
+	setDefault(&w.CouponSweepEvery, Duration(time.Minute))
+	setDefault(&w.CouponSweepBatch, 1000)
+	setDefault(&w.TemplateRefreshEvery, Duration(5*time.Second))
 	setDefault(&w.LogLevel, "info")
 	setDefault(&w.LogFormat, "text")
 	return w
@@ -270,6 +295,14 @@ func (w Worker) Validate() error {
 	checkRange(bad, "pop_batch", w.PopBatch, 1, MaxPopBatch)
 	checkRange(bad, "slots", w.Slots, 1, MaxSlots)
 	checkRange(bad, "mark_batch", w.MarkBatch, 1, MaxMarkBatch)
+	positive("coupon_reconcile_deadline", w.CouponReconcileDeadline)
+	if w.CouponReconcileDeadline > 0 && w.CouponReconcileDeadline <= Duration(10*time.Second) {
+		bad("coupon_reconcile_deadline", "must be longer than the claim write budget (10s), got %v", w.CouponReconcileDeadline)
+	}
+	positive("coupon_reconcile_every", w.CouponReconcileEvery)
+	positive("coupon_sweep_every", w.CouponSweepEvery)
+	checkRange(bad, "coupon_sweep_batch", w.CouponSweepBatch, 1, MaxSweepBatch)
+	positive("template_refresh_every", w.TemplateRefreshEvery)
 	if _, err := parseLevel(w.LogLevel); err != nil {
 		bad("log_level", "%v", err)
 	}

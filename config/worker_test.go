@@ -255,6 +255,9 @@ func TestValidate(t *testing.T) {
 		{"pop batch at max ok", func(w *Worker) { w.PopBatch = 5000 }, ""},
 		{"zero slots", func(w *Worker) { w.Slots = 0 }, "slots:"},
 		{"mark batch too big", func(w *Worker) { w.MarkBatch = 1001 }, "mark_batch:"},
+		{"reconcile deadline within the write budget", func(w *Worker) { w.CouponReconcileDeadline = Duration(5 * time.Second) }, "coupon_reconcile_deadline: must be longer"},
+		{"sweep batch too big", func(w *Worker) { w.CouponSweepBatch = 10001 }, "coupon_sweep_batch:"},
+		{"negative template refresh", func(w *Worker) { w.TemplateRefreshEvery = -1 }, "template_refresh_every: must be positive"},
 		{"bad log level", func(w *Worker) { w.LogLevel = "verbose" }, "log_level:"},
 		{"bad log format", func(w *Worker) { w.LogFormat = "xml" }, "log_format:"},
 	}

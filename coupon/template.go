@@ -33,6 +33,8 @@ const (
 	MaxPerUserLimit = 100  // coupons per user per template
 	MaxValidDays    = 3650 // days a claimed coupon stays valid
 	DefaultPerUser  = 1    // per_user_limit when none is given
+	MaxSubStocks    = 64   // Redis sub-stock keys per template
+	DefaultSubStock = 8    // substocks when none is given
 	maxPercentValue = 99   // percent off, inclusive
 	minPercentValue = 1    // percent off, inclusive
 	minFixedValue   = 1    // cents off, inclusive
@@ -60,6 +62,7 @@ type Template struct {
 	Issued         int64 // coupons issued so far
 	Remaining      int64 // Stock - Issued
 	PerUserLimit   int
+	SubStocks      int       // Redis sub-stock keys the stock is split over
 	GrabStart      time.Time // when users may start claiming
 	GrabEnd        time.Time // when claiming ends
 	ValidUntil     time.Time // fixed expiry of claimed coupons; zero if ValidDays is used
@@ -77,6 +80,7 @@ type Draft struct {
 	ThresholdCents int64
 	Stock          int64
 	PerUserLimit   *int // nil = DefaultPerUser
+	SubStocks      *int // nil = DefaultSubStock
 	GrabStart      time.Time
 	GrabEnd        time.Time
 	ValidUntil     *time.Time // exactly one of ValidUntil and ValidDays
@@ -202,6 +206,13 @@ func NewTemplate(d Draft) (Template, error) {
 			c.fail("per_user_limit", "must be 1 to %d, got %d", MaxPerUserLimit, perUser)
 		}
 	}
+	subs := DefaultSubStock
+	if d.SubStocks != nil {
+		subs = *d.SubStocks
+		if subs < 1 || subs > MaxSubStocks {
+			c.fail("substocks", "must be 1 to %d, got %d", MaxSubStocks, subs)
+		}
+	}
 	start, end := norm(d.GrabStart), norm(d.GrabEnd)
 	var validUntil time.Time
 	var validDays int
@@ -232,6 +243,7 @@ func NewTemplate(d Draft) (Template, error) {
 		Stock:          d.Stock,
 		Remaining:      d.Stock,
 		PerUserLimit:   perUser,
+		SubStocks:      subs,
 		GrabStart:      start,
 		GrabEnd:        end,
 		ValidUntil:     validUntil,

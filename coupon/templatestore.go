@@ -29,7 +29,7 @@ func NewTemplateStore(db *sql.DB, cfg StoreConfig) *TemplateStore {
 	return &TemplateStore{db: db, now: cfg.Now}
 }
 
-const templateColumns = `id, name, type, value, threshold_cents, stock, issued, per_user_limit,
+const templateColumns = `id, name, type, value, threshold_cents, stock, issued, per_user_limit, substocks,
 grab_start, grab_end, valid_until, valid_days, version, created_at, updated_at`
 
 type rowScanner interface{ Scan(dest ...any) error }
@@ -42,7 +42,7 @@ func scanTemplate(r rowScanner) (Template, error) {
 		validDays  sql.NullInt64
 	)
 	err := r.Scan(&t.ID, &t.Name, &typ, &t.Value, &t.ThresholdCents, &t.Stock, &t.Issued,
-		&t.PerUserLimit, &t.GrabStart, &t.GrabEnd, &validUntil, &validDays, &t.Version,
+		&t.PerUserLimit, &t.SubStocks, &t.GrabStart, &t.GrabEnd, &validUntil, &validDays, &t.Version,
 		&t.CreatedAt, &t.UpdatedAt)
 	if err != nil {
 		return Template{}, err
@@ -65,18 +65,29 @@ func nullTime(t time.Time) sql.NullTime { return sql.NullTime{Time: t, Valid: !t
 func nullInt(n int) sql.NullInt64 { return sql.NullInt64{Int64: int64(n), Valid: n != 0} }
 
 // Create validates d (see NewTemplate) and stores it as a new template,
-// returning it with its id, version 1 and timestamps.
-func (s *TemplateStore) Create(ctx context.Context, d Draft) (Template, error) {
-	t, err := NewTemplate(d)
+// returning it with its id, version 1 and timestamps. Its stock is recorded
+// as the template's first stock_adds row in the same transaction; the
+// coupon Service credits it to Redis (see Stock).
+func (s *TemplateStore) Create(ctx context.Context, d Draft) (t Template, err error) {
+	t, err = NewTemplate(d)
 	if err != nil {
 		return Template{}, err
 	}
 	now := norm(s.now())
-	res, err := s.db.ExecContext(ctx, `INSERT INTO templates
-(name, type, value, threshold_cents, stock, issued, per_user_limit, grab_start, grab_end,
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Template{}, fmt.Errorf("coupon: begin insert of template %q: %w", t.Name, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	res, err := tx.ExecContext(ctx, `INSERT INTO templates
+(name, type, value, threshold_cents, stock, issued, per_user_limit, substocks, grab_start, grab_end,
  valid_until, valid_days, version, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, 1, ?, ?)`,
-		t.Name, string(t.Type), t.Value, t.ThresholdCents, t.Stock, t.PerUserLimit, t.GrabStart, t.GrabEnd,
+VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
+		t.Name, string(t.Type), t.Value, t.ThresholdCents, t.Stock, t.PerUserLimit, t.SubStocks, t.GrabStart, t.GrabEnd,
 		nullTime(t.ValidUntil), nullInt(t.ValidDays), now, now)
 	if err != nil {
 		return Template{}, fmt.Errorf("coupon: insert template %q: %w", t.Name, err)
@@ -85,8 +96,65 @@ VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, 1, ?, ?)`,
 	if err != nil {
 		return Template{}, fmt.Errorf("coupon: read new template id: %w", err)
 	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO stock_adds (template_id, amount, created_at) VALUES (?, ?, ?)",
+		id, t.Stock, now); err != nil {
+		return Template{}, fmt.Errorf("coupon: record stock of template %d: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Template{}, fmt.Errorf("coupon: commit template %q: %w", t.Name, err)
+	}
 	t.ID, t.Version, t.CreatedAt, t.UpdatedAt = id, 1, now, now
 	return t, nil
+}
+
+// AddStock raises template id's stock by n (1 to MaxStock, and the total
+// stays at most MaxStock) and records the addition as a stock_adds row in
+// the same transaction, returning the template and the addition's id.
+func (s *TemplateStore) AddStock(ctx context.Context, id, n int64) (t Template, addID int64, err error) {
+	if n < 1 || n > MaxStock {
+		return Template{}, 0, &ValidationError{Fields: []FieldError{{Field: "add", Message: fmt.Sprintf("must be 1 to %d, got %d", int64(MaxStock), n)}}}
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Template{}, 0, fmt.Errorf("coupon: begin stock add to template %d: %w", id, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	cur, err := scanTemplate(tx.QueryRowContext(ctx,
+		"SELECT "+templateColumns+" FROM templates WHERE id = ? FOR UPDATE", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Template{}, 0, fmt.Errorf("add stock to template %d: %w", id, ErrTemplateNotFound)
+	}
+	if err != nil {
+		return Template{}, 0, fmt.Errorf("coupon: lock template %d: %w", id, err)
+	}
+	if cur.Stock+n > MaxStock {
+		return Template{}, 0, &ValidationError{Fields: []FieldError{{Field: "add",
+			Message: fmt.Sprintf("stock would be %d; the most is %d", cur.Stock+n, int64(MaxStock))}}}
+	}
+	now := norm(s.now())
+	if _, err := tx.ExecContext(ctx, "UPDATE templates SET stock = stock + ?, version = version + 1, updated_at = ? WHERE id = ?",
+		n, now, id); err != nil {
+		return Template{}, 0, fmt.Errorf("coupon: add stock to template %d: %w", id, err)
+	}
+	res, err := tx.ExecContext(ctx, "INSERT INTO stock_adds (template_id, amount, created_at) VALUES (?, ?, ?)", id, n, now)
+	if err != nil {
+		return Template{}, 0, fmt.Errorf("coupon: record stock add to template %d: %w", id, err)
+	}
+	if addID, err = res.LastInsertId(); err != nil {
+		return Template{}, 0, fmt.Errorf("coupon: read stock add id: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Template{}, 0, fmt.Errorf("coupon: commit stock add to template %d: %w", id, err)
+	}
+	cur.Stock += n
+	cur.Remaining += n
+	cur.Version++
+	cur.UpdatedAt = now
+	return cur, addID, nil
 }
 
 // Get reads template id from MySQL; ErrTemplateNotFound if there is none.

@@ -29,6 +29,19 @@ type Subscriptions interface {
 	List(ctx context.Context, userID int64) ([]subscription.Subscription, error)
 }
 
+// Coupons is the coupon service the API needs; *coupon.Service is one.
+// Without it the coupon routes are not served.
+type Coupons interface {
+	Claim(ctx context.Context, templateID, userID int64, requestID string) (coupon.Coupon, bool, error)
+	Lock(ctx context.Context, userID, couponID int64, orderID string) (coupon.Coupon, error)
+	Unlock(ctx context.Context, userID, couponID int64, orderID string) (coupon.Coupon, error)
+	Redeem(ctx context.Context, userID, couponID int64, orderID string) (coupon.Coupon, error)
+	List(ctx context.Context, userID int64, status coupon.Status) ([]coupon.Coupon, error)
+	Template(ctx context.Context, id int64) (coupon.Template, error)
+	Prepare(ctx context.Context, t coupon.Template) (coupon.Template, error)
+	AddStock(ctx context.Context, id, n int64) (coupon.Template, error)
+}
+
 // Defaults.
 const (
 	DefaultMaxBodyBytes = 64 << 10
@@ -42,6 +55,10 @@ type Config struct {
 	Templates Templates
 	// Subscriptions serves /v1/subscriptions.
 	Subscriptions Subscriptions
+	// Coupons serves claims, coupons, template stock and remaining; nil
+	// leaves those routes out (GET /v1/templates/{id} then reads
+	// remaining from MySQL).
+	Coupons Coupons
 	// Ready are the checks of GET /readyz by name ("mysql", "redis", ...);
 	// each must return nil when its engine is reachable.
 	Ready map[string]func(ctx context.Context) error
@@ -91,7 +108,7 @@ type route struct {
 }
 
 func (a *api) routes() []route {
-	return []route{
+	return append([]route{
 		{"POST /v1/templates", (*api).createTemplate},
 		{"GET /v1/templates/{template_id}", (*api).getTemplate},
 		{"PATCH /v1/templates/{template_id}", (*api).updateTemplate},
@@ -101,7 +118,7 @@ func (a *api) routes() []route {
 		{"GET /healthz", (*api).healthz},
 		{"GET /readyz", (*api).readyz},
 		{"GET /metrics", (*api).metrics},
-	}
+	}, a.couponRoutes()...)
 }
 
 // New returns the API's handler. It panics if cfg does not Validate: that

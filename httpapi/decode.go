@@ -123,6 +123,7 @@ type templateRequest struct {
 	ThresholdCents int64   `json:"threshold_cents"`
 	Stock          int64   `json:"stock"`
 	PerUserLimit   *int    `json:"per_user_limit"`
+	SubStocks      *int    `json:"substocks"`
 	GrabStart      *string `json:"grab_start"`
 	GrabEnd        *string `json:"grab_end"`
 	ValidUntil     *string `json:"valid_until"`
@@ -138,7 +139,7 @@ func decodeTemplate(body []byte) (coupon.Draft, *apiError) {
 	}
 	d := coupon.Draft{
 		Name: req.Name, Type: coupon.Type(req.Type), Value: req.Value, ThresholdCents: req.ThresholdCents,
-		Stock: req.Stock, PerUserLimit: req.PerUserLimit, ValidDays: req.ValidDays,
+		Stock: req.Stock, PerUserLimit: req.PerUserLimit, SubStocks: req.SubStocks, ValidDays: req.ValidDays,
 	}
 	var e *apiError
 	if d.GrabStart, e = parseTime("grab_start", req.GrabStart); e != nil {

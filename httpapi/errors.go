@@ -101,6 +101,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusConflict, "already_sent", "the reminder is being published or was sent")
 	case errors.Is(err, subscription.ErrTemplateChanged):
 		writeError(w, http.StatusConflict, "template_changed", "the template changed while subscribing; retry")
+	case couponError(w, err):
 	case unavailable(err):
 		a.log.WarnContext(r.Context(), "engine unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "a backing service is unavailable; retry later")

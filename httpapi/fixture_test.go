@@ -89,6 +89,17 @@ type fixture struct {
 
 func newFixture(t *testing.T, edit func(*Config)) *fixture {
 	t.Helper()
+	return newFixtureOf(t, func(_ *fixture, c *Config) {
+		if edit != nil {
+			edit(c)
+		}
+	})
+}
+
+// newFixtureOf is newFixture with an edit that sees the fixture's database
+// and store.
+func newFixtureOf(t *testing.T, edit func(*fixture, *Config)) *fixture {
+	t.Helper()
 	db, err := sql.Open("mysql", newDSN(t))
 	if err != nil {
 		t.Fatal(err)
@@ -108,9 +119,7 @@ func newFixture(t *testing.T, edit func(*Config)) *fixture {
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		MaxBodyBytes:  4096,
 	}
-	if edit != nil {
-		edit(&cfg)
-	}
+	edit(f, &cfg)
 	f.srv = httptest.NewServer(New(cfg))
 	t.Cleanup(f.srv.Close)
 	days := 7

@@ -24,6 +24,9 @@ func (a *api) createTemplate(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if a.cfg.Coupons != nil {
+		t = a.prepare(r, t)
+	}
 	w.Header().Set("Location", "/v1/templates/"+itoa(t.ID))
 	writeJSON(w, http.StatusCreated, templateOut(t))
 }
@@ -34,7 +37,11 @@ func (a *api) getTemplate(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, e)
 		return
 	}
-	t, err := a.cfg.Templates.Get(r.Context(), id)
+	get := a.cfg.Templates.Get
+	if a.cfg.Coupons != nil {
+		get = a.cfg.Coupons.Template
+	}
+	t, err := get(r.Context(), id)
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -40,6 +40,7 @@ type templateJSON struct {
 	Issued         int64     `json:"issued"`
 	Remaining      int64     `json:"remaining"`
 	PerUserLimit   int       `json:"per_user_limit"`
+	SubStocks      int       `json:"substocks"`
 	GrabStart      jsonTime  `json:"grab_start"`
 	GrabEnd        jsonTime  `json:"grab_end"`
 	ValidUntil     *jsonTime `json:"valid_until,omitempty"`
@@ -53,7 +54,7 @@ func templateOut(t coupon.Template) templateJSON {
 	return templateJSON{
 		ID: t.ID, Name: t.Name, Type: string(t.Type), Value: t.Value, ThresholdCents: t.ThresholdCents,
 		Stock: t.Stock, Issued: t.Issued, Remaining: t.Remaining, PerUserLimit: t.PerUserLimit,
-		GrabStart: jsonTime(t.GrabStart), GrabEnd: jsonTime(t.GrabEnd), ValidUntil: optTime(t.ValidUntil),
+		SubStocks: t.SubStocks, GrabStart: jsonTime(t.GrabStart), GrabEnd: jsonTime(t.GrabEnd), ValidUntil: optTime(t.ValidUntil),
 		ValidDays: t.ValidDays, Version: t.Version, CreatedAt: jsonTime(t.CreatedAt), UpdatedAt: jsonTime(t.UpdatedAt),
 	}
 }

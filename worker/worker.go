@@ -62,6 +62,11 @@ type Worker struct {
 	resize     *resize.Coordinator
 	stopResize context.CancelFunc
 	resizeDone chan struct{}
+
+	coupons      *coupon.Service
+	couponDB     *sql.DB // the claim writer's pool
+	couponCron   *cron.Cron
+	cancelCoupon context.CancelFunc
 }
 
 // Start connects to the engines, applies migrations and starts the roles cfg
@@ -120,7 +125,11 @@ func Start(ctx context.Context, cfg config.Worker, log *slog.Logger) (w *Worker,
 		return nil, err
 	}
 	store := coupon.NewTemplateStore(w.db, coupon.StoreConfig{})
-	templates := coupon.NewTemplateCache(store, coupon.CacheConfig{})
+	tiers := coupon.NewRedisTemplates(w.rdb, cfg.RedisPrefix, store)
+	templates := coupon.NewTemplateCache(tiers, coupon.CacheConfig{})
+	if w.coupons, err = w.newCoupons(templates, tiers); err != nil {
+		return nil, err
+	}
 	subs := subscription.NewService(w.db, templates, router,
 		subscription.Config{DefaultLead: cfg.Lead.Duration(), Logger: log})
 
@@ -137,6 +146,9 @@ func Start(ctx context.Context, cfg config.Worker, log *slog.Logger) (w *Worker,
 			return nil, err
 		}
 		w.startCron(ctx, consul, job, reg)
+	}
+	if cfg.HasRole(config.RoleCoupon) {
+		w.startCoupon(ctx, consul, w.coupons, tiers, reg)
 	}
 	host, port := splitHostPort(cfg.HTTPAddr)
 	if cfg.HasRole(config.RoleAPI) {
@@ -202,6 +214,7 @@ func (w *Worker) startHTTP(consul *cluster.Client, templates *coupon.TemplateCac
 	h := httpapi.New(httpapi.Config{
 		Templates:     templates,
 		Subscriptions: subs,
+		Coupons:       w.coupons,
 		Ready: map[string]func(context.Context) error{
 			"redis":  func(ctx context.Context) error { return w.rdb.Ping(ctx).Err() },
 			"mysql":  w.db.PingContext,
@@ -247,6 +260,10 @@ func (w *Worker) Stop() error {
 		}
 	}
 	w.stopCron()
+	w.stopCoupon()
+	if w.coupons != nil {
+		w.coupons.Stop()
+	}
 	if w.sched != nil {
 		w.sched.Stop()
 	}
@@ -309,6 +326,9 @@ func (w *Worker) closeEngines() {
 	}
 	if w.db != nil {
 		w.db.Close()
+	}
+	if w.couponDB != nil {
+		w.couponDB.Close()
 	}
 	if w.rdb != nil {
 		w.rdb.Close()

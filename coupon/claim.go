@@ -1,0 +1,307 @@
+package coupon
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// reservation is a parsed user-hash entry r:<request_id>.
+type reservation struct {
+	raw    string
+	done   bool
+	slot   int
+	at     int64 // pending: Redis ms of the reservation
+	coupon int64 // done: the coupon id
+}
+
+func parseReservation(raw string) (reservation, error) {
+	p := strings.Split(raw, "|")
+	if len(p) != 3 || (p[0] != "p" && p[0] != "d") {
+		return reservation{}, fmt.Errorf("coupon: malformed reservation %q", raw)
+	}
+	slot, err1 := strconv.Atoi(p[1])
+	n, err2 := strconv.ParseInt(p[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return reservation{}, fmt.Errorf("coupon: malformed reservation %q", raw)
+	}
+	r := reservation{raw: raw, done: p[0] == "d", slot: slot}
+	if r.done {
+		r.coupon = n
+	} else {
+		r.at = n
+	}
+	return r, nil
+}
+
+// claim is one claim in progress.
+type claim struct {
+	template  Template
+	user      int64
+	requestID string
+	resv      reservation
+	sub       int
+	seq       int64
+	expiresAt time.Time
+	claimedAt time.Time
+	started   time.Time // monotonic, before the reservation
+}
+
+// Claim issues a coupon of template to user for requestID. It returns the
+// coupon and true when this call issued it, or the coupon an earlier call
+// with the same requestID issued and false (C3). Errors: ErrSoldOut,
+// ErrLimitReached, ErrNotStarted, ErrEnded, ErrRequestConflict,
+// ErrTemplateNotFound, ErrClaimInProgress, ErrOutcomeUnknown,
+// ErrStockUnavailable, *ValidationError.
+//
+// The steps (each Redis step one script on one key): reserve the
+// request_id and a per-user slot on the user's key; take one coupon from a
+// sub-stock, trying them in a random order and skipping the ones seen
+// empty, which records a hold; write the MySQL row (group-committed with
+// other claims); then mark the reservation done and drop the hold. A write
+// known to have failed gives the slot and the coupon back; a write whose
+// outcome is unknown leaves both for reconcile.
+func (s *Service) Claim(ctx context.Context, templateID, user int64, requestID string) (Coupon, bool, error) {
+	if err := errors.Join(checkID("template_id", templateID), checkID("user_id", user), checkClientID("request_id", requestID)); err != nil {
+		return Coupon{}, false, firstValidation(err)
+	}
+	t, err := s.templates.Get(ctx, templateID)
+	if err != nil {
+		return Coupon{}, false, err
+	}
+	now := s.now()
+	if now.Before(t.GrabStart) {
+		return Coupon{}, false, fmt.Errorf("claim template %d: %w", t.ID, ErrNotStarted)
+	}
+	if !now.Before(t.GrabEnd) {
+		return s.claimAfterEnd(ctx, t, user, requestID)
+	}
+	for attempt := 0; ; attempt++ {
+		c, created, stale, err := s.tryClaim(ctx, t, user, requestID, now)
+		if len(stale) == 0 || attempt > 0 {
+			return c, created, err
+		}
+		// Reservations older than the reconcile deadline stand in the
+		// way: settle them as reconcile would, then try once more.
+		for _, st := range stale {
+			if err := s.settle(ctx, t, user, st.requestID, st.resv); err != nil {
+				return Coupon{}, false, err
+			}
+		}
+	}
+}
+
+type staleResv struct {
+	requestID string
+	resv      reservation
+}
+
+func (s *Service) tryClaim(ctx context.Context, t Template, user int64, requestID string, now time.Time) (Coupon, bool, []staleResv, error) {
+	c := &claim{template: t, user: user, requestID: requestID, started: time.Now(), claimedAt: norm(now)}
+	c.expiresAt = t.ValidUntil
+	if t.ValidDays > 0 {
+		c.expiresAt = c.claimedAt.Add(time.Duration(t.ValidDays) * 24 * time.Hour)
+	}
+	userKey := s.keys.user(t.ID, user)
+	expiry := t.GrabEnd.Add(s.cfg.RetainAfterEnd).UnixMilli()
+	res, err := s.pipe.run(ctx, reserveScript, []string{userKey}, requestID, t.PerUserLimit, expiry).StringSlice()
+	if err != nil || len(res) != 3 {
+		return Coupon{}, false, nil, fmt.Errorf("coupon: reserve claim %q: %w %v", requestID, ErrStockUnavailable, err)
+	}
+	redisNow, _ := strconv.ParseInt(res[2], 10, 64)
+	switch res[0] {
+	case "have":
+		r, err := parseReservation(res[1])
+		if err != nil {
+			return Coupon{}, false, nil, err
+		}
+		if r.done {
+			cp, err := s.getCoupon(ctx, s.db, r.coupon)
+			return cp, false, nil, err
+		}
+		cp, err := s.byRequest(ctx, t.ID, requestID)
+		switch {
+		case err == nil:
+			return cp, false, nil, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return Coupon{}, false, nil, err
+		case redisNow-r.at > s.cfg.ReconcileDeadline.Milliseconds():
+			return Coupon{}, false, []staleResv{{requestID, r}}, fmt.Errorf("claim %q: %w", requestID, ErrClaimInProgress)
+		}
+		return Coupon{}, false, nil, fmt.Errorf("claim %q: %w", requestID, ErrClaimInProgress)
+	case "limit":
+		stale, err := s.staleReservations(ctx, userKey, redisNow)
+		if err != nil {
+			return Coupon{}, false, nil, err
+		}
+		return Coupon{}, false, stale, fmt.Errorf("claim template %d user %d: %w", t.ID, user, ErrLimitReached)
+	}
+	slot, _ := strconv.Atoi(res[1])
+	c.resv = reservation{raw: "p|" + res[1] + "|" + res[2], slot: slot, at: redisNow}
+
+	if err := s.take(ctx, c); err != nil {
+		s.unreserve(c)
+		return Coupon{}, false, nil, err
+	}
+	out := s.writer.write(ctx, c)
+	switch {
+	case out.err == nil:
+		cp := Coupon{ID: out.id, TemplateID: t.ID, UserID: user, RequestID: requestID, Status: Unused,
+			ExpiresAt: c.expiresAt, ClaimedAt: c.claimedAt, UpdatedAt: c.claimedAt}
+		if !now.Before(cp.ExpiresAt) {
+			cp.Status = Expired
+		}
+		return cp, true, nil, nil
+	case out.known:
+		// Nothing was written: give the slot and the coupon back.
+		s.unreserve(c)
+		s.giveback(c)
+		if out.existing != nil {
+			if out.existing.UserID == user {
+				return *out.existing, false, nil, nil
+			}
+			return Coupon{}, false, nil, fmt.Errorf("claim %q: %w", requestID, ErrRequestConflict)
+		}
+		return Coupon{}, false, nil, out.err
+	}
+	// Unknown outcome: the hold and the reservation stay for reconcile.
+	s.log.WarnContext(ctx, "claim outcome unknown; left for reconcile", "template_id", t.ID, "user_id", user,
+		"request_id", requestID, "err", out.err)
+	return Coupon{}, false, nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, out.err)
+}
+
+// take takes one coupon from a sub-stock of c's template.
+func (s *Service) take(ctx context.Context, c *claim) error {
+	t := c.template
+	empty := s.hinted(t)
+	order := rand.Perm(t.SubStocks)
+	missing := 0
+	for _, i := range order {
+		if empty[i] {
+			continue
+		}
+		seq, err := s.pipe.run(ctx, takeScript, []string{s.keys.sub(t.ID, i)}, c.requestID, c.user, c.resv.slot,
+			c.resv.at, s.cfg.WriteBudget.Milliseconds()).Int64()
+		if err != nil {
+			return fmt.Errorf("coupon: take stock of template %d: %w: %w", t.ID, ErrStockUnavailable, err)
+		}
+		switch seq {
+		case -1:
+			s.hintEmpty(t, i)
+		case -2:
+			missing++
+		case -3:
+			return fmt.Errorf("coupon: claim %q took longer than %v: %w", c.requestID, s.cfg.WriteBudget, ErrStockUnavailable)
+		case -4:
+		default:
+			c.sub, c.seq = i, seq
+			return nil
+		}
+	}
+	if missing > 0 {
+		return fmt.Errorf("coupon: template %d has %d sub-stocks missing in Redis: %w", t.ID, missing, ErrStockUnavailable)
+	}
+	return fmt.Errorf("claim template %d: %w", t.ID, ErrSoldOut)
+}
+
+// cleanupTimeout bounds give-backs, which run even when the request's
+// context has ended; whatever they leave, reconcile settles.
+const cleanupTimeout = 5 * time.Second
+
+func (s *Service) unreserve(c *claim) {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	if err := unreserveScript.Run(ctx, s.rdb, []string{s.keys.user(c.template.ID, c.user)}, c.requestID, c.resv.raw).Err(); err != nil {
+		s.log.Warn("give back a reservation; reconcile or a retry will", "template_id", c.template.ID,
+			"user_id", c.user, "request_id", c.requestID, "err", err)
+	}
+}
+
+func (s *Service) giveback(c *claim) {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	if err := givebackScript.Run(ctx, s.rdb, []string{s.keys.sub(c.template.ID, c.sub)}, c.requestID, c.seq).Err(); err != nil {
+		s.log.Warn("give back stock; reconcile will", "template_id", c.template.ID,
+			"request_id", c.requestID, "err", err)
+	}
+}
+
+// staleReservations lists the user's pending reservations older than the
+// reconcile deadline.
+func (s *Service) staleReservations(ctx context.Context, userKey string, redisNow int64) ([]staleResv, error) {
+	all, err := s.rdb.HGetAll(ctx, userKey).Result()
+	if err != nil {
+		return nil, fmt.Errorf("coupon: read reservations: %w", err)
+	}
+	var out []staleResv
+	for f, v := range all {
+		rid, ok := strings.CutPrefix(f, "r:")
+		if !ok {
+			continue
+		}
+		r, err := parseReservation(v)
+		if err != nil || r.done || redisNow-r.at <= s.cfg.ReconcileDeadline.Milliseconds() {
+			continue
+		}
+		out = append(out, staleResv{rid, r})
+	}
+	return out, nil
+}
+
+// settle decides a reservation older than the reconcile deadline (no
+// write for it can still commit): if MySQL has its coupon, it is marked
+// done and its hold dropped; if not, its slot and any hold's coupon are
+// given back. Idempotent.
+func (s *Service) settle(ctx context.Context, t Template, user int64, requestID string, r reservation) error {
+	cp, err := s.byRequest(ctx, t.ID, requestID)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	// Another user's row may hold the request_id: then this reservation
+	// never wrote, and is given back.
+	found := err == nil && cp.UserID == user
+	// The hold, if any, is in one of the sub-stocks.
+	for i := range t.SubStocks {
+		key := s.keys.sub(t.ID, i)
+		h, err := s.rdb.HGet(ctx, key, "h:"+requestID).Result()
+		if err != nil {
+			continue
+		}
+		hp := strings.Split(h, "|")
+		if len(hp) != 4 || hp[0] != strconv.FormatInt(user, 10) {
+			continue
+		}
+		script := givebackScript
+		if found {
+			script = releaseScript
+		}
+		if err := script.Run(ctx, s.rdb, []string{key}, requestID, hp[2]).Err(); err != nil {
+			return fmt.Errorf("coupon: settle hold %q: %w", requestID, err)
+		}
+	}
+	userKey := s.keys.user(t.ID, user)
+	if found {
+		return doneScript.Run(ctx, s.rdb, []string{userKey}, requestID, "d|"+strconv.Itoa(r.slot)+"|"+strconv.FormatInt(cp.ID, 10)).Err()
+	}
+	return unreserveScript.Run(ctx, s.rdb, []string{userKey}, requestID, r.raw).Err()
+}
+
+// claimAfterEnd answers a claim after grab_end: a retry of a claim that
+// succeeded gets its coupon, anything else ErrEnded.
+func (s *Service) claimAfterEnd(ctx context.Context, t Template, user int64, requestID string) (Coupon, bool, error) {
+	cp, err := s.byRequest(ctx, t.ID, requestID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Coupon{}, false, fmt.Errorf("claim template %d: %w", t.ID, ErrEnded)
+	case err != nil:
+		return Coupon{}, false, err
+	case cp.UserID != user:
+		return Coupon{}, false, fmt.Errorf("claim %q: %w", requestID, ErrRequestConflict)
+	}
+	return cp, false, nil
+}

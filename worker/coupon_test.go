@@ -1,0 +1,126 @@
+package worker_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"couponpush/config"
+	"couponpush/internal/apiclient"
+	"couponpush/internal/enginetest"
+	"couponpush/worker"
+)
+
+// TestCouponRole runs two in-process workers, one with the coupon role, and
+// shows its jobs at work: the Redis template cache written under the lock,
+// a template change reaching the other worker, drift repaired and exposed
+// as a metric, and an expired coupon swept.
+func TestCouponRole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	prefix := enginetest.Prefix(t)
+	dsn := enginetest.MySQL(t)
+	rdb := redis.NewClient(&redis.Options{Addr: enginetest.RedisAddr(t)})
+	t.Cleanup(func() { _ = rdb.Close() })
+	start := func(id string, roles ...string) string {
+		addr := freeAddr(t)
+		wc := config.Worker{
+			Roles: roles, HTTPAddr: addr, RedisAddrs: []string{enginetest.RedisAddr(t)}, RedisPrefix: prefix,
+			MySQLDSN: dsn, ConsulAddr: enginetest.Consul(t), ConsulPrefix: prefix,
+			ServiceName: strings.ToLower(strings.ReplaceAll(prefix, "_", "-")), WorkerID: prefix + "-" + id,
+			TemplateRefreshEvery: config.Duration(100 * time.Millisecond), CouponReconcileEvery: config.Duration(200 * time.Millisecond),
+			CouponSweepEvery: config.Duration(200 * time.Millisecond),
+		}.WithDefaults()
+		if err := wc.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		w, err := worker.Start(ctx, wc, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := w.Stop(); err != nil {
+				t.Error(err)
+			}
+		})
+		return "http://" + addr
+	}
+	jobs := start("w1", config.RoleAPI, config.RoleCoupon)
+	api := start("w2", config.RoleAPI)
+	do := func(base, method, path string, body any, want int, out any) {
+		t.Helper()
+		if err := apiclient.Do(ctx, http.DefaultClient, method, base+path, body, want, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	now := time.Now().UTC()
+	var tpl struct {
+		ID        int64  `json:"id"`
+		Name      string `json:"name"`
+		Remaining int64  `json:"remaining"`
+	}
+	do(api, "POST", "/v1/templates", map[string]any{"name": "role", "type": "fixed", "value": 100, "stock": 10, "substocks": 4,
+		"grab_start": now.Add(-time.Minute).Format(time.RFC3339Nano), "grab_end": now.Add(time.Hour).Format(time.RFC3339Nano),
+		"valid_until": now.Add(3 * time.Second).Format(time.RFC3339Nano)}, 201, &tpl)
+	var claimed struct {
+		Coupon struct {
+			ID int64 `json:"id"`
+		} `json:"coupon"`
+	}
+	for u := 1; u <= 3; u++ {
+		do(api, "POST", fmt.Sprintf("/v1/templates/%d/claims", tpl.ID), map[string]any{"user_id": u, "request_id": fmt.Sprint("r", u)}, 201, &claimed)
+	}
+
+	key := fmt.Sprintf("%s:tpl:%d", prefix, tpl.ID)
+	enginetest.Eventually(t, "the template in the Redis cache", 10*time.Second, func() bool {
+		return rdb.Exists(ctx, key).Val() == 1
+	})
+
+	do(jobs, "PATCH", fmt.Sprintf("/v1/templates/%d", tpl.ID), map[string]any{"name": "renamed"}, 200, nil)
+	enginetest.Eventually(t, "the rename seen by the other worker", 10*time.Second, func() bool {
+		do(api, "GET", fmt.Sprintf("/v1/templates/%d", tpl.ID), nil, 200, &tpl)
+		return tpl.Name == "renamed"
+	})
+
+	// Two coupons appear in a sub-stock from nowhere: reconcile takes them
+	// back and says so on /metrics.
+	rdb.HIncrBy(ctx, fmt.Sprintf("%s:{%s:t%d:s0}", prefix, prefix, tpl.ID), "left", 2)
+	enginetest.Eventually(t, "drift repaired", 10*time.Second, func() bool {
+		do(api, "GET", fmt.Sprintf("/v1/templates/%d", tpl.ID), nil, 200, &tpl)
+		return tpl.Remaining == 7 && strings.Contains(metricsOf(t, jobs), "couponpush_coupon_stock_repaired_total 2\n")
+	})
+	if m := metricsOf(t, jobs); !strings.Contains(m, "couponpush_coupon_stock_drift ") {
+		t.Fatalf("no drift gauge in /metrics")
+	}
+
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	enginetest.Eventually(t, "the coupons swept as expired", 15*time.Second, func() bool {
+		var n int
+		_ = db.QueryRow("SELECT COUNT(*) FROM coupons WHERE template_id = ? AND status = 'expired'", tpl.ID).Scan(&n)
+		return n == 3
+	})
+}
+
+func metricsOf(t *testing.T, base string) string {
+	t.Helper()
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
