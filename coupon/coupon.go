@@ -180,7 +180,8 @@ WHERE id = ? AND user_id = ? AND status = 'unused' AND expires_at > ?`,
 
 // Unlock puts coupon id of user back to unused when it is locked for order
 // (the order was cancelled). Unlocking an unused coupon is a no-op;
-// ErrLocked if another order holds it; ErrAlreadyUsed once used.
+// ErrLocked if another order holds it; ErrAlreadyUsed once used;
+// ErrExpired once expires_at passed, before the sweep as after it.
 func (s *Service) Unlock(ctx context.Context, user, id int64, order string) (Coupon, error) {
 	if err := errors.Join(checkID("user_id", user), checkClientID("order_id", order)); err != nil {
 		return Coupon{}, firstValidation(err)
@@ -188,8 +189,8 @@ func (s *Service) Unlock(ctx context.Context, user, id int64, order string) (Cou
 	now := norm(s.now())
 	return s.transition(ctx, user, id, order, now,
 		`UPDATE coupons SET status = 'unused', order_id = NULL, updated_at = ?
-WHERE id = ? AND user_id = ? AND status = 'locked' AND order_id = ?`,
-		[]any{now, id, user, order},
+WHERE id = ? AND user_id = ? AND status = 'locked' AND order_id = ? AND expires_at > ?`,
+		[]any{now, id, user, order, now},
 		func(c Coupon) error {
 			switch {
 			case c.Status == Unused:

@@ -112,6 +112,19 @@ func TestLockUnlockRedeem(t *testing.T) {
 			t.Fatalf("before expiry the coupon should list as unused")
 		}
 	})
+	t.Run("unlock after expiry, before the sweep", func(t *testing.T) {
+		c := claim(t, 4, "exp-locked")
+		if _, err := f.svc.Lock(ctx, 4, c.ID, "o"); err != nil {
+			t.Fatal(err)
+		}
+		// As after the sweep: an expired coupon stays expired, whatever its order.
+		if _, err := after.Unlock(ctx, 4, c.ID, "o"); !errors.Is(err, ErrExpired) {
+			t.Fatalf("unlock after expiry: %v, want ErrExpired", err)
+		}
+		if got, err := after.Get(ctx, 4, c.ID); err != nil || got.Status != Expired {
+			t.Fatalf("read after the refused unlock: %+v, %v; want expired", got, err)
+		}
+	})
 }
 
 // TestRedeemRacesExpiry: redeems with a clock before expiry race a sweep

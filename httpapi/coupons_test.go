@@ -89,6 +89,12 @@ func TestCouponsAPI(t *testing.T) {
 					t.Errorf("template %s", r.raw)
 				}
 			}},
+		{name: "rename answers the live stock", method: "PATCH", path: func() string { return fmt.Sprintf("/v1/templates/%d", hot) }, body: `{"name":"hot, renamed"}`, wantStatus: 200, wantRows: 3,
+			check: func(t *testing.T, r response) {
+				if r.body["name"] != "hot, renamed" || r.body["remaining"].(float64) != 0 || r.body["issued"].(float64) != 3 {
+					t.Errorf("template %s", r.raw)
+				}
+			}},
 		{name: "add stock", method: "POST", path: func() string { return fmt.Sprintf("/v1/templates/%d/stock", hot) }, body: `{"add":2}`, wantStatus: 200, wantRows: 3,
 			check: func(t *testing.T, r response) {
 				if r.body["remaining"].(float64) != 2 || r.body["stock"].(float64) != 5 {

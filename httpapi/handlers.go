@@ -70,6 +70,16 @@ func (a *api) updateTemplate(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if a.cfg.Coupons != nil {
+		// The stock figures live in Redis (a PATCH cannot change stock):
+		// answer them as GET does.
+		live, err := a.cfg.Coupons.Template(r.Context(), id)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		t.Remaining, t.Issued = live.Remaining, live.Issued
+	}
 	writeJSON(w, http.StatusOK, templateOut(t))
 }
 
