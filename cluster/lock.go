@@ -123,6 +123,7 @@ func (c *Client) Lock(ctx context.Context, name string) (release func(), lost <-
 		release()
 		return nil, nil, fmt.Errorf("consul lock %s: %w", key, context.Cause(ctx))
 	}
-	c.logger.Info("consul lock acquired", slog.String("lock", key))
+	// Debug: periodic jobs take their lock every few seconds.
+	c.logger.Debug("consul lock acquired", slog.String("lock", key))
 	return release, lostCh, nil
 }

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -75,7 +76,11 @@ func (w *Worker) startCoupon(ctx context.Context, consul *cluster.Client, svc *c
 		missing.Set(float64(res.Missing))
 		repaired.Add(float64(res.Repaired))
 		settled.Add(float64(res.Settled))
-		w.log.Info("coupon reconcile", "templates", res.Templates, "drift", res.Drift, "repaired", res.Repaired,
+		level := slog.LevelDebug // a quiet pass is not news
+		if res.Drift != 0 || res.Repaired != 0 || res.Settled != 0 || res.Missing != 0 {
+			level = slog.LevelInfo
+		}
+		w.log.Log(ctx, level, "coupon reconcile", "templates", res.Templates, "drift", res.Drift, "repaired", res.Repaired,
 			"settled", res.Settled, "missing", res.Missing)
 		if err != nil {
 			w.log.Warn("coupon reconcile", "err", err)
