@@ -23,14 +23,17 @@ if #users == 0 then return {next_work(KEYS[1], KEYS[3]), false} end
 local recs = redis.call('HMGET', KEYS[2], unpack(users))
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #users - 1)
 local pushes, hset, hdel, zadd = {}, {}, {}, {}
-for i, user in ipairs(users) do
-  local rec = recs[i]
-  local tid, ms, ver
-  if rec then tid, ms, ver = string.match(rec, '^(%d+),(%d+),(%d+),P;$') end
+local np, nh = 0, 0 -- lengths of pushes and hset
+for i = 1, #users do
+  local user, rec = users[i], recs[i]
+  local tid, ms
+  if rec then tid, ms = string.match(rec, '^(%d+),(%d+),%d+,P;$') end
   if tid and tonumber(ms) <= now then
-    pushes[#pushes + 1] = user .. '|' .. tid .. ':' .. ms
-    hset[#hset + 1] = user
-    hset[#hset + 1] = tid .. ',' .. ms .. ',' .. ver .. ',F;'
+    np = np + 1
+    pushes[np] = user .. '|' .. tid .. ':' .. ms
+    nh = nh + 2
+    hset[nh - 1] = user
+    hset[nh] = string.sub(rec, 1, -3) .. 'F;'
   else
     local list = parse(rec)
     local first = nil
@@ -56,13 +59,15 @@ for i, user in ipairs(users) do
       end)
       local parts = {}
       for j, e in ipairs(taken) do parts[j] = e.tid .. ':' .. string.format('%d', e.ms) end
-      pushes[#pushes + 1] = user .. '|' .. table.concat(parts, ',')
+      np = np + 1
+      pushes[np] = user .. '|' .. table.concat(parts, ',')
     end
     if #keep == 0 then
       hdel[#hdel + 1] = user
     else
-      hset[#hset + 1] = user
-      hset[#hset + 1] = pack(keep)
+      nh = nh + 2
+      hset[nh - 1] = user
+      hset[nh] = pack(keep)
       local s = score(keep, ttl)
       if s then
         zadd[#zadd + 1] = s
@@ -71,11 +76,11 @@ for i, user in ipairs(users) do
     end
   end
 end
-if #hset > 0 then bulk('HSET', KEYS[2], hset) end
+if nh > 0 then bulk('HSET', KEYS[2], hset) end
 if #hdel > 0 then bulk('HDEL', KEYS[2], hdel) end
 if #zadd > 0 then bulk('ZADD', KEYS[1], zadd) end
 local chunk = false
-if #pushes > 0 then
+if np > 0 then
   chunk = table.concat(pushes, '\n')
   redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), chunk)
 end
