@@ -59,17 +59,21 @@ func Shard(userID int64, n int) int {
 	return int(h.Sum64() % uint64(n))
 }
 
-// Add indexes e in its queue under queue count n. It is idempotent: when the
-// queue holds this (user, template) at an equal or newer version it changes
-// nothing, so a retried PUT repairs a lost write and never revives a cancel.
-// It returns ErrInFlight if the reminder was already taken from the queue.
+// Add indexes e in its queue under a fixed queue count n, for queues that
+// never had a layout recorded (tests, tools); it answers ErrStaleCount from
+// a queue that follows a layout. Services write through a Router, which
+// follows N as it changes. It is idempotent: when the queue holds this
+// (user, template) at an equal or newer version it changes nothing, so a
+// retried PUT repairs a lost write and never revives a cancel. It returns
+// ErrInFlight if the reminder was already taken from the queue.
 func (c *Client) Add(ctx context.Context, n int, e Entry) error {
 	return c.write(ctx, addScript, "add", n, e)
 }
 
 // Cancel replaces e's reminder by a tombstone at e.Version (which must be
-// newer than the version that added it). It returns ErrInFlight when the
-// reminder was already taken from the queue: it is being or was published.
+// newer than the version that added it), under a fixed queue count n as
+// Add. It returns ErrInFlight when the reminder was already taken from the
+// queue: it is being or was published.
 func (c *Client) Cancel(ctx context.Context, n int, e Entry) error {
 	return c.write(ctx, cancelScript, "cancel", n, e)
 }
