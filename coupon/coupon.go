@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // Sentinel errors of claims and coupons, which the API maps to its codes.
@@ -243,7 +246,7 @@ func stateError(c Coupon) error {
 // coupon is read and explain says why (nil: the state is already the
 // wanted one).
 func (s *Service) transition(ctx context.Context, user, id int64, order string, now time.Time, stmt string, args []any, explain func(Coupon) error) (Coupon, error) {
-	res, err := s.db.ExecContext(ctx, stmt, args...)
+	res, err := s.execRetry(ctx, stmt, args...)
 	if err != nil {
 		return Coupon{}, fmt.Errorf("coupon: update coupon %d: %w", id, err)
 	}
@@ -330,7 +333,7 @@ func (s *Service) SweepExpired(ctx context.Context, batch int) (int64, error) {
 	var total int64
 	for {
 		now := norm(s.now())
-		res, err := s.db.ExecContext(ctx, `UPDATE coupons SET status = 'expired', updated_at = ?
+		res, err := s.execRetry(ctx, `UPDATE coupons SET status = 'expired', updated_at = ?
 WHERE status IN ('unused','locked') AND expires_at <= ? ORDER BY expires_at LIMIT ?`, now, now, batch)
 		if err != nil {
 			return total, fmt.Errorf("coupon: sweep expired coupons: %w", err)
@@ -345,6 +348,27 @@ WHERE status IN ('unused','locked') AND expires_at <= ? ORDER BY expires_at LIMI
 		}
 		if err := ctx.Err(); err != nil {
 			return total, err
+		}
+	}
+}
+
+// execRetry runs one autocommit statement, again when InnoDB chose it as a
+// deadlock victim (error 1213): the statement was rolled back whole, so
+// running it again is safe. A redeem and the expiry sweep's range UPDATE
+// can deadlock on the status index; neither should fail for it.
+func (s *Service) execRetry(ctx context.Context, stmt string, args ...any) (sql.Result, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := s.db.ExecContext(ctx, stmt, args...)
+		var me *mysql.MySQLError
+		if err == nil || attempt == 5 || !errors.As(err, &me) || me.Number != 1213 {
+			return res, err
+		}
+		t := time.NewTimer(time.Duration(attempt) * time.Duration(1+rand.IntN(5)) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
 		}
 	}
 }
