@@ -335,7 +335,16 @@ func waitMove(ctx context.Context, a *admin, qcl *queue.Client, m int, start que
 	var last queue.LayoutStatus
 	var seen bool
 	var lastErr error
-	for {
+	for polls := 0; ; polls++ {
+		// About once a second: has someone set another N meanwhile? Then
+		// this move is not the one workers will finish.
+		if polls%10 == 9 {
+			if c, err := a.needConsul(); err == nil {
+				if n, _, found, err := c.QueueCount(ctx); err == nil && found && n != m {
+					return last, fmt.Errorf("the queue count in Consul changed to %d while waiting for %d (someone else set it); workers move to %d: watch with `scheduler-admin queues`", n, m, n)
+				}
+			}
+		}
 		st, found, err := qcl.LayoutStatus(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:

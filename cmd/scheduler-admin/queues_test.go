@@ -193,6 +193,35 @@ func TestQueuesSetFollowsTheMove(t *testing.T) {
 	// Already there: nothing to wait for.
 	runCLI(t, append(e.flags(), "queues", "set", "3")...).want(t, 0, "already 3", "")
 
+	// Another operator sets N while this one waits: it says so and stops.
+	changed := make(chan error, 1)
+	go func() {
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			n, idx, _, err := e.consul.QueueCount(ctx)
+			if err != nil {
+				changed <- err
+				return
+			}
+			if n == 8 {
+				_, err := e.consul.SetQueueCount(ctx, 10, idx)
+				changed <- err
+				return
+			}
+		}
+		changed <- errors.New("queues set 8 never wrote 8")
+	}()
+	r = runCLI(t, append(e.flags(), "queues", "set", "8", "-wait-timeout", "30s")...)
+	if err := <-changed; err != nil {
+		t.Fatal(err)
+	}
+	r.want(t, 1, "3 -> 8", "changed to 10 while waiting for 8")
+	// Put N back to 3 for the next step.
+	if _, idx, _, err := e.consul.QueueCount(ctx); err != nil {
+		t.Fatal(err)
+	} else if ok, err := e.consul.SetQueueCount(ctx, 3, idx); err != nil || !ok {
+		t.Fatalf("set N back to 3: %v %v", ok, err)
+	}
+
 	// Nobody moves: the wait gives up with a clear message.
 	t0 := time.Now()
 	r = runCLI(t, append(e.flags(), "queues", "set", "9", "-wait-timeout", "500ms")...)
