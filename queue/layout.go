@@ -495,47 +495,12 @@ func (r *Router) Observe(l Layout) {
 }
 
 // Indexed reports, for each entry, whether a queue that may hold its user
-// under the router's view holds that (user, template) in any state, or the
-// user is in transit between queues.
+// under the router's view holds that (user, template) in any state, or
+// holds it in transit between queues (see Client.States).
 func (r *Router) Indexed(ctx context.Context, entries []Entry) ([]bool, error) {
 	l, err := r.Layout(ctx)
 	if err != nil {
 		return nil, err
 	}
-	pipe := r.c.rdb.Pipeline()
-	type probe struct {
-		recs   []*redis.StringCmd
-		moving *redis.BoolCmd
-	}
-	probes := make([]probe, len(entries))
-	for i, e := range entries {
-		user := strconv.FormatInt(e.UserID, 10)
-		homes := l.Homes(e.UserID)
-		for _, q := range homes {
-			probes[i].recs = append(probes[i].recs, pipe.HGet(ctx, r.c.keys(q).items, user))
-		}
-		if len(homes) == 2 {
-			probes[i].moving = pipe.HExists(ctx, r.c.keys(homes[0]).moving, user)
-		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("queue indexed: %w", err)
-	}
-	out := make([]bool, len(entries))
-	for i, e := range entries {
-		for _, cmd := range probes[i].recs {
-			rec, err := cmd.Result()
-			if errors.Is(err, redis.Nil) {
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("queue indexed user %d: %w", e.UserID, err)
-			}
-			out[i] = out[i] || hasTemplate(rec, e.TemplateID)
-		}
-		if m := probes[i].moving; m != nil && m.Val() {
-			out[i] = true
-		}
-	}
-	return out, nil
+	return r.c.indexed(ctx, l, entries)
 }

@@ -405,43 +405,24 @@ func leaseErr(op string, q int, err error) error {
 
 var errBadPush = errors.New("malformed push")
 
-// Indexed reports, for each entry, whether its queue under count n holds
-// that (user, template) in any state (pending, cancelled, taken). One
-// pipelined HGET per entry; no script, so it is cheap to run over many.
+// Indexed reports, for each entry, whether its queue under a fixed count n
+// holds that (user, template) in any state (pending, cancelled, taken).
+// One pipelined round trip; no script, so it is cheap to run over many.
 func (c *Client) Indexed(ctx context.Context, n int, entries []Entry) ([]bool, error) {
-	pipe := c.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(entries))
-	for i, e := range entries {
-		cmds[i] = pipe.HGet(ctx, c.keys(Shard(e.UserID, n)).items, strconv.FormatInt(e.UserID, 10))
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("queue indexed: %w", err)
-	}
-	out := make([]bool, len(entries))
-	for i, e := range entries {
-		rec, err := cmds[i].Result()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("queue indexed user %d: %w", e.UserID, err)
-		}
-		out[i] = hasTemplate(rec, e.TemplateID)
-	}
-	return out, nil
+	return c.indexed(ctx, Layout{From: n, To: n, Span: n}, entries)
 }
 
-// hasTemplate reports whether a packed record "tid,ms,ver,state;..." holds tid.
-func hasTemplate(rec string, tid int64) bool {
-	want := strconv.FormatInt(tid, 10) + ","
-	for rec != "" {
-		var r string
-		r, rec, _ = strings.Cut(rec, ";")
-		if strings.HasPrefix(r, want) {
-			return true
-		}
+// indexed is Indexed under layout l: any state found by States.
+func (c *Client) indexed(ctx context.Context, l Layout, entries []Entry) ([]bool, error) {
+	st, err := c.States(ctx, l, entries)
+	if err != nil {
+		return nil, err
 	}
-	return false
+	out := make([]bool, len(entries))
+	for i, s := range st {
+		out[i] = s != 0
+	}
+	return out, nil
 }
 
 // SetPaused pauses (or resumes) emitting for every worker of this prefix.
