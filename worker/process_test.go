@@ -207,6 +207,31 @@ func call(t *testing.T, method, url string, body any) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
+// checkDelivered fails t unless every wanted reminder arrived, no cancelled
+// one did, none arrived under two push_ids and nothing else arrived; rule
+// names the invariants at stake. It returns the summary.
+func checkDelivered(t *testing.T, rule string, col *pushtest.Collector, want, cancelled map[pushtest.Pair]bool) pushtest.Report {
+	t.Helper()
+	r := pushtest.Summarise(col.All())
+	for k := range want {
+		if len(r.Reminders[k]) == 0 {
+			t.Fatalf("%s: reminder %v never delivered", rule, k)
+		}
+	}
+	for k := range cancelled {
+		if len(r.Reminders[k]) > 0 {
+			t.Fatalf("%s: reminder %v delivered after its cancel answered 204", rule, k)
+		}
+	}
+	if len(r.IDConflicts) > 0 {
+		t.Fatalf("%s: %d reminders delivered under more than one push_id, e.g. %v", rule, len(r.IDConflicts), r.IDConflicts[0])
+	}
+	if r.Unique() != len(want) {
+		t.Fatalf("%s: delivered %d distinct reminders, want %d", rule, r.Unique(), len(want))
+	}
+	return r
+}
+
 func ms(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 
 // TestKillOneOfThreeWorkersMidBurst proves R1, R2, R4, R5 and R7 end to end:
@@ -336,23 +361,7 @@ func TestKillOneOfThreeWorkersMidBurst(t *testing.T) {
 	})
 	enginetest.Eventually(t, "every reminder delivered", 90*time.Second, func() bool { return pushtest.Summarise(col.All()).Unique() >= len(want) })
 	t.Logf("burst complete %v after the kill", time.Since(killedAt).Round(time.Millisecond))
-	r := pushtest.Summarise(col.All())
-	for k := range want {
-		if len(r.Reminders[k]) == 0 {
-			t.Fatalf("R1/R7: reminder %v never delivered", k)
-		}
-	}
-	for k := range cancelled {
-		if len(r.Reminders[k]) > 0 {
-			t.Fatalf("R2: cancelled reminder %v delivered", k)
-		}
-	}
-	if len(r.IDConflicts) > 0 {
-		t.Fatalf("R5: %d reminders delivered under more than one push_id, e.g. %v", len(r.IDConflicts), r.IDConflicts[0])
-	}
-	if r.Unique() != len(want) {
-		t.Fatalf("delivered %d distinct reminders, want %d", r.Unique(), len(want))
-	}
+	r := checkDelivered(t, "R1/R2/R5/R7", col, want, cancelled)
 	merged := 0
 	for _, g := range col.All() {
 		if len(g.Items) == 2 {

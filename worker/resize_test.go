@@ -218,23 +218,7 @@ func TestChangeNDuringBurst(t *testing.T) {
 	enginetest.Eventually(t, "every reminder delivered", 120*time.Second, func() bool {
 		return pushtest.Summarise(col.All()).Unique() >= len(want)
 	})
-	r := pushtest.Summarise(col.All())
-	for k := range want {
-		if len(r.Reminders[k]) == 0 {
-			t.Fatalf("R6: reminder %v never delivered", k)
-		}
-	}
-	for k := range cancelled {
-		if len(r.Reminders[k]) > 0 {
-			t.Fatalf("R2/R6: reminder %v delivered after its cancel answered 204", k)
-		}
-	}
-	if len(r.IDConflicts) > 0 {
-		t.Fatalf("R6: %d reminders delivered under more than one push_id, e.g. %v", len(r.IDConflicts), r.IDConflicts[0])
-	}
-	if r.Unique() != len(want) {
-		t.Fatalf("delivered %d distinct reminders, want %d", r.Unique(), len(want))
-	}
+	r := checkDelivered(t, "R2/R6", col, want, cancelled)
 	// Merges intact: every user with both A and B active got them in one push.
 	together := map[int64]bool{}
 	for _, g := range col.All() {
