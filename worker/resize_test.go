@@ -303,7 +303,7 @@ func TestConsulOutageKeepsPushing(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return string(b)
 	}
-	if m := metrics(); !strings.Contains(m, "couponpush_queue_count 4\n") {
+	if m := metrics(); !strings.Contains(m, "couponpush_queue_count 4\n") || !strings.Contains(m, "couponpush_resize_coordinator ") {
 		t.Fatalf("queue count during the outage is not the last known 4:\n%s", m)
 	}
 

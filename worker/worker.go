@@ -297,6 +297,12 @@ func (w *Worker) startResize(ctx context.Context, consul *cluster.Client, idx *q
 	st := w.resize.Stats()
 	reg.CounterFunc("couponpush_resize_users_moved_total", "Users this worker moved to a new queue while N changed.", func() float64 { return float64(st.Moved.Load()) })
 	reg.CounterFunc("couponpush_resize_moves_total", "Changes of N this worker coordinated to the end.", func() float64 { return float64(st.Moves.Load()) })
+	reg.GaugeFunc("couponpush_resize_coordinator", "1 while this worker holds the resize lock and coordinates changes of N.", func() float64 {
+		if st.Leading.Load() {
+			return 1
+		}
+		return 0
+	})
 	reg.CounterFunc("couponpush_resize_errors_total", "Failed resize steps (each is retried).", func() float64 { return float64(st.MoveErrs.Load()) })
 	reg.GaugeFunc("couponpush_queue_span", "Queues this worker visits: N, plus queues a smaller N left until they drain.", func() float64 { return float64(router.Span()) })
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
