@@ -13,9 +13,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"runtime/pprof"
+	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -276,6 +279,9 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 		return result{}, err
 	}
 	defer col.stop()
+	// The drain's figures (profile, Redis CPU, slot times) start at due,
+	// not while the workers idle before it.
+	time.Sleep(time.Until(due.Add(-20 * time.Millisecond)))
 	if s.cfg.CPUProfile != "" {
 		f, err := os.Create(s.cfg.CPUProfile)
 		if err != nil {
@@ -285,10 +291,10 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return result{}, err
 		}
-		defer pprof.StopCPUProfile()
+		defer pprof.StopCPUProfile() // on an error before the drain ends
 	}
 	base, markBase := s.published(), s.marked()
-	cpu0 := redisCPU(ctx, s.rdb)
+	cpu0, cmd0, mach0, self0 := redisCPU(ctx, s.rdb), redisCommands(ctx, s.rdb), machineCPU(), selfCPU()
 	p0, b0, u0, a0 := s.steps()
 	for s.published()-base < int64(k) {
 		if time.Since(due) > 5*time.Minute {
@@ -297,10 +303,17 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 		time.Sleep(time.Millisecond)
 	}
 	drain := time.Since(due)
+	if s.cfg.CPUProfile != "" {
+		pprof.StopCPUProfile() // the profile covers the drain, not the marking after it
+	}
 	p1, b1, u1, a1 := s.steps()
 	steps := fmt.Sprintf("during the drain: slot time in pop %v, build %v, publish %v, ack %v; redis-server CPU %v",
 		(p1 - p0).Round(time.Millisecond), (b1 - b0).Round(time.Millisecond), (u1 - u0).Round(time.Millisecond),
 		(a1 - a0).Round(time.Millisecond), (redisCPU(ctx, s.rdb) - cpu0).Round(time.Millisecond))
+	busy, steal, total := machineCPU().since(mach0)
+	steps += fmt.Sprintf("\n  machine CPU during the drain: busy %v of %v (%d cores; this process, workers and consumer, %v), stolen by the hypervisor %v",
+		busy.Round(time.Millisecond), total.Round(time.Millisecond), runtime.NumCPU(), (selfCPU() - self0).Round(time.Millisecond), steal.Round(time.Millisecond))
+	steps += "\n  Redis time by command during the drain (scripts include the commands they call): " + topCommands(cmd0, redisCommands(ctx, s.rdb), 6)
 	late, err := col.wait(k)
 	if err != nil {
 		return result{}, err
@@ -345,6 +358,89 @@ func (s *stack) spread(ctx context.Context, k int, over time.Duration) (result, 
 }
 
 func quiet(p *nsq.Producer) { p.SetLogger(log.New(io.Discard, "", 0), nsq.LogLevelError) }
+
+// redisCommands reads INFO commandstats: microseconds spent per command.
+func redisCommands(ctx context.Context, rdb *redis.Client) map[string]int64 {
+	out := map[string]int64{}
+	info, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(info, "\n") {
+		name, stats, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "cmdstat_"), ":")
+		if !ok {
+			continue
+		}
+		for _, kv := range strings.Split(stats, ",") {
+			if v, ok := strings.CutPrefix(kv, "usec="); ok {
+				out[name], _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+	}
+	return out
+}
+
+// topCommands formats the n commands that spent the most time between two
+// commandstats readings.
+func topCommands(before, after map[string]int64, n int) string {
+	type spent struct {
+		name string
+		us   int64
+	}
+	var all []spent
+	for name, us := range after {
+		if d := us - before[name]; d > 0 {
+			all = append(all, spent{name, d})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].us > all[j].us })
+	var parts []string
+	for _, sp := range all[:min(n, len(all))] {
+		parts = append(parts, fmt.Sprintf("%s %v", sp.name, (time.Duration(sp.us) * time.Microsecond).Round(time.Millisecond)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// cpuTimes are the machine's CPU counters from /proc/stat (all cores), in
+// clock ticks; zero where /proc is not there.
+type cpuTimes struct{ busy, steal, total int64 }
+
+func machineCPU() cpuTimes {
+	var t cpuTimes
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return t
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		t.total += n
+		switch i {
+		case 3, 4: // idle, iowait
+		case 7:
+			t.steal += n
+		default:
+			t.busy += n
+		}
+	}
+	return t
+}
+
+// since converts the counters gone by since c0 to durations (USER_HZ=100).
+func (c cpuTimes) since(c0 cpuTimes) (busy, steal, total time.Duration) {
+	const tick = 10 * time.Millisecond
+	return time.Duration(c.busy-c0.busy) * tick, time.Duration(c.steal-c0.steal) * tick, time.Duration(c.total-c0.total) * tick
+}
+
+// selfCPU is the CPU time this process has used (user + system).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // redisCPU is the CPU time redis-server has used (user + system).
 func redisCPU(ctx context.Context, rdb *redis.Client) time.Duration {
