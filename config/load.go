@@ -48,7 +48,7 @@ var fields = []field{
 	{"lease", "LEASE", "queue lease time", func(w *Worker) any { return &w.Lease }},
 	{"lease-renew", "LEASE_RENEW", "queue lease renewal interval (< lease)", func(w *Worker) any { return &w.LeaseRenew }},
 	{"in-flight-deadline", "IN_FLIGHT_DEADLINE", "republish a popped push not acknowledged within this", func(w *Worker) any { return &w.InFlightDeadline }},
-	{"mark-interval", "MARK_INTERVAL", "sent-marks go to MySQL once deliveries pause this long (and at least every 10s)", func(w *Worker) any { return &w.MarkInterval }},
+	{"mark-interval", "MARK_INTERVAL", "sent-marks go to MySQL once deliveries pause this long cluster-wide (and at least every 10s)", func(w *Worker) any { return &w.MarkInterval }},
 	{"drain-timeout", "DRAIN_TIMEOUT", "how long shutdown waits for in-flight work", func(w *Worker) any { return &w.DrainTimeout }},
 	{"pop-batch", "POP_BATCH", "users per pop call (max 5000)", func(w *Worker) any { return &w.PopBatch }},
 	{"slots", "SLOTS", "queues this process works at once", func(w *Worker) any { return &w.Slots }},

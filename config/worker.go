@@ -104,9 +104,11 @@ type Worker struct {
 	// InFlightDeadline is how long a popped push may stay unacknowledged
 	// before recovery republishes it. Default 10s.
 	InFlightDeadline Duration `json:"in_flight_deadline"`
-	// MarkInterval: sent-marks are written to MySQL once deliveries have
-	// paused this long, so bookkeeping does not compete with a burst; a
-	// mark never waits more than 10s. Default 200ms.
+	// MarkInterval: sent-marks are written to MySQL once this worker's
+	// deliveries have paused this long and no queue has been due for
+	// longer (a burst another worker drains counts too), so bookkeeping
+	// does not compete with a burst; a mark never waits more than 10s.
+	// Default 200ms.
 	MarkInterval Duration `json:"mark_interval"`
 	// DrainTimeout bounds how long shutdown waits for in-flight work before
 	// handing it back. Default 15s.

@@ -98,12 +98,14 @@ type EntryState byte
 const (
 	StatePending    EntryState = 'P' // waiting for its time
 	StateCancelled  EntryState = 'C' // a tombstone, kept a while past its push time
-	StateTaken      EntryState = 'F' // popped: being or already published, until MySQL records it as sent
+	StateTaken      EntryState = 'F' // popped: being or already published, until MySQL records it as sent (also a P entry of a user without a due score: see lua/prelude.lua)
 	StateTakenMoved EntryState = 'S' // taken in another queue before a move brought the record here
 )
 
 func (s EntryState) String() string {
 	switch s {
+	case 0:
+		return "none"
 	case StatePending:
 		return "pending"
 	case StateCancelled:
@@ -136,8 +138,13 @@ func (c *Client) UserRecord(ctx context.Context, q int, userID int64) (entries [
 	user := strconv.FormatInt(userID, 10)
 	pipe := c.rdb.Pipeline()
 	items := pipe.HGet(ctx, k.items, user)
+	score := pipe.ZScore(ctx, k.due, user)
 	moving := pipe.HGet(ctx, k.moving, user)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, false, fmt.Errorf("queue user record %d in %d: %w", userID, q, err)
+	}
+	scored, err := hasScore(score)
+	if err != nil {
 		return nil, false, fmt.Errorf("queue user record %d in %d: %w", userID, q, err)
 	}
 	for _, cmd := range []*redis.StringCmd{items, moving} {
@@ -157,10 +164,34 @@ func (c *Client) UserRecord(ctx context.Context, q int, userID int64) (entries [
 			for i := range es {
 				es[i].InTransit = true
 			}
+		} else {
+			resolveTaken(es, scored)
 		}
 		entries = append(entries, es...)
 	}
 	return entries, inTransit, nil
+}
+
+// hasScore reports whether a ZSCORE found its member.
+func hasScore(cmd *redis.FloatCmd) (bool, error) {
+	err := cmd.Err()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// resolveTaken makes implicit taken entries explicit: a P entry of a user
+// without a due score was taken by a pop (see lua/prelude.lua).
+func resolveTaken(es []RecordEntry, scored bool) {
+	if scored {
+		return
+	}
+	for i := range es {
+		if es[i].State == StatePending {
+			es[i].State = StateTaken
+		}
+	}
 }
 
 // ErrBadRecord means a user's packed record does not parse.
@@ -204,14 +235,23 @@ func (c *Client) States(ctx context.Context, l Layout, entries []Entry) ([]Entry
 	if l.To < 1 || l.From < 1 {
 		return nil, fmt.Errorf("queue states: bad layout %s", l)
 	}
+	// A record of a queue's items hash comes with the user's due score there
+	// (nil for the moving hash, whose records have no implicit entries).
+	type read struct {
+		rec   *redis.StringCmd
+		score *redis.FloatCmd
+	}
 	pipe := c.rdb.Pipeline()
-	recs := make([][]*redis.StringCmd, len(entries))
+	recs := make([][]read, len(entries))
 	for i, e := range entries {
 		user := strconv.FormatInt(e.UserID, 10)
 		homes := l.Homes(e.UserID)
-		recs[i] = append(recs[i], pipe.HGet(ctx, c.keys(homes[0]).items, user))
+		k0 := c.keys(homes[0])
+		recs[i] = append(recs[i], read{pipe.HGet(ctx, k0.items, user), pipe.ZScore(ctx, k0.due, user)})
 		if len(homes) == 2 {
-			recs[i] = append(recs[i], pipe.HGet(ctx, c.keys(homes[0]).moving, user), pipe.HGet(ctx, c.keys(homes[1]).items, user))
+			k1 := c.keys(homes[1])
+			recs[i] = append(recs[i], read{rec: pipe.HGet(ctx, k0.moving, user)},
+				read{pipe.HGet(ctx, k1.items, user), pipe.ZScore(ctx, k1.due, user)})
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -219,8 +259,8 @@ func (c *Client) States(ctx context.Context, l Layout, entries []Entry) ([]Entry
 	}
 	out := make([]EntryState, len(entries))
 	for i, e := range entries {
-		for _, cmd := range recs[i] {
-			rec, err := cmd.Result()
+		for _, r := range recs[i] {
+			rec, err := r.rec.Result()
 			if errors.Is(err, redis.Nil) {
 				continue
 			}
@@ -230,6 +270,13 @@ func (c *Client) States(ctx context.Context, l Layout, entries []Entry) ([]Entry
 			es, err := ParseRecord(rec)
 			if err != nil {
 				return nil, fmt.Errorf("queue states user %d: %w", e.UserID, err)
+			}
+			if r.score != nil {
+				scored, err := hasScore(r.score)
+				if err != nil {
+					return nil, fmt.Errorf("queue states user %d: %w", e.UserID, err)
+				}
+				resolveTaken(es, scored)
 			}
 			for _, x := range es {
 				if x.TemplateID == e.TemplateID && out[i] == 0 {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"couponpush/internal/enginetest"
 )
 
@@ -83,5 +85,65 @@ func TestMoveReplaysWhatADeadMoverLeft(t *testing.T) {
 		if err != nil || rec != want {
 			t.Fatalf("user %d in its new queue: %q %v, want %q", u, rec, err, want)
 		}
+	}
+}
+
+// TestMoveInReplayKeepsATakenEntryTaken: a mover that died between merging
+// a record into its new queue and dropping it from the moving hash merges
+// it again later. If the new queue popped the user meanwhile (a pop leaves
+// a single pending entry as it is and drops the due score: see
+// lua/prelude.lua), the replay must not make that entry due again.
+func TestMoveInReplayKeepsATakenEntryTaken(t *testing.T) {
+	ctx := context.Background()
+	rdb := enginetest.Redis(t)
+	c := New(rdb, Options{Prefix: enginetest.Prefix(t)})
+	if _, err := c.InitLayout(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	var user int64
+	for u := int64(1); user == 0; u++ {
+		if Shard(u, 2) == 0 && Shard(u, 3) != 0 {
+			user = u
+		}
+	}
+	at := time.Now().Add(-time.Second) // due
+	if err := c.NewRouter(func() int { return 2 }).Add(ctx, Entry{UserID: user, TemplateID: 1, PushAt: at, Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := c.LayoutStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.BeginMove(ctx, st.Layout, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := c.keys(0), c.keys(Shard(user, 3))
+	out, err := moveOutScript.Run(ctx, rdb, []string{from.due, from.items, from.moving, from.epoch}, l.key(), user).StringSlice()
+	if err != nil || len(out) != 2 {
+		t.Fatalf("move out = %v, %v", out, err)
+	}
+	moveIn := func() {
+		t.Helper()
+		err := moveInScript.Run(ctx, rdb, []string{to.due, to.items, to.epoch}, l.key(), c.tombTTLms, out[0], out[1]).Err()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatalf("move in: %v", err)
+		}
+	}
+	moveIn()
+	lease, ok, err := c.Acquire(ctx, Shard(user, 3), 5*time.Second)
+	if err != nil || !ok {
+		t.Fatalf("acquire: %v %v", ok, err)
+	}
+	opts := PopOptions{MergeWindow: time.Second, MaxUsers: 10, Deadline: 10 * time.Second}
+	if p, err := c.Pop(ctx, lease, opts); err != nil || len(p.Chunk.Pushes) != 1 {
+		t.Fatalf("pop in the new queue = %v, %v; want the user", p.Chunk.Pushes, err)
+	}
+	moveIn() // the replay
+	if n, err := rdb.ZCard(ctx, to.due).Result(); err != nil || n != 0 {
+		t.Fatalf("due users after the replay: %d %v; want none", n, err)
+	}
+	if p, err := c.Pop(ctx, lease, opts); err != nil || len(p.Chunk.Pushes) != 0 {
+		t.Fatalf("pop after the replay = %v, %v; want nothing (taken already)", p.Chunk.Pushes, err)
 	}
 }

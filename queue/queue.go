@@ -296,9 +296,13 @@ type Marked struct {
 	AckedAt time.Time
 }
 
-// Marks returns up to max acked chunks of queue q, oldest first.
-func (c *Client) Marks(ctx context.Context, q int, max int) ([]Marked, error) {
-	zs, err := c.rdb.ZRangeWithScores(ctx, c.keys(q).marks, 0, int64(max)-1).Result()
+// Marks returns up to max acked chunks of queue q acked at or before t,
+// oldest first.
+func (c *Client) Marks(ctx context.Context, q int, t time.Time, max int) ([]Marked, error) {
+	zs, err := c.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
+		Key: c.keys(q).marks, Start: "-inf", Stop: strconv.FormatInt(t.UnixMilli(), 10),
+		ByScore: true, Count: int64(max),
+	}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("queue marks %d: %w", q, err)
 	}
@@ -313,6 +317,19 @@ func (c *Client) Marks(ctx context.Context, q int, max int) ([]Marked, error) {
 	return out, nil
 }
 
+// OldestMark returns when queue q's oldest unforgotten chunk was acked, or
+// the zero time when it has none.
+func (c *Client) OldestMark(ctx context.Context, q int) (time.Time, error) {
+	zs, err := c.rdb.ZRangeWithScores(ctx, c.keys(q).marks, 0, 0).Result()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("queue oldest mark %d: %w", q, err)
+	}
+	if len(zs) == 0 {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(int64(zs[0].Score)), nil
+}
+
 // Forget drops chunks of queue q whose sent-marks reached MySQL: their
 // marks and their users' taken entries. Idempotent.
 func (c *Client) Forget(ctx context.Context, q int, chunks []Chunk) error {
@@ -324,7 +341,7 @@ func (c *Client) Forget(ctx context.Context, q int, chunks []Chunk) error {
 	for i, ch := range chunks {
 		args[i] = ch.raw
 	}
-	if err := forgetScript.Run(ctx, c.rdb, []string{k.marks, k.items}, args...).Err(); err != nil {
+	if err := forgetScript.Run(ctx, c.rdb, []string{k.marks, k.items, k.due}, args...).Err(); err != nil {
 		return fmt.Errorf("queue forget %d: %w", q, err)
 	}
 	return nil

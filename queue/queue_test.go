@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,9 @@ import (
 func TestMain(m *testing.M) { enginetest.Main(m) }
 
 var t0 = time.Date(2026, 11, 23, 9, 59, 0, 0, time.UTC)
+
+// farFuture is after every ack a test makes.
+var farFuture = time.Now().Add(24 * time.Hour)
 
 func newClient(t *testing.T) (*queue.Client, redis.UniversalClient) {
 	t.Helper()
@@ -240,9 +244,16 @@ func TestRecoverRepublishesTheSameChunk(t *testing.T) {
 	if ok, err := c.Ack(ctx, next, late[0]); err != nil || ok {
 		t.Fatalf("second ack = %v, %v; want false", ok, err)
 	}
-	marks, err := c.Marks(ctx, 0, 10)
-	if err != nil || len(marks) != 1 {
-		t.Fatalf("marks = %v, %v", marks, err)
+	acked, err := c.OldestMark(ctx, 0)
+	if err != nil || acked.IsZero() {
+		t.Fatalf("oldest mark = %v, %v", acked, err)
+	}
+	if early, err := c.Marks(ctx, 0, acked.Add(-time.Millisecond), 10); err != nil || len(early) != 0 {
+		t.Fatalf("marks acked before the oldest = %v, %v; want none", early, err)
+	}
+	marks, err := c.Marks(ctx, 0, acked, 10)
+	if err != nil || len(marks) != 1 || !marks[0].AckedAt.Equal(acked) {
+		t.Fatalf("marks = %v, %v; want one acked at %v", marks, err, acked)
 	}
 	// Until MySQL knows, the taken reminder cannot be indexed again.
 	if has, _ := c.Indexed(ctx, oneQueue, []queue.Entry{{UserID: 3, TemplateID: 1}}); !has[0] {
@@ -254,8 +265,11 @@ func TestRecoverRepublishesTheSameChunk(t *testing.T) {
 	if err := c.Forget(ctx, 0, []queue.Chunk{marks[0].Chunk}); err != nil {
 		t.Fatalf("second forget: %v", err)
 	}
-	if marks, _ := c.Marks(ctx, 0, 10); len(marks) != 0 {
+	if marks, _ := c.Marks(ctx, 0, farFuture, 10); len(marks) != 0 {
 		t.Fatalf("marks after forget = %v", marks)
+	}
+	if acked, err := c.OldestMark(ctx, 0); err != nil || !acked.IsZero() {
+		t.Fatalf("oldest mark after forget = %v, %v; want none", acked, err)
 	}
 	if has, _ := c.Indexed(ctx, oneQueue, []queue.Entry{{UserID: 3, TemplateID: 1}, {UserID: 3, TemplateID: 4}}); has[0] || !has[1] {
 		t.Fatalf("after forget: taken entry kept %v, pending one kept %v; want false, true", has[0], has[1])
@@ -415,7 +429,7 @@ func TestRedisCluster(t *testing.T) {
 		if _, err := c.Ack(ctx, l, p.Chunk); err != nil {
 			t.Fatalf("ack on cluster: %v", err)
 		}
-		marks, err := c.Marks(ctx, q, 1000)
+		marks, err := c.Marks(ctx, q, farFuture, 1000)
 		if err != nil || len(marks) != 1 || len(marks[0].Pushes) != len(p.Pushes) {
 			t.Fatalf("marks q%d = %v, %v; want one chunk of %d", q, marks, err, len(p.Pushes))
 		}
@@ -512,5 +526,89 @@ func TestAddAfterScriptFlush(t *testing.T) {
 	l := lease(t, c, 0)
 	if got := pop(t, c, l, t0); len(got.Pushes) != 2 {
 		t.Fatalf("popped %v, want users 1 and 2", got.Pushes)
+	}
+}
+
+// TestTakenRecordIsNotRewritten: a pop takes a single pending reminder by
+// dropping its user's due score only (see lua/prelude.lua); that entry must
+// then behave exactly like an explicit F: refused by cancels and newer
+// PUTs, reported as taken, kept apart from the user's later reminders, and
+// dropped by its own chunk's forget, while a pending entry never is.
+func TestTakenRecordIsNotRewritten(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, rdb := newClient(t)
+	items := enginetest.Prefix(t) + ":{" + enginetest.Prefix(t) + ":q0}:items"
+	l := lease(t, c, 0)
+	one := queue.Layout{From: oneQueue, To: oneQueue, Span: oneQueue}
+	state := func(user, tid int64) queue.EntryState {
+		t.Helper()
+		st, err := c.States(ctx, one, []queue.Entry{{UserID: user, TemplateID: tid}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st[0]
+	}
+
+	add(t, c, 7, 1, t0, 1)
+	written, err := rdb.HGet(ctx, items, "7").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := pop(t, c, l, t0)
+	if len(taken.Pushes) != 1 {
+		t.Fatalf("pop = %v", taken.Pushes)
+	}
+	if rec, _ := rdb.HGet(ctx, items, "7").Result(); rec != written {
+		t.Fatalf("record rewritten by the pop: %q, was %q", rec, written)
+	}
+	if got := state(7, 1); got != queue.StateTaken {
+		t.Fatalf("state after pop = %v, want taken", got)
+	}
+	if es, _, err := c.UserRecord(ctx, 0, 7); err != nil || len(es) != 1 || es[0].State != queue.StateTaken {
+		t.Fatalf("user record after pop = %+v, %v; want one taken entry", es, err)
+	}
+	for name, err := range map[string]error{
+		"cancel":    c.Cancel(ctx, oneQueue, queue.Entry{UserID: 7, TemplateID: 1, PushAt: t0, Version: 2}),
+		"newer add": c.Add(ctx, oneQueue, queue.Entry{UserID: 7, TemplateID: 1, PushAt: t0.Add(time.Minute), Version: 2}),
+	} {
+		if !errors.Is(err, queue.ErrInFlight) {
+			t.Fatalf("%s of a taken reminder: %v, want ErrInFlight", name, err)
+		}
+	}
+	add(t, c, 7, 1, t0, 1) // a retried PUT: unchanged
+
+	// A later reminder of the same user makes the taken entry explicit.
+	add(t, c, 7, 2, t0.Add(time.Hour), 1)
+	if a, b := state(7, 1), state(7, 2); a != queue.StateTaken || b != queue.StatePending {
+		t.Fatalf("states after a second add = %v, %v; want taken, pending", a, b)
+	}
+	if again := pop(t, c, l, t0.Add(time.Minute)); len(again.Pushes) != 0 {
+		t.Fatalf("taken reminder popped again: %v", again.Pushes)
+	}
+
+	// Forget drops the taken entry of its chunk and nothing pending, even
+	// a pending entry that a forged chunk names.
+	add(t, c, 8, 1, t0.Add(2*time.Hour), 1)
+	forged, err := queue.ParseChunk("8|1:" + strconv.FormatInt(t0.Add(2*time.Hour).UnixMilli(), 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	marks := enginetest.Prefix(t) + ":{" + enginetest.Prefix(t) + ":q0}:marks"
+	if err := rdb.ZAdd(ctx, marks, redis.Z{Score: 1, Member: forged.String()}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Ack(ctx, l, taken.Chunk); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Forget(ctx, 0, []queue.Chunk{taken.Chunk, forged}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b, p := state(7, 1), state(7, 2), state(8, 1); a != 0 || b != queue.StatePending || p != queue.StatePending {
+		t.Fatalf("states after forget = %v, %v, %v; want none, pending, pending", a, b, p)
+	}
+	later := pop(t, c, l, t0.Add(3*time.Hour))
+	if len(later.Pushes) != 2 {
+		t.Fatalf("pop after forget = %v, want users 7 and 8 once each", later.Pushes)
 	}
 }

@@ -15,18 +15,27 @@ import (
 // nothing: after OrphanMarkAge any worker's sweep marks them. Marking twice
 // is harmless (the UPDATE only moves pending rows; Forget is idempotent).
 //
-// Marking is bookkeeping, not delivery: while the slots are busy it waits
-// (up to MarkInterval after the last delivery, and never longer than
-// OrphanMarkAge/3 in all), so MySQL and Redis serve the burst first.
+// Marking is bookkeeping, not delivery: while deliveries go on it waits, so
+// MySQL, Redis and the CPU serve a burst first. It flushes once this
+// worker has delivered nothing for MarkInterval and no queue of the cluster
+// has waited on its pop for longer than that (a burst another worker is
+// still draining counts too), and never waits longer than OrphanMarkAge/3.
 type marker struct {
 	s    *Scheduler
 	mark Marker
 
 	mu      sync.Mutex
 	chunks  map[int][]queue.Chunk // by queue
-	rows    []Sent
+	acked   []acked
 	oldest  time.Time // when the oldest unflushed chunk was acked here
 	lastAdd time.Time
+}
+
+// acked is one delivered chunk's pushes. Their rows for MySQL are built
+// when they are flushed, after the burst, not on the delivery path.
+type acked struct {
+	out []push.Push
+	at  time.Time
 }
 
 func newMarker(s *Scheduler, m Marker) *marker {
@@ -38,21 +47,12 @@ func (m *marker) add(q int, ch queue.Chunk, out []push.Push) {
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.rows) == 0 {
+	if len(m.acked) == 0 {
 		m.oldest = now
 	}
 	m.lastAdd = now
 	m.chunks[q] = append(m.chunks[q], ch)
-	m.rows = appendRows(m.rows, out, now)
-}
-
-func appendRows(rows []Sent, out []push.Push, at time.Time) []Sent {
-	for _, p := range out {
-		for _, it := range p.Items {
-			rows = append(rows, Sent{UserID: p.UserID, TemplateID: it.TemplateID, PushID: p.ID, SentAt: at})
-		}
-	}
-	return rows
+	m.acked = append(m.acked, acked{out: out, at: now})
 }
 
 // run flushes marks until stop closes (after the slots have exited), then
@@ -68,7 +68,7 @@ func (m *marker) run(ctx context.Context, stop <-chan struct{}) {
 			m.flush(ctx)
 			return
 		case <-tick.C:
-			if m.due() {
+			if m.due(ctx) {
 				m.flush(ctx)
 			}
 		case <-sweep.C:
@@ -77,41 +77,80 @@ func (m *marker) run(ctx context.Context, stop <-chan struct{}) {
 	}
 }
 
-// due reports whether to flush now: deliveries paused for a MarkInterval,
-// or the oldest mark waited its longest.
-func (m *marker) due() bool {
+// due reports whether to flush now: the cluster's deliveries paused for a
+// MarkInterval, or the oldest mark waited its longest.
+func (m *marker) due(ctx context.Context) bool {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.rows) == 0 {
+	pending := len(m.acked) > 0
+	quiet := time.Since(m.lastAdd) >= m.s.cfg.MarkInterval
+	overdue := time.Since(m.oldest) >= m.s.cfg.OrphanMarkAge/3
+	m.mu.Unlock()
+	switch {
+	case !pending:
+		return false
+	case overdue:
+		return true
+	case !quiet:
 		return false
 	}
-	quiet := time.Since(m.lastAdd) >= m.s.cfg.MarkInterval
-	return quiet || time.Since(m.oldest) >= m.s.cfg.OrphanMarkAge/3
+	return !m.backlog(ctx)
+}
+
+// backlog reports whether some queue has been due for longer than
+// MarkInterval: a burst is being drained, here or by another worker. When
+// Redis cannot tell, there is no backlog to yield to.
+func (m *marker) backlog(ctx context.Context) bool {
+	due, err := m.s.idx.DueQueues(ctx, m.s.now().Add(-m.s.cfg.MarkInterval), 1)
+	return err == nil && len(due) > 0
 }
 
 // flush marks everything acked by this process so far.
 func (m *marker) flush(ctx context.Context) {
 	m.mu.Lock()
-	chunks, rows := m.chunks, m.rows
-	m.chunks, m.rows = map[int][]queue.Chunk{}, nil
+	chunks, acks := m.chunks, m.acked
+	m.chunks, m.acked = map[int][]queue.Chunk{}, nil
 	m.mu.Unlock()
-	if len(rows) == 0 {
+	if len(acks) == 0 {
 		return
 	}
-	if err := m.commit(ctx, rows, chunks); err != nil {
+	if err := m.commit(ctx, acks, chunks); err != nil {
 		// The marks stay in Redis; the sweep retries them later.
-		m.s.log.Warn("marking sent reminders", "rows", len(rows), "err", err)
+		m.s.log.Warn("marking sent reminders", "chunks", len(acks), "err", err)
 	}
 }
 
-func (m *marker) commit(ctx context.Context, rows []Sent, chunks map[int][]queue.Chunk) error {
-	for start := 0; start < len(rows); start += m.s.cfg.MarkBatch {
-		end := min(start+m.s.cfg.MarkBatch, len(rows))
-		if err := m.mark.MarkSent(ctx, rows[start:end]); err != nil {
+// commit records acks in MySQL, MarkBatch rows per statement, then lets
+// Redis forget their chunks.
+func (m *marker) commit(ctx context.Context, acks []acked, chunks map[int][]queue.Chunk) error {
+	rows := make([]Sent, 0, m.s.cfg.MarkBatch)
+	var n int64
+	write := func() error {
+		if len(rows) == 0 {
+			return nil
+		}
+		if err := m.mark.MarkSent(ctx, rows); err != nil {
 			return err
 		}
+		n += int64(len(rows))
+		rows = rows[:0]
+		return nil
 	}
-	m.s.stats.Marked.Add(int64(len(rows)))
+	for _, a := range acks {
+		for _, p := range a.out {
+			for _, it := range p.Items {
+				if len(rows) == m.s.cfg.MarkBatch {
+					if err := write(); err != nil {
+						return err
+					}
+				}
+				rows = append(rows, Sent{UserID: p.UserID, TemplateID: it.TemplateID, PushID: p.ID, SentAt: a.at})
+			}
+		}
+	}
+	if err := write(); err != nil {
+		return err
+	}
+	m.s.stats.Marked.Add(n)
 	for q, chs := range chunks {
 		if err := m.s.idx.Forget(ctx, q, chs); err != nil {
 			return err
@@ -121,31 +160,37 @@ func (m *marker) commit(ctx context.Context, rows []Sent, chunks map[int][]queue
 }
 
 // sweep marks acks older than OrphanMarkAge in every queue, whoever acked
-// them, and reports the oldest unmarked ack's age.
+// them, and reports the oldest unmarked ack's age. It reads only the old
+// marks: a young one (most, during a burst) may be large and is its
+// worker's to flush.
 func (m *marker) sweep(ctx context.Context) {
 	n := m.s.cfg.Count()
 	var lag time.Duration
 	for q := 0; q < n; q++ {
-		marked, err := m.s.idx.Marks(ctx, q, 64)
+		oldest, err := m.s.idx.OldestMark(ctx, q)
 		if err != nil {
 			m.s.log.Warn("reading unmarked acks", "queue", q, "err", err)
 			continue
 		}
-		var rows []Sent
-		var chunks []queue.Chunk
-		for _, mk := range marked {
-			age := time.Since(mk.AckedAt)
-			lag = max(lag, age)
-			if age < m.s.cfg.OrphanMarkAge {
-				break // oldest first: the rest are younger
-			}
-			rows = appendRows(rows, ids(mk.Chunk), mk.AckedAt)
-			chunks = append(chunks, mk.Chunk)
-		}
-		if len(chunks) == 0 {
+		if oldest.IsZero() {
 			continue
 		}
-		if err := m.commit(ctx, rows, map[int][]queue.Chunk{q: chunks}); err != nil {
+		lag = max(lag, m.s.now().Sub(oldest))
+		marked, err := m.s.idx.Marks(ctx, q, m.s.now().Add(-m.s.cfg.OrphanMarkAge), 64)
+		if err != nil {
+			m.s.log.Warn("reading unmarked acks", "queue", q, "err", err)
+			continue
+		}
+		if len(marked) == 0 {
+			continue
+		}
+		acks := make([]acked, len(marked))
+		chunks := make([]queue.Chunk, len(marked))
+		for i, mk := range marked {
+			acks[i] = acked{out: ids(mk.Chunk), at: mk.AckedAt}
+			chunks[i] = mk.Chunk
+		}
+		if err := m.commit(ctx, acks, map[int][]queue.Chunk{q: chunks}); err != nil {
 			m.s.log.Warn("marking orphaned acks", "queue", q, "err", err)
 		}
 	}

@@ -21,7 +21,8 @@ type Index interface {
 	Ack(ctx context.Context, l *queue.Lease, ch queue.Chunk) (bool, error)
 	Recover(ctx context.Context, l *queue.Lease, now time.Time, deadline time.Duration, max int, all bool) ([]queue.Chunk, error)
 	SetNext(ctx context.Context, q int, next time.Time) error
-	Marks(ctx context.Context, q int, max int) ([]queue.Marked, error)
+	Marks(ctx context.Context, q int, t time.Time, max int) ([]queue.Marked, error)
+	OldestMark(ctx context.Context, q int) (time.Time, error)
 	Forget(ctx context.Context, q int, chunks []queue.Chunk) error
 	Time(ctx context.Context) (time.Time, error)
 	Paused(ctx context.Context) (bool, error)

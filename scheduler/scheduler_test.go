@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,13 +28,17 @@ func (g grabStarts) GrabStart(_ context.Context, _ int64) (time.Time, error) {
 
 // marks records what the scheduler reports as sent.
 type marks struct {
-	mu   sync.Mutex
-	rows map[pushtest.Pair]string
+	mu    sync.Mutex
+	rows  map[pushtest.Pair]string
+	first time.Time // when the first mark arrived
 }
 
 func (m *marks) MarkSent(_ context.Context, sent []scheduler.Sent) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.first.IsZero() {
+		m.first = time.Now()
+	}
 	for _, s := range sent {
 		m.rows[pushtest.Pair{UserID: s.UserID, TemplateID: s.TemplateID}] = s.PushID
 	}
@@ -276,4 +281,52 @@ func TestPauseHoldsEverythingAndResumeSendsTheBacklog(t *testing.T) {
 			t.Fatalf("push %d due %v came after one due %v, more than a pop apart", i, got[i].DueAt, got[i-50].DueAt)
 		}
 	}
+}
+
+// TestMarksYieldToABacklog: sent-marks wait while any queue of the cluster
+// has been due for longer than MarkInterval (a burst another worker is
+// draining), though never longer than OrphanMarkAge/3, so that MySQL and the
+// CPU serve the burst first.
+func TestMarksYieldToABacklog(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t)
+	const n = 2
+	user := func(q int) int64 {
+		for u := int64(1); ; u++ {
+			if queue.Shard(u, n) == q {
+				return u
+			}
+		}
+	}
+	now, err := c.idx.Time(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Queue 1 has been due for a minute, under another worker's lease.
+	if err := c.idx.Add(ctx, n, queue.Entry{UserID: user(1), TemplateID: 1, PushAt: now.Add(-time.Minute), Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	other, ok, err := c.idx.Acquire(ctx, 1, time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("acquire queue 1: %v %v", ok, err)
+	}
+	if err := c.idx.Add(ctx, n, queue.Entry{UserID: user(0), TemplateID: 1, PushAt: now, Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	const bound = time.Second // OrphanMarkAge/3
+	var published atomic.Int64
+	c.start(t, n, scheduler.Config{MarkInterval: 50 * time.Millisecond, OrphanMarkAge: 3 * bound,
+		Observe: func(push.Push, time.Duration) { published.CompareAndSwap(0, time.Now().UnixNano()) }})
+	enginetest.Eventually(t, "the sent-mark of queue 0", 10*time.Second, func() bool { return c.marks.len() == 1 })
+	c.marks.mu.Lock()
+	waited := c.marks.first.Sub(time.Unix(0, published.Load()))
+	c.marks.mu.Unlock()
+	if waited < bound {
+		t.Fatalf("marked %v after the publish while queue 1 waited; want the mark held back %v", waited, bound)
+	}
+	// Once queue 1 is free, it is drained and marked too.
+	if err := c.idx.Release(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	enginetest.Eventually(t, "the sent-mark of queue 1", 10*time.Second, func() bool { return c.marks.len() == 2 })
 }

@@ -8,7 +8,7 @@ local code, e = route(KEYS[3], KEYS[2], KEYS[4], ARGV[1], ARGV[2], ARGV[7], ARGV
 if code then return {code, e or false} end
 local user, tid = ARGV[2], ARGV[3]
 local ms, ver = tonumber(ARGV[4]), tonumber(ARGV[5])
-local list = parse(redis.call('HGET', KEYS[2], user))
+local list = load(KEYS[1], KEYS[2], user)
 local found = find(list, tid)
 if found then
   if found.st == 'F' or found.st == 'S' then return {2, false} end

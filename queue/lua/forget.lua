@@ -1,7 +1,8 @@
 -- forget drops acked chunks whose sent-marks reached MySQL: their entries
--- in the marks set and their users' F entries. Idempotent: a chunk already
--- forgotten is skipped, so two workers may run it for the same chunk.
--- KEYS[1] marks  KEYS[2] items
+-- in the marks set and their users' taken entries (F, or P without a due
+-- score: see prelude.lua). Idempotent: a chunk already forgotten is
+-- skipped, so two workers may run it for the same chunk.
+-- KEYS[1] marks  KEYS[2] items  KEYS[3] due
 -- ARGV[1..] chunks
 -- Returns how many chunks were forgotten now.
 local n = 0
@@ -22,12 +23,13 @@ for c = 1, #ARGV do
     for i, user in ipairs(users) do
       local rec = recs[i]
       if rec then
-        local tid, ms = string.match(rec, '^(%d+),(%d+),%d+,F;$')
+        local tid, ms, st = string.match(rec, '^(%d+),(%d+),%d+,([FP]);$')
+        if tid and st == 'P' and redis.call('ZSCORE', KEYS[3], user) then tid = nil end
         if tid and done[i][tid .. ':' .. ms] then
           hdel[#hdel + 1] = user
         else
           local keep = {}
-          for _, e in ipairs(parse(rec)) do
+          for _, e in ipairs(load(KEYS[3], KEYS[2], user)) do
             if not (e.st == 'F' and done[i][e.tid .. ':' .. string.format('%d', e.ms)]) then keep[#keep + 1] = e end
           end
           if #keep == 0 then

@@ -13,7 +13,7 @@ local ttl = tonumber(ARGV[2])
 local best = nil
 for i = 3, #ARGV, 2 do
   local user = ARGV[i]
-  local list = parse(redis.call('HGET', KEYS[2], user))
+  local list = load(KEYS[1], KEYS[2], user)
   for _, s in ipairs(parse(ARGV[i + 1])) do
     local d = find(list, s.tid)
     if d == nil then

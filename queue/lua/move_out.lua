@@ -2,8 +2,9 @@
 -- the queue's moving hash, where they stay until move_in.lua has merged them
 -- into their new queue and move_done.lua drops them. Writes for a user in
 -- the moving hash are told to retry (route in prelude.lua), so a user's
--- record is in exactly one place at a time. F entries become S entries: the
--- chunk that took them is forgotten here, not in the new queue.
+-- record is in exactly one place at a time. Taken entries (F, explicit or
+-- implicit) become S entries: the chunk that took them is forgotten here,
+-- not in the new queue.
 -- KEYS[1] due  KEYS[2] items  KEYS[3] moving  KEYS[4] epoch
 -- ARGV[1] layout (a move)  ARGV[2..] users
 -- Returns {user, record, ...} for the users that had a record here.
@@ -11,9 +12,12 @@ if redis.call('GET', KEYS[4]) ~= ARGV[1] then return redis.error_reply('STALE la
 local out = {}
 for i = 2, #ARGV do
   local user = ARGV[i]
-  local rec = redis.call('HGET', KEYS[2], user)
-  if rec then
-    rec = (string.gsub(rec, ',F;', ',S;'))
+  local list = load(KEYS[1], KEYS[2], user)
+  if #list > 0 then
+    for _, e in ipairs(list) do
+      if e.st == 'F' then e.st = 'S' end
+    end
+    local rec = pack(list)
     redis.call('HSET', KEYS[3], user, rec)
     redis.call('HDEL', KEYS[2], user)
     redis.call('ZREM', KEYS[1], user)

@@ -6,9 +6,10 @@
 -- whole. Taken items stay in their user's record as F entries until
 -- forget.lua (see prelude.lua).
 -- The popped users are the lowest ranks of the due set, so they leave it in
--- one ZREMRANGEBYRANK; the few with later work are added back. Every other
--- write is one variadic command per key, and a record that is a single
--- pending item (the common case) is handled without building tables.
+-- one ZREMRANGEBYRANK; the few with later work are added back. A record
+-- that is a single pending item (the common case) is taken without building
+-- tables or writing it: losing its due score makes its entry implicitly F.
+-- Every other write is one variadic command per key.
 -- KEYS[1] due  KEYS[2] items  KEYS[3] flight  KEYS[4] lease
 -- ARGV[1] lease token  ARGV[2] now ms ("" = Redis clock)  ARGV[3] merge window ms
 -- ARGV[4] max users  ARGV[5] flight deadline ms  ARGV[6] tombstone ttl ms
@@ -31,9 +32,6 @@ for i = 1, #users do
   if tid and tonumber(ms) <= now then
     np = np + 1
     pushes[np] = user .. '|' .. tid .. ':' .. ms
-    nh = nh + 2
-    hset[nh - 1] = user
-    hset[nh] = string.sub(rec, 1, -3) .. 'F;'
   else
     local list = parse(rec)
     local first = nil

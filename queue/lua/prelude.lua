@@ -14,6 +14,13 @@
 -- reminder again; it has no due score. An S entry blocks writes like F, but
 -- its chunk's forget runs in the queue it was taken from, so it is kept
 -- for tomb_ttl after its push time, like a tombstone, and then dropped.
+--
+-- A taken entry may also be implicit: pop takes a record that is a single
+-- pending entry (nearly every record in a burst) by dropping the user's due
+-- score and leaving the record as it is, which saves rewriting it. So a P
+-- entry of a user without a due score is taken. Every other writer gives a
+-- record with a P entry a due score (store), and every script that reads a
+-- record to decide on it goes through load, which makes such entries F.
 local function parse(rec)
   local out = {}
   if rec then
@@ -31,6 +38,22 @@ local function pack(list)
     parts[i] = e.tid .. ',' .. string.format('%d', e.ms) .. ',' .. string.format('%d', e.ver) .. ',' .. e.st .. ';'
   end
   return table.concat(parts)
+end
+
+-- load reads user's record with its implicit taken entries made explicit
+-- (see above): a P entry of a user without a due score is F.
+local function load(due, items, user)
+  local list = parse(redis.call('HGET', items, user))
+  for i = 1, #list do
+    if list[i].st == 'P' then
+      if redis.call('ZSCORE', due, user) then return list end
+      for j = i, #list do
+        if list[j].st == 'P' then list[j].st = 'F' end
+      end
+      return list
+    end
+  end
+  return list
 end
 
 -- find returns the entry for tid in list, or nil.
