@@ -396,7 +396,7 @@ func topCommands(before, after map[string]int64, n int) string {
 	sort.Slice(all, func(i, j int) bool { return all[i].us > all[j].us })
 	var parts []string
 	for _, sp := range all[:min(n, len(all))] {
-		parts = append(parts, fmt.Sprintf("%s %v", sp.name, (time.Duration(sp.us) * time.Microsecond).Round(time.Millisecond)))
+		parts = append(parts, fmt.Sprintf("%s %v", sp.name, (time.Duration(sp.us)*time.Microsecond).Round(time.Millisecond)))
 	}
 	return strings.Join(parts, ", ")
 }
