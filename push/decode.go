@@ -68,9 +68,10 @@ var (
 
 // scanner reads JSON from b, at byte i.
 type scanner struct {
-	b   []byte
-	i   int
-	buf []byte // scratch for strings with escapes
+	b     []byte
+	i     int
+	buf   []byte // scratch for strings with escapes
+	items []Item // every item of the batch, in order (see push)
 }
 
 // batch reads the top-level object.
@@ -114,11 +115,15 @@ func (s *scanner) push(at path) (Push, error) {
 		case 2:
 			p.DueAt, err = s.time(at, "due_at")
 		case 3:
+			start := len(s.items)
 			err = s.array(at, "items", func(i int) error {
 				it, err := s.item(path{at.push, i})
-				p.Items = append(p.Items, it)
+				s.items = append(s.items, it)
 				return err
 			})
+			// The batch's items share one array; each push gets its own
+			// window of it, capped so an append to one cannot reach the next.
+			p.Items = s.items[start:len(s.items):len(s.items)]
 		}
 		return err
 	})

@@ -33,7 +33,8 @@ const idVersion = "couponpush-push-v1"
 // id is the lowercase hex of the first 16 bytes of SHA-256 over that string:
 // 32 characters. items is not modified.
 func ID(userID int64, items []Key) string {
-	keys := slices.Clone(items)
+	var small [8]Key // nearly every push has one item: no allocation
+	keys := append(small[:0], items...)
 	slices.SortFunc(keys, func(a, b Key) int {
 		if c := cmp.Compare(a.TemplateID, b.TemplateID); c != 0 {
 			return c

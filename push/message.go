@@ -42,7 +42,12 @@ type Batch struct {
 // is ID(userID, keys of the items). The items slice is not modified.
 func NewPush(userID int64, items []Item) Push {
 	p := Push{UserID: userID, Items: make([]Item, len(items))}
-	keys := make([]Key, len(items))
+	var small [8]Key
+	keys := small[:0]
+	if len(items) > len(small) {
+		keys = make([]Key, 0, len(items))
+	}
+	keys = keys[:len(items)]
 	for i, it := range items {
 		it.PushAt = wireTime(it.PushAt)
 		it.GrabStart = wireTime(it.GrabStart)

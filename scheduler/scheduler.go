@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -441,8 +442,9 @@ func (s *Scheduler) deliver(ctx context.Context, l *queue.Lease, ch queue.Chunk)
 func (s *Scheduler) build(ctx context.Context, ch queue.Chunk) ([]push.Push, error) {
 	grab := map[int64]time.Time{}
 	out := make([]push.Push, len(ch.Pushes))
+	var items []push.Item // scratch: NewPush copies it
 	for i, t := range ch.Pushes {
-		items := make([]push.Item, len(t.Items))
+		items = slices.Grow(items[:0], len(t.Items))[:len(t.Items)]
 		for j, it := range t.Items {
 			gs, ok := grab[it.TemplateID]
 			if !ok {
