@@ -47,7 +47,8 @@ type Sent struct {
 	SentAt             time.Time
 }
 
-// Marker records sent reminders in MySQL.
+// Marker records sent reminders in MySQL. MarkSent must not keep sent after
+// it returns: the marker reuses the slice for its next batch.
 type Marker interface {
 	MarkSent(ctx context.Context, sent []Sent) error
 }
