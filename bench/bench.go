@@ -412,8 +412,13 @@ func machineCPU() cpuTimes {
 		return t
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
-	for i, v := range f[1:] {
+	// cpu user nice system idle iowait irq softirq steal guest guest_nice;
+	// guest time is counted in user and nice already.
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return t
+	}
+	for i, v := range f[1:9] {
 		n, _ := strconv.ParseInt(v, 10, 64)
 		t.total += n
 		switch i {
