@@ -29,7 +29,7 @@ for c = 1, #ARGV do
           hdel[#hdel + 1] = user
         else
           local keep = {}
-          for _, e in ipairs(load(KEYS[3], KEYS[2], user)) do
+          for _, e in ipairs(resolve(KEYS[3], user, parse(rec))) do
             if not (e.st == 'F' and done[i][e.tid .. ':' .. string.format('%d', e.ms)]) then keep[#keep + 1] = e end
           end
           if #keep == 0 then

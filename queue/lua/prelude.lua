@@ -40,10 +40,9 @@ local function pack(list)
   return table.concat(parts)
 end
 
--- load reads user's record with its implicit taken entries made explicit
--- (see above): a P entry of a user without a due score is F.
-local function load(due, items, user)
-  local list = parse(redis.call('HGET', items, user))
+-- resolve makes the implicit taken entries of user's parsed record list
+-- explicit (see above): a P entry of a user without a due score is F.
+local function resolve(due, user, list)
   for i = 1, #list do
     if list[i].st == 'P' then
       if redis.call('ZSCORE', due, user) then return list end
@@ -54,6 +53,11 @@ local function load(due, items, user)
     end
   end
   return list
+end
+
+-- load reads user's record, resolved.
+local function load(due, items, user)
+  return resolve(due, user, parse(redis.call('HGET', items, user)))
 end
 
 -- find returns the entry for tid in list, or nil.
