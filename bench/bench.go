@@ -1,5 +1,5 @@
 // Package bench measures the reminder cluster on real engines and prints
-// the figures the README quotes: a same-millisecond burst (due → last
+// the figures docs/bench.md quotes: a same-millisecond burst (due → last
 // published, pushes/s, lateness) against the bare pop+MPUB floor, lateness
 // of reminders spread over time, and durable subscribes over HTTP.
 package bench

@@ -21,7 +21,7 @@ import (
 const (
 	RoleAPI       = "api"       // serves the HTTP API
 	RoleScheduler = "scheduler" // pops due reminders and publishes them to NSQ
-	RoleCron      = "cron"      // runs the periodic jobs (expiry, recovery, reconcile)
+	RoleCron      = "cron"      // runs the safety-net re-index of the Redis schedule index (package reindex)
 	RoleCoupon    = "coupon"    // coupon jobs: template cache refresh, expiry sweep, stock reconcile
 )
 

@@ -6,7 +6,7 @@ import "strconv"
 // script touches one Redis Cluster slot and names all its keys in KEYS.
 //
 //	<prefix>:{<prefix>:q<i>}:due     ZSET  user_id → earliest due time (ms) of its pending items and tombstones
-//	<prefix>:{<prefix>:q<i>}:items   HASH  user_id → packed records "tid,ms,ver,state;..." (see records.lua)
+//	<prefix>:{<prefix>:q<i>}:items   HASH  user_id → packed records "tid,ms,ver,state;..." (see lua/prelude.lua)
 //	<prefix>:{<prefix>:q<i>}:flight  ZSET  chunk of fixed pushes ("user|tid:ms,..." lines) → redelivery deadline (ms)
 //	<prefix>:{<prefix>:q<i>}:marks   ZSET  acked chunk → time it was acked (ms), until MySQL knows it was sent
 //	<prefix>:{<prefix>:q<i>}:lease   STRING the holder's random token, with a PX expiry

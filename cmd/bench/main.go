@@ -1,5 +1,5 @@
 // Command bench measures the reminder cluster on real engines (see
-// README.md, "Figures"). Engines come from the COUPONPUSH_* environment that
+// docs/bench.md). Engines come from the COUPONPUSH_* environment that
 // scripts/engines.sh start writes; `make bench` does all of it.
 package main
 

@@ -1,5 +1,5 @@
 // Command claimbench measures durable coupon claims over HTTP on one hot
-// template against a row-lock baseline (see README.md, "Coupons"). Engines
+// template against a row-lock baseline (see docs/bench.md). Engines
 // come from the COUPONPUSH_* environment; `make bench-claims` does all of it.
 package main
 
