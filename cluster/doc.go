@@ -1,8 +1,9 @@
 // Package cluster is everything couponpush asks of Consul, behind a narrow
 // API: the queue count N in KV (read, check-and-set write, and a watcher
 // that follows it), the worker's service registration with a TTL health
-// check, the list of live workers, and a session lock for the one
-// coordinator.
+// check, the list of live workers, a session lock for the one
+// coordinator, and LockedJob: a periodic job that runs only while it holds
+// its lock, so one worker of the cluster runs it at a time.
 //
 // # Keys
 //
@@ -21,6 +22,7 @@
 // ignored; the last good N stays in force. An absent key means the
 // configured default.
 //
-// Every long-running part (QueueCountWatcher, Registration) has Start(ctx)
-// and an idempotent Stop, and its goroutine ends on either.
+// Every long-running part (QueueCountWatcher, Registration, LockedJob) has
+// Start(ctx) and an idempotent Stop, and its goroutines end on Stop (the
+// watcher's and the registration's also when ctx ends).
 package cluster

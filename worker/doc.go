@@ -1,5 +1,13 @@
 // Package worker assembles one cmd/worker process from its configuration:
-// engines, the roles it runs (api, scheduler, cron), its Consul registration,
-// and the order in which a SIGTERM takes it all down (stop taking work,
-// finish or hand back what is in hand, deregister, close engines).
+// engines, the roles it runs (api, scheduler, cron, coupon), its Consul
+// registration, and the order in which a SIGTERM takes it all down.
+//
+// A worker is a list of parts (see part.go), each with Start(ctx) and an
+// idempotent Stop, started in order and stopped in reverse; partList in
+// worker.go is that list and says why its order is the shutdown order:
+// stop taking work, finish or hand back what is in hand, deregister from
+// Consul, close the HTTP listener, close the engines. Deregistering before
+// the listener closes means Consul never shows a worker passing whose port
+// is already closed. Every metric the worker exposes is declared in
+// metrics.go.
 package worker

@@ -9,22 +9,20 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
-	"github.com/robfig/cron/v3"
 
 	"couponpush/balance"
 	"couponpush/cluster"
 	"couponpush/config"
 	"couponpush/coupon"
 	"couponpush/httpapi"
-	"couponpush/metrics"
 	"couponpush/migrate"
 	"couponpush/push"
 	"couponpush/queue"
-	"couponpush/reindex"
 	"couponpush/resize"
 	"couponpush/scheduler"
 	"couponpush/subscription"
@@ -42,199 +40,111 @@ func Run(ctx context.Context, cfg config.Worker, log *slog.Logger) error {
 	return w.Stop()
 }
 
-// Worker is one running worker: what it opened and the roles it runs.
+// Worker is one running worker: its parts, and what they opened and built.
 type Worker struct {
-	log     *slog.Logger
-	cfg     config.Worker
-	rdb     redis.UniversalClient
-	db      *sql.DB
-	consul  *cluster.Client
-	watcher *cluster.QueueCountWatcher
-	reg     *cluster.Registration
-	sched   *scheduler.Scheduler
-	pub     *push.Publisher
-	http    *http.Server
-	httpErr chan error
+	log   *slog.Logger
+	cfg   config.Worker
+	m     *workerMetrics
+	parts parts
+	// stopErrs are the errors parts met while stopping, for Stop to return.
+	stopErrs []error
 
-	cron       *cron.Cron
-	cancelCron context.CancelFunc
-
-	resize     *resize.Coordinator
-	stopResize context.CancelFunc
-	resizeDone chan struct{}
-
-	coupons      *coupon.Service
-	couponDB     *sql.DB // the claim writer's pool
-	couponCron   *cron.Cron
-	cancelCoupon context.CancelFunc
+	// Set by the parts as they start, in the order of partList; a part
+	// uses only what the parts before it set.
+	consul    *cluster.Client
+	rdb       redis.UniversalClient
+	db        *sql.DB
+	couponDB  *sql.DB // the claim writer's pool
+	watcher   *cluster.QueueCountWatcher
+	idx       *queue.Client
+	router    *queue.Router
+	tiers     *coupon.RedisTemplates
+	templates *coupon.TemplateCache
+	coupons   *coupon.Service
+	subs      *subscription.Service
+	reg       *cluster.Registration
+	pub       *push.Publisher
+	sched     *scheduler.Scheduler
+	// running is sched once started: the health check reads it.
+	running atomic.Pointer[scheduler.Scheduler]
 }
 
 // Start connects to the engines, applies migrations and starts the roles cfg
-// names. cfg must be validated. Stop ends it.
-func Start(ctx context.Context, cfg config.Worker, log *slog.Logger) (w *Worker, err error) {
-	w = &Worker{log: log, cfg: cfg}
-	defer func() {
-		if err != nil {
-			w.closeEngines()
-		}
-	}()
-	reg := metrics.NewRegistry()
-
-	w.rdb = redis.NewUniversalClient(&redis.UniversalOptions{Addrs: cfg.RedisAddrs, PoolSize: 128})
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := w.rdb.Ping(pctx).Err(); err != nil {
-		return nil, fmt.Errorf("redis %v unreachable: %w", cfg.RedisAddrs, err)
-	}
-
-	if err := migrate.EnsureDatabase(pctx, cfg.MySQLDSN); err != nil {
-		return nil, fmt.Errorf("mysql: %w", err)
-	}
-	w.db, err = openMySQL(cfg.MySQLDSN)
-	if err != nil {
-		return nil, err
-	}
-	if err := w.db.PingContext(pctx); err != nil {
-		return nil, fmt.Errorf("mysql unreachable: %w", err)
-	}
-	applied, err := migrate.Up(ctx, w.db)
-	if err != nil {
-		return nil, fmt.Errorf("mysql migrations: %w", err)
-	}
-	if len(applied) > 0 {
-		log.Info("applied migrations", "versions", applied)
-	}
-
+// names: it starts the parts of partList in order, and if one fails, stops
+// those it started in reverse. cfg must be validated. Stop ends it.
+func Start(ctx context.Context, cfg config.Worker, log *slog.Logger) (*Worker, error) {
+	w := &Worker{log: log, cfg: cfg, m: newMetrics()}
 	consul, err := cluster.New(cfg.ConsulAddr, cfg.ConsulPrefix, log)
 	if err != nil {
 		return nil, fmt.Errorf("consul: %w", err)
 	}
-	w.consul = consul
-	w.watcher = consul.NewQueueCountWatcher(cfg.DefaultQueueCount)
-	if err := w.watcher.Start(ctx); err != nil {
-		return nil, fmt.Errorf("queue count watcher: %w", err)
-	}
-	reg.GaugeFunc("couponpush_queue_count", "Queue count N this worker follows.", func() float64 { return float64(w.watcher.Count()) })
-
-	idx := queue.New(w.rdb, queue.Options{Prefix: cfg.RedisPrefix, Owner: cfg.WorkerID})
-	router := idx.NewRouter(w.watcher.Count)
-	if _, err := router.Refresh(pctx); err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
-	}
-	if err := w.startResize(ctx, consul, idx, router, reg); err != nil {
+	w.consul = consul // closed by the engines part
+	w.parts = parts{log: log, list: w.partList()}
+	if err := w.parts.start(ctx); err != nil {
 		return nil, err
-	}
-	store := coupon.NewTemplateStore(w.db, coupon.StoreConfig{})
-	tiers := coupon.NewRedisTemplates(w.rdb, cfg.RedisPrefix, store)
-	templates := coupon.NewTemplateCache(tiers, coupon.CacheConfig{})
-	if w.coupons, err = w.newCoupons(templates, tiers); err != nil {
-		return nil, err
-	}
-	subs := subscription.NewService(w.db, templates, router,
-		subscription.Config{DefaultLead: cfg.Lead.Duration(), Logger: log})
-
-	health := []func() error{}
-	if cfg.HasRole(config.RoleScheduler) {
-		if err := w.startScheduler(ctx, idx, router, templates, subs, reg); err != nil {
-			return nil, err
-		}
-		health = append(health, w.sched.Healthy)
-	}
-	if cfg.HasRole(config.RoleCron) {
-		job, err := reindex.New(w.db, router, reindex.Config{Margin: cfg.MergeWindow.Duration() + 20*time.Second, Logger: log})
-		if err != nil {
-			return nil, err
-		}
-		w.startCron(ctx, consul, job, reg)
-	}
-	if cfg.HasRole(config.RoleCoupon) {
-		w.startCoupon(ctx, consul, w.coupons, tiers, reg)
-	}
-	host, port := splitHostPort(cfg.HTTPAddr)
-	if cfg.HasRole(config.RoleAPI) {
-		if err := w.startHTTP(consul, templates, subs, reg); err != nil {
-			return nil, err
-		}
-	}
-	w.reg = consul.Register(cluster.Service{
-		ID: cfg.WorkerID, Name: cfg.ServiceName, Address: host, Port: port,
-		Meta: map[string]string{"roles": fmt.Sprint(cfg.Roles)},
-	}, func() error { return errors.Join(callAll(health)...) })
-	if err := w.reg.Start(ctx); err != nil {
-		return nil, fmt.Errorf("consul registration: %w", err)
 	}
 	log.Info("worker started", "worker_id", cfg.WorkerID, "roles", cfg.Roles, "http", cfg.HTTPAddr, "queues", w.watcher.Count())
 	return w, nil
 }
 
-func (w *Worker) startScheduler(ctx context.Context, idx *queue.Client, router *queue.Router, templates *coupon.TemplateCache, subs *subscription.Service, reg *metrics.Registry) error {
+// partList returns the worker's parts in start order. Stop takes them down
+// in reverse, which is the order a SIGTERM asks for (the one place it is
+// written):
+//
+//  1. Stop taking work: the coupon jobs and the reindex safety net stop
+//     (waiting for a run in hand); the scheduler stops picking.
+//  2. Drain what is in hand: the scheduler publishes and acks the pushes
+//     it holds (up to drain-timeout) and flushes sent-marks; then the
+//     publisher closes.
+//  3. Deregister from Consul, while the HTTP port still answers: Consul
+//     never shows this worker passing with its port closed.
+//  4. Close the listener: the HTTP server stops accepting and finishes the
+//     requests in hand; then the claim writer commits their claims.
+//  5. Close the engines: the resize coordinator and the queue count
+//     watcher end, then the Consul, MySQL and Redis clients close.
+func (w *Worker) partList() []part {
 	cfg := w.cfg
-	var err error
-	w.pub, err = push.NewPublisher(push.PublisherConfig{NSQDAddr: cfg.NSQDAddr, Topic: cfg.Topic, Logger: w.log})
-	if err != nil {
-		return fmt.Errorf("nsq publisher: %w", err)
+	list := []part{
+		newPart("engines", w.openEngines, w.closeEngines),
+		newPart("queue count watcher", w.startWatcher, func() {
+			if w.watcher != nil {
+				w.watcher.Stop()
+			}
+		}),
+		w.resizePart(),
+		newPart("coupon service", w.newCoupons, w.stopCoupons),
 	}
-	bal, err := balance.New(w.rdb, idx, balance.Config{Prefix: cfg.RedisPrefix, Lease: cfg.Lease.Duration(), RenewEvery: cfg.LeaseRenew.Duration(), Logger: w.log})
-	if err != nil {
-		return err
+	if cfg.HasRole(config.RoleAPI) {
+		w.m.apiRole()
+		list = append(list, w.httpPart())
 	}
-	late := reg.Histogram("couponpush_push_lateness_seconds",
-		"Time from a push's due time to nsqd accepting it (by the Redis clock).",
-		metrics.ExponentialBuckets(0.001, 2, 16))
-	w.sched, err = scheduler.New(scheduler.Config{
-		Count:        router.Span,
-		MergeWindow:  cfg.MergeWindow.Duration(),
-		Tick:         cfg.Tick.Duration(),
-		Deadline:     cfg.InFlightDeadline.Duration(),
-		PopBatch:     cfg.PopBatch,
-		Slots:        cfg.Slots,
-		DrainTimeout: cfg.DrainTimeout.Duration(),
-		MarkBatch:    cfg.MarkBatch,
-		MarkInterval: cfg.MarkInterval.Duration(),
-		Observe:      func(_ push.Push, d time.Duration) { late.ObserveDuration(max(d, 0)) },
-		BeforeAck:    failpoint(w.log),
-		Logger:       w.log,
-	}, idx, bal, w.pub, newGrabStarts(templates), marker{subs})
-	if err != nil {
-		return err
+	list = append(list, newPart("consul registration", w.register, func() {
+		if w.reg != nil {
+			w.reg.Stop()
+		}
+	}))
+	if cfg.HasRole(config.RoleScheduler) {
+		list = append(list,
+			newPart("nsq publisher", w.newPublisher, func() {
+				if w.pub != nil {
+					w.pub.Stop()
+				}
+			}),
+			newPart("scheduler", w.startScheduler, func() {
+				if w.sched != nil {
+					w.sched.Stop()
+				}
+			}))
 	}
-	st := w.sched.Stats()
-	reg.CounterFunc("couponpush_pushes_published_total", "Pushes accepted by nsqd, redeliveries included.", func() float64 { return float64(st.Published.Load()) })
-	reg.CounterFunc("couponpush_pushes_recovered_total", "Pushes republished from an expired or orphaned flight.", func() float64 { return float64(st.Recovered.Load()) })
-	reg.CounterFunc("couponpush_leases_lost_total", "Queue leases lost while working.", func() float64 { return float64(st.LeasesLost.Load()) })
-	reg.CounterFunc("couponpush_reminders_marked_total", "Reminders recorded as sent in MySQL.", func() float64 { return float64(st.Marked.Load()) })
-	reg.GaugeFunc("couponpush_mark_lag_seconds", "Age of the oldest acked push whose sent-mark has not reached MySQL.", func() float64 { return float64(st.MarkLagMs.Load()) / 1000 })
-	reg.CounterFunc("couponpush_publish_errors_total", "Publishes abandoned (lease lost or shutdown) and left for redelivery.", func() float64 { return float64(st.PublishErrs.Load()) })
-	return w.sched.Start(ctx)
-}
-
-func (w *Worker) startHTTP(consul *cluster.Client, templates *coupon.TemplateCache, subs *subscription.Service, reg *metrics.Registry) error {
-	reqs := reg.HistogramVec("couponpush_http_request_seconds", "HTTP request latency by route and status.",
-		metrics.ExponentialBuckets(0.0005, 2, 14), "route", "status")
-	h := httpapi.New(httpapi.Config{
-		Templates:     templates,
-		Subscriptions: subs,
-		Coupons:       w.coupons,
-		Ready: map[string]func(context.Context) error{
-			"redis":  func(ctx context.Context) error { return w.rdb.Ping(ctx).Err() },
-			"mysql":  w.db.PingContext,
-			"nsqd":   func(ctx context.Context) error { return dialCheck(ctx, w.cfg.NSQDAddr) },
-			"consul": consul.Ping,
-		},
-		Metrics: reg.Handler(),
-		Observe: func(route string, status int, d time.Duration) {
-			reqs.With(route, strconv.Itoa(status)).ObserveDuration(d)
-		},
-		Logger: w.log,
-	})
-	ln, err := net.Listen("tcp", w.cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("http listen %s: %w", w.cfg.HTTPAddr, err)
+	if cfg.HasRole(config.RoleCron) {
+		w.m.cronRole()
+		list = append(list, w.reindexPart())
 	}
-	w.http = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	w.httpErr = make(chan error, 1)
-	go func() { w.httpErr <- w.http.Serve(ln) }()
-	return nil
+	if cfg.HasRole(config.RoleCoupon) {
+		w.m.couponRole()
+		list = append(list, w.couponJobs()...)
+	}
+	return list
 }
 
 // Stats are the scheduler's counters, nil when the role does not run here.
@@ -245,100 +155,201 @@ func (w *Worker) Stats() *scheduler.Stats {
 	return w.sched.Stats()
 }
 
-// Stop drains in the order SIGTERM asks: stop taking requests and work,
-// finish or hand back pushes in hand, deregister, close engines. Call it once.
+// Stop drains in the order SIGTERM asks (see partList): stop taking work,
+// finish or hand back what is in hand, deregister, close the listener,
+// close engines. It is idempotent.
 func (w *Worker) Stop() error {
-	var errs []error
-	if w.http != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := w.http.Shutdown(sctx); err != nil {
-			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
-		}
-		cancel()
-		if err := <-w.httpErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errs = append(errs, fmt.Errorf("http: %w", err))
-		}
-	}
-	w.stopCron()
-	w.stopCoupon()
-	if w.coupons != nil {
-		w.coupons.Stop()
-	}
-	if w.sched != nil {
-		w.sched.Stop()
-	}
-	w.stopResizer()
-	if w.pub != nil {
-		w.pub.Stop()
-	}
-	if w.reg != nil {
-		w.reg.Stop()
-	}
-	w.closeEngines()
+	w.parts.stop()
 	w.log.Info("worker stopped")
-	return errors.Join(errs...)
+	return errors.Join(w.stopErrs...)
 }
 
-// startResize follows the queue layout in Redis and, in workers that run
-// the scheduler, competes to coordinate changes of N (see package resize).
-func (w *Worker) startResize(ctx context.Context, consul *cluster.Client, idx *queue.Client, router *queue.Router, reg *metrics.Registry) error {
+// openEngines connects to Redis and MySQL and applies the migrations.
+func (w *Worker) openEngines(ctx context.Context) error {
+	cfg := w.cfg
+	w.rdb = redis.NewUniversalClient(&redis.UniversalOptions{Addrs: cfg.RedisAddrs, PoolSize: 128})
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := w.rdb.Ping(pctx).Err(); err != nil {
+		return fmt.Errorf("redis %v unreachable: %w", cfg.RedisAddrs, err)
+	}
+
+	if err := migrate.EnsureDatabase(pctx, cfg.MySQLDSN); err != nil {
+		return fmt.Errorf("mysql: %w", err)
+	}
 	var err error
-	w.resize, err = resize.New(idx, resize.Config{
-		Target:  w.watcher.Count,
-		Changes: w.watcher.Changes(),
-		Lock:    consul.Lock,
-		Router:  router,
-		Lead:    w.cfg.HasRole(config.RoleScheduler),
-		Logger:  w.log,
-	})
-	if err != nil {
+	if w.db, err = openMySQL(cfg.MySQLDSN); err != nil {
 		return err
 	}
-	st := w.resize.Stats()
-	reg.CounterFunc("couponpush_resize_users_moved_total", "Users this worker moved to a new queue while N changed.", func() float64 { return float64(st.Moved.Load()) })
-	reg.CounterFunc("couponpush_resize_moves_total", "Changes of N this worker coordinated to the end.", func() float64 { return float64(st.Moves.Load()) })
-	reg.GaugeFunc("couponpush_resize_coordinator", "1 while this worker holds the resize lock and coordinates changes of N.", func() float64 {
-		if st.Leading.Load() {
-			return 1
-		}
-		return 0
-	})
-	reg.CounterFunc("couponpush_resize_errors_total", "Failed resize steps (each is retried).", func() float64 { return float64(st.MoveErrs.Load()) })
-	reg.GaugeFunc("couponpush_queue_span", "Queues this worker visits: N, plus queues a smaller N left until they drain.", func() float64 { return float64(router.Span()) })
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	w.stopResize, w.resizeDone = cancel, make(chan struct{})
-	go func() {
-		defer close(w.resizeDone)
-		w.resize.Run(rctx)
-	}()
+	if err := w.db.PingContext(pctx); err != nil {
+		return fmt.Errorf("mysql unreachable: %w", err)
+	}
+	applied, err := migrate.Up(ctx, w.db)
+	if err != nil {
+		return fmt.Errorf("mysql migrations: %w", err)
+	}
+	if len(applied) > 0 {
+		w.log.Info("applied migrations", "versions", applied)
+	}
 	return nil
 }
 
-func (w *Worker) stopResizer() {
-	if w.stopResize != nil {
-		w.stopResize()
-		<-w.resizeDone
-		w.stopResize = nil
-	}
-}
-
 func (w *Worker) closeEngines() {
-	w.stopResizer()
-	if w.watcher != nil {
-		w.watcher.Stop()
-	}
-	if w.consul != nil {
-		w.consul.Close()
-	}
+	w.consul.Close()
 	if w.db != nil {
 		w.db.Close()
-	}
-	if w.couponDB != nil {
-		w.couponDB.Close()
 	}
 	if w.rdb != nil {
 		w.rdb.Close()
 	}
+}
+
+// startWatcher follows the queue count N in Consul.
+func (w *Worker) startWatcher(ctx context.Context) error {
+	w.watcher = w.consul.NewQueueCountWatcher(w.cfg.DefaultQueueCount)
+	if err := w.watcher.Start(ctx); err != nil {
+		return err
+	}
+	w.m.watchQueueCount(w.watcher.Count)
+	return nil
+}
+
+// resizePart follows the queue layout in Redis (the router every role
+// routes users with) and, in workers that run the scheduler, competes to
+// coordinate changes of N (see package resize).
+func (w *Worker) resizePart() part {
+	var cancel context.CancelFunc
+	done := make(chan struct{})
+	return newPart("resize coordinator", func(ctx context.Context) error {
+		w.idx = queue.New(w.rdb, queue.Options{Prefix: w.cfg.RedisPrefix, Owner: w.cfg.WorkerID})
+		w.router = w.idx.NewRouter(w.watcher.Count)
+		rctx, stop := context.WithTimeout(ctx, 5*time.Second)
+		defer stop()
+		if _, err := w.router.Refresh(rctx); err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		c, err := resize.New(w.idx, resize.Config{
+			Target:  w.watcher.Count,
+			Changes: w.watcher.Changes(),
+			Lock:    w.consul.Lock,
+			Router:  w.router,
+			Lead:    w.cfg.HasRole(config.RoleScheduler),
+			Logger:  w.log,
+		})
+		if err != nil {
+			return err
+		}
+		w.m.watchResize(c.Stats(), w.router.Span)
+		var runCtx context.Context
+		runCtx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+		go func() {
+			defer close(done)
+			c.Run(runCtx)
+		}()
+		return nil
+	}, func() {
+		if cancel != nil {
+			cancel()
+			<-done
+		}
+	})
+}
+
+// httpPart serves the HTTP API on cfg.HTTPAddr.
+func (w *Worker) httpPart() part {
+	var srv *http.Server
+	served := make(chan error, 1)
+	return newPart("http listener", func(context.Context) error {
+		h := httpapi.New(httpapi.Config{
+			Templates:     w.templates,
+			Subscriptions: w.subs,
+			Coupons:       w.coupons,
+			Ready: map[string]func(context.Context) error{
+				"redis":  func(ctx context.Context) error { return w.rdb.Ping(ctx).Err() },
+				"mysql":  w.db.PingContext,
+				"nsqd":   func(ctx context.Context) error { return dialCheck(ctx, w.cfg.NSQDAddr) },
+				"consul": w.consul.Ping,
+			},
+			Metrics: w.m.reg.Handler(),
+			Observe: w.m.observeRequest,
+			Logger:  w.log,
+		})
+		ln, err := net.Listen("tcp", w.cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", w.cfg.HTTPAddr, err)
+		}
+		srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		go func() { served <- srv.Serve(ln) }()
+		return nil
+	}, func() {
+		if srv == nil {
+			return
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			w.stopErrs = append(w.stopErrs, fmt.Errorf("http shutdown: %w", err))
+		}
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			w.stopErrs = append(w.stopErrs, fmt.Errorf("http: %w", err))
+		}
+	})
+}
+
+// register keeps this worker registered in Consul, passing while the
+// scheduler (where it runs) is healthy.
+func (w *Worker) register(ctx context.Context) error {
+	host, port := splitHostPort(w.cfg.HTTPAddr)
+	w.reg = w.consul.Register(cluster.Service{
+		ID: w.cfg.WorkerID, Name: w.cfg.ServiceName, Address: host, Port: port,
+		Meta: map[string]string{"roles": fmt.Sprint(w.cfg.Roles)},
+	}, func() error {
+		if s := w.running.Load(); s != nil {
+			return s.Healthy()
+		}
+		return nil // not started yet, or not a role here
+	})
+	return w.reg.Start(ctx)
+}
+
+// newPublisher prepares the NSQ publisher; it connects on first use.
+func (w *Worker) newPublisher(context.Context) error {
+	var err error
+	w.pub, err = push.NewPublisher(push.PublisherConfig{NSQDAddr: w.cfg.NSQDAddr, Topic: w.cfg.Topic, Logger: w.log})
+	return err
+}
+
+// startScheduler runs the scheduler: it takes queue leases and pushes due
+// reminders through the publisher.
+func (w *Worker) startScheduler(ctx context.Context) error {
+	cfg := w.cfg
+	bal, err := balance.New(w.rdb, w.idx, balance.Config{Prefix: cfg.RedisPrefix, Lease: cfg.Lease.Duration(), RenewEvery: cfg.LeaseRenew.Duration(), Logger: w.log})
+	if err != nil {
+		return err
+	}
+	w.sched, err = scheduler.New(scheduler.Config{
+		Count:        w.router.Span,
+		MergeWindow:  cfg.MergeWindow.Duration(),
+		Tick:         cfg.Tick.Duration(),
+		Deadline:     cfg.InFlightDeadline.Duration(),
+		PopBatch:     cfg.PopBatch,
+		Slots:        cfg.Slots,
+		DrainTimeout: cfg.DrainTimeout.Duration(),
+		MarkBatch:    cfg.MarkBatch,
+		MarkInterval: cfg.MarkInterval.Duration(),
+		Observe:      func(_ push.Push, d time.Duration) { w.m.observeLateness(d) },
+		BeforeAck:    failpoint(w.log),
+		Logger:       w.log,
+	}, w.idx, bal, w.pub, newGrabStarts(w.templates), marker{w.subs})
+	if err != nil {
+		return err
+	}
+	w.m.watchScheduler(w.sched.Stats())
+	if err := w.sched.Start(ctx); err != nil {
+		return err
+	}
+	w.running.Store(w.sched)
+	return nil
 }
 
 func openMySQL(dsn string) (*sql.DB, error) {
@@ -375,12 +386,4 @@ func splitHostPort(addr string) (string, int) {
 	}
 	port, _ := strconv.Atoi(p)
 	return host, port
-}
-
-func callAll(fs []func() error) []error {
-	var errs []error
-	for _, f := range fs {
-		errs = append(errs, f())
-	}
-	return errs
 }

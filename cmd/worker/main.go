@@ -1,5 +1,6 @@
-// Command worker runs couponpush's roles (api, scheduler, cron): any number
-// of workers run side by side. See README.md for flags and environment.
+// Command worker runs couponpush's roles (api, scheduler, cron, coupon):
+// any number of workers run side by side. See README.md for flags and
+// environment.
 package main
 
 import (
