@@ -21,7 +21,7 @@
 //     change makes the loser re-read and retry, a bounded number of times.
 //   - A subscription is inserted only while the template's grab_start in
 //     MySQL equals the one push_at was computed from (a locking read inside
-//     the INSERT), so a grab_start moved concurrently (coupon.TemplateStore)
+//     the INSERT), so a grab_start moved concurrently (template.Store)
 //     cannot leave a reminder at the old time.
 //
 // The *sql.DB must use parseTime=true&loc=UTC, and must not set

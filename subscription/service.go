@@ -12,8 +12,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"couponpush/coupon"
 	"couponpush/queue"
+	"couponpush/template"
 )
 
 // Sentinel errors callers branch on.
@@ -78,9 +78,9 @@ type Index interface {
 	Cancel(ctx context.Context, e queue.Entry) error
 }
 
-// Templates reads coupon templates (coupon.TemplateCache is one).
+// Templates reads coupon templates (template.Cache is one).
 type Templates interface {
-	Get(ctx context.Context, id int64) (coupon.Template, error)
+	Get(ctx context.Context, id int64) (template.Template, error)
 }
 
 // invalidator is implemented by template caches that can drop an entry.
@@ -245,7 +245,7 @@ const (
 	// qInsertChecked (the first insert per template; later ones go through
 	// the group-committing inserter) inserts only while the template's grab_start is the
 	// one push_at came from; the shared lock makes a concurrent
-	// coupon.TemplateStore.Update wait or be seen.
+	// template.Store.Update wait or be seen.
 	qInsertChecked = `INSERT INTO subscriptions (user_id, template_id, push_at, status, version, created_at, updated_at)
 SELECT ?, t.id, ?, 'pending', 1, ?, ?
 FROM templates t WHERE t.id = ? AND t.grab_start = ?
@@ -273,7 +273,7 @@ FROM subscriptions WHERE user_id = ? ORDER BY template_id`
 // time it is moved (ErrTooLate if that time has passed). A cancelled one is
 // reactivated unless its new push time has passed. A new one is refused
 // with ErrTooLate, writing nothing, when its push time has passed.
-// Templates that do not exist give coupon.ErrTemplateNotFound. If indexing
+// Templates that do not exist give template.ErrNotFound. If indexing
 // fails after the MySQL write, the error wraps ErrIndex: the row stays and
 // a retry repairs the index.
 func (s *Service) Subscribe(ctx context.Context, userID, templateID int64, lead *time.Duration) (sub Subscription, created bool, err error) {
@@ -307,7 +307,7 @@ func (s *Service) Subscribe(ctx context.Context, userID, templateID int64, lead 
 	}
 }
 
-func (s *Service) subscribe(ctx context.Context, userID int64, t coupon.Template, pushAt time.Time) (Subscription, bool, error) {
+func (s *Service) subscribe(ctx context.Context, userID int64, t template.Template, pushAt time.Time) (Subscription, bool, error) {
 	now := s.cfg.Now()
 	if !pushAt.After(now) {
 		// Only an existing row can answer now; nothing new is written.
@@ -363,7 +363,7 @@ func (s *Service) subscribe(ctx context.Context, userID int64, t coupon.Template
 
 // isFrozen reports whether t's grab_start is known to be final: a
 // subscription row for t exists, committed while MySQL held this grab_start.
-func (s *Service) isFrozen(t coupon.Template) bool {
+func (s *Service) isFrozen(t template.Template) bool {
 	s.frozenMu.RLock()
 	defer s.frozenMu.RUnlock()
 	g, ok := s.frozen[t.ID]
@@ -371,7 +371,7 @@ func (s *Service) isFrozen(t coupon.Template) bool {
 }
 
 // freeze records t's grab_start as final; see isFrozen.
-func (s *Service) freeze(t coupon.Template) {
+func (s *Service) freeze(t template.Template) {
 	s.frozenMu.Lock()
 	defer s.frozenMu.Unlock()
 	if len(s.frozen) >= maxFrozen {
@@ -384,7 +384,7 @@ func (s *Service) freeze(t coupon.Template) {
 // so a push time computed from a stale cached template is never written or
 // acted on. rowExists says a subscription row for t is committed, which
 // makes a confirmed grab_start final.
-func (s *Service) confirm(ctx context.Context, t coupon.Template, rowExists bool) error {
+func (s *Service) confirm(ctx context.Context, t template.Template, rowExists bool) error {
 	if s.isFrozen(t) {
 		return nil
 	}
@@ -395,7 +395,7 @@ func (s *Service) confirm(ctx context.Context, t coupon.Template, rowExists bool
 	var g time.Time
 	err = st.QueryRowContext(ctx, t.ID).Scan(&g)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("subscription: confirm template %d: %w", t.ID, coupon.ErrTemplateNotFound)
+		return fmt.Errorf("subscription: confirm template %d: %w", t.ID, template.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("subscription: confirm template %d: %w", t.ID, err)
@@ -411,7 +411,7 @@ func (s *Service) confirm(ctx context.Context, t coupon.Template, rowExists bool
 
 // resubscribe handles a subscription whose row exists, retrying when a
 // concurrent change wins the compare-and-set.
-func (s *Service) resubscribe(ctx context.Context, t coupon.Template, cur Subscription, pushAt time.Time) (Subscription, bool, error) {
+func (s *Service) resubscribe(ctx context.Context, t template.Template, cur Subscription, pushAt time.Time) (Subscription, bool, error) {
 	if cur.Status == StatusSent {
 		return cur, false, nil
 	}

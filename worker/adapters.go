@@ -5,9 +5,9 @@ import (
 	"sync"
 	"time"
 
-	"couponpush/coupon"
 	"couponpush/scheduler"
 	"couponpush/subscription"
+	"couponpush/template"
 )
 
 // grabStarts tells the scheduler templates' grab starts. A template the
@@ -16,14 +16,14 @@ import (
 // for good (bounded: the map is dropped when it grows past maxGrabStarts)
 // and delivery reads MySQL once per template, not once per cache TTL.
 type grabStarts struct {
-	c    *coupon.TemplateCache
+	c    *template.Cache
 	mu   sync.RWMutex
 	seen map[int64]time.Time
 }
 
 const maxGrabStarts = 100_000
 
-func newGrabStarts(c *coupon.TemplateCache) *grabStarts {
+func newGrabStarts(c *template.Cache) *grabStarts {
 	return &grabStarts{c: c, seen: map[int64]time.Time{}}
 }
 

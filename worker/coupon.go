@@ -13,13 +13,14 @@ import (
 	"couponpush/config"
 	"couponpush/coupon"
 	"couponpush/metrics"
+	"couponpush/template"
 )
 
 // newCoupons builds the coupon service every role may use: the API serves
 // claims with it, the coupon role runs its jobs. Its claim writer gets a
 // small pool of its own that interpolates parameters, so each group-commit
 // INSERT is one round trip rather than a prepare, an execute and a close.
-func (w *Worker) newCoupons(templates *coupon.TemplateCache, tiers *coupon.RedisTemplates) (*coupon.Service, error) {
+func (w *Worker) newCoupons(templates *template.Cache, tiers *template.Redis) (*coupon.Service, error) {
 	c, err := mysql.ParseDSN(w.cfg.MySQLDSN)
 	if err != nil {
 		return nil, fmt.Errorf("mysql dsn: %w", err)
@@ -43,7 +44,7 @@ func (w *Worker) newCoupons(templates *coupon.TemplateCache, tiers *coupon.Redis
 // cluster-wide Consul lock so one worker runs each at a time: the Redis
 // template cache refresh (the only writer of that cache), the expiry sweep
 // and the stock reconcile.
-func (w *Worker) startCoupon(ctx context.Context, consul *cluster.Client, svc *coupon.Service, tiers *coupon.RedisTemplates, reg *metrics.Registry) {
+func (w *Worker) startCoupon(ctx context.Context, consul *cluster.Client, svc *coupon.Service, tiers *template.Redis, reg *metrics.Registry) {
 	cfg := w.cfg
 	drift := reg.Gauge("couponpush_coupon_stock_drift",
 		"Coupons by which Redis stock and MySQL disagreed at the last reconcile (sum of |drift| over sub-stocks, before repair).")

@@ -28,6 +28,7 @@ import (
 	"couponpush/resize"
 	"couponpush/scheduler"
 	"couponpush/subscription"
+	"couponpush/template"
 )
 
 // Run runs one worker until ctx is done, then drains and returns. It returns
@@ -124,9 +125,9 @@ func Start(ctx context.Context, cfg config.Worker, log *slog.Logger) (w *Worker,
 	if err := w.startResize(ctx, consul, idx, router, reg); err != nil {
 		return nil, err
 	}
-	store := coupon.NewTemplateStore(w.db, coupon.StoreConfig{})
-	tiers := coupon.NewRedisTemplates(w.rdb, cfg.RedisPrefix, store)
-	templates := coupon.NewTemplateCache(tiers, coupon.CacheConfig{})
+	store := template.NewStore(w.db, template.StoreConfig{})
+	tiers := template.NewRedis(w.rdb, cfg.RedisPrefix, store)
+	templates := template.NewCache(tiers, template.CacheConfig{})
 	if w.coupons, err = w.newCoupons(templates, tiers); err != nil {
 		return nil, err
 	}
@@ -167,7 +168,7 @@ func Start(ctx context.Context, cfg config.Worker, log *slog.Logger) (w *Worker,
 	return w, nil
 }
 
-func (w *Worker) startScheduler(ctx context.Context, idx *queue.Client, router *queue.Router, templates *coupon.TemplateCache, subs *subscription.Service, reg *metrics.Registry) error {
+func (w *Worker) startScheduler(ctx context.Context, idx *queue.Client, router *queue.Router, templates *template.Cache, subs *subscription.Service, reg *metrics.Registry) error {
 	cfg := w.cfg
 	var err error
 	w.pub, err = push.NewPublisher(push.PublisherConfig{NSQDAddr: cfg.NSQDAddr, Topic: cfg.Topic, Logger: w.log})
@@ -208,7 +209,7 @@ func (w *Worker) startScheduler(ctx context.Context, idx *queue.Client, router *
 	return w.sched.Start(ctx)
 }
 
-func (w *Worker) startHTTP(consul *cluster.Client, templates *coupon.TemplateCache, subs *subscription.Service, reg *metrics.Registry) error {
+func (w *Worker) startHTTP(consul *cluster.Client, templates *template.Cache, subs *subscription.Service, reg *metrics.Registry) error {
 	reqs := reg.HistogramVec("couponpush_http_request_seconds", "HTTP request latency by route and status.",
 		metrics.ExponentialBuckets(0.0005, 2, 14), "route", "status")
 	h := httpapi.New(httpapi.Config{
