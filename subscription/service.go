@@ -94,9 +94,7 @@ const (
 	MarkSentBatch = 1000
 	// maxAttempts bounds compare-and-set retries under concurrent changes.
 	maxAttempts = 8
-	// maxFrozen bounds the set of templates known to have final grab_starts.
-	maxFrozen = 100_000
-	pushIDMax = 64
+	pushIDMax   = 64
 )
 
 // Config configures a Service. Zero values mean defaults.
@@ -164,8 +162,7 @@ type Service struct {
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt
 
-	frozenMu sync.RWMutex
-	frozen   map[int64]time.Time // template id → grab_start known final
+	final template.FinalStarts // grab_starts known final: no checked insert, no confirm
 
 	inserts *inserter // group commit of new subscriptions (hot path)
 }
@@ -176,7 +173,7 @@ type Service struct {
 func NewService(db *sql.DB, t Templates, idx Index, cfg Config) *Service {
 	cfg = cfg.withDefaults()
 	return &Service{db: db, templates: t, idx: idx, cfg: cfg, log: cfg.Logger,
-		stmts: map[string]*sql.Stmt{}, frozen: map[int64]time.Time{}, inserts: newInserter(db)}
+		stmts: map[string]*sql.Stmt{}, inserts: newInserter(db)}
 }
 
 // Close frees the prepared statements. The service must not be used after.
@@ -324,9 +321,9 @@ func (s *Service) subscribe(ctx context.Context, userID int64, t template.Templa
 		return s.resubscribe(ctx, t, cur, pushAt)
 	}
 	stamp := ms(now)
-	frozen := s.isFrozen(t)
+	final := s.final.Known(t)
 	var inserted bool
-	if frozen {
+	if final {
 		var err error
 		if inserted, err = s.inserts.insert(ctx, userID, t.ID, pushAt, stamp); err != nil {
 			return Subscription{}, false, fmt.Errorf("subscription: insert user %d template %d: %w", userID, t.ID, err)
@@ -343,8 +340,8 @@ func (s *Service) subscribe(ctx context.Context, userID int64, t template.Templa
 		inserted = n == 1
 	}
 	if inserted {
-		if !frozen {
-			s.freeze(t) // our row is committed: grab_start can no longer change
+		if !final {
+			s.final.Add(t) // our row is committed: grab_start can no longer change
 		}
 		sub := Subscription{UserID: userID, TemplateID: t.ID, PushAt: pushAt, Status: StatusPending, Version: 1, CreatedAt: stamp}
 		return sub, true, s.add(ctx, sub)
@@ -361,31 +358,12 @@ func (s *Service) subscribe(ctx context.Context, userID int64, t template.Templa
 	return s.resubscribe(ctx, t, cur, pushAt)
 }
 
-// isFrozen reports whether t's grab_start is known to be final: a
-// subscription row for t exists, committed while MySQL held this grab_start.
-func (s *Service) isFrozen(t template.Template) bool {
-	s.frozenMu.RLock()
-	defer s.frozenMu.RUnlock()
-	g, ok := s.frozen[t.ID]
-	return ok && g.Equal(t.GrabStart)
-}
-
-// freeze records t's grab_start as final; see isFrozen.
-func (s *Service) freeze(t template.Template) {
-	s.frozenMu.Lock()
-	defer s.frozenMu.Unlock()
-	if len(s.frozen) >= maxFrozen {
-		clear(s.frozen) // relearned, one checked statement per template
-	}
-	s.frozen[t.ID] = t.GrabStart
-}
-
 // confirm checks t's grab_start against MySQL unless it is known final,
 // so a push time computed from a stale cached template is never written or
 // acted on. rowExists says a subscription row for t is committed, which
 // makes a confirmed grab_start final.
 func (s *Service) confirm(ctx context.Context, t template.Template, rowExists bool) error {
-	if s.isFrozen(t) {
+	if s.final.Known(t) {
 		return nil
 	}
 	st, err := s.stmt(ctx, qGrabStart)
@@ -404,7 +382,7 @@ func (s *Service) confirm(ctx context.Context, t template.Template, rowExists bo
 		return fmt.Errorf("confirm template %d: %w", t.ID, ErrTemplateChanged)
 	}
 	if rowExists {
-		s.freeze(t)
+		s.final.Add(t)
 	}
 	return nil
 }

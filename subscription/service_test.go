@@ -481,16 +481,16 @@ func TestFrozenTemplateUsesThePlainInsert(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	s := e.service(newClock(base), newFakeIndex())
-	if s.isFrozen(e.template) {
+	if s.final.Known(e.template) {
 		t.Fatal("a template without subscribers is frozen")
 	}
 	subscribe(t, s, e.user(), e.template.ID)
-	if !s.isFrozen(e.template) {
+	if !s.final.Known(e.template) {
 		t.Fatal("the template is not frozen after its first subscription")
 	}
 	moved := e.template
 	moved.GrabStart = moved.GrabStart.Add(time.Second)
-	if s.isFrozen(moved) {
+	if s.final.Known(moved) {
 		t.Fatal("another grab_start counts as frozen")
 	}
 	subscribe(t, s, e.user(), e.template.ID) // the plain insert path

@@ -15,7 +15,10 @@
 //     to it: Store.Update checks and writes in one transaction, with locking
 //     reads on the template row and on the template's subscriptions, so no
 //     subscription can be inserted between the check and the write
-//     (ErrHasSubscribers).
+//     (ErrHasSubscribers). FinalStarts is the one place that relies on this
+//     rule: a grab start it holds is kept without a TTL (at most
+//     MaxFinalStarts templates); the subscription service and the worker's
+//     scheduler each keep one.
 //   - Cache staleness is bounded: Cache answers from memory for at most its
 //     TTL (DefaultCacheTTL, 2 s); Update through the cache invalidates the
 //     entry in this process at once. Update and AddStock through Redis drop
