@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"couponpush/template"
 )
 
 // reservation is a parsed user-hash entry r:<request_id>.
@@ -41,7 +43,7 @@ func parseReservation(raw string) (reservation, error) {
 
 // claim is one claim in progress.
 type claim struct {
-	template  Template
+	template  template.Template
 	user      int64
 	requestID string
 	resv      reservation
@@ -56,8 +58,8 @@ type claim struct {
 // coupon and true when this call issued it, or the coupon an earlier call
 // with the same requestID issued and false (C3). Errors: ErrSoldOut,
 // ErrLimitReached, ErrNotStarted, ErrEnded, ErrRequestConflict,
-// ErrTemplateNotFound, ErrClaimInProgress, ErrOutcomeUnknown,
-// ErrStockUnavailable, *ValidationError.
+// template.ErrNotFound, ErrClaimInProgress, ErrOutcomeUnknown,
+// ErrStockUnavailable, *template.ValidationError.
 //
 // The steps (each Redis step one script on one key): reserve the
 // request_id and a per-user slot on the user's key; take one coupon from a
@@ -101,7 +103,7 @@ type staleResv struct {
 	resv      reservation
 }
 
-func (s *Service) tryClaim(ctx context.Context, t Template, user int64, requestID string, now time.Time) (Coupon, bool, []staleResv, error) {
+func (s *Service) tryClaim(ctx context.Context, t template.Template, user int64, requestID string, now time.Time) (Coupon, bool, []staleResv, error) {
 	c := &claim{template: t, user: user, requestID: requestID, started: time.Now(), claimedAt: norm(now)}
 	c.expiresAt = t.ValidUntil
 	if t.ValidDays > 0 {
@@ -257,7 +259,7 @@ func (s *Service) staleReservations(ctx context.Context, userKey string, redisNo
 // write for it can still commit): if MySQL has its coupon, it is marked
 // done and its hold dropped; if not, its slot and any hold's coupon are
 // given back. Idempotent.
-func (s *Service) settle(ctx context.Context, t Template, user int64, requestID string, r reservation) error {
+func (s *Service) settle(ctx context.Context, t template.Template, user int64, requestID string, r reservation) error {
 	cp, err := s.byRequest(ctx, t.ID, requestID)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
@@ -293,7 +295,7 @@ func (s *Service) settle(ctx context.Context, t Template, user int64, requestID 
 
 // claimAfterEnd answers a claim after grab_end: a retry of a claim that
 // succeeded gets its coupon, anything else ErrEnded.
-func (s *Service) claimAfterEnd(ctx context.Context, t Template, user int64, requestID string) (Coupon, bool, error) {
+func (s *Service) claimAfterEnd(ctx context.Context, t template.Template, user int64, requestID string) (Coupon, bool, error) {
 	cp, err := s.byRequest(ctx, t.ID, requestID)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"couponpush/internal/enginetest"
+	"couponpush/template"
 )
 
 // TestClaimConcurrentInvariants: thousands of goroutines on one template,
@@ -183,8 +184,8 @@ func TestClaimRefusals(t *testing.T) {
 	ctx := context.Background()
 	live := f.liveTemplate(t, 100, 1, 4)
 	now := time.Now()
-	mk := func(start, end time.Time) Template {
-		tm, err := f.store.Create(ctx, Draft{Name: "w", Type: Percent, Value: 10, Stock: 5, GrabStart: start, GrabEnd: end, ValidDays: ptr(1)})
+	mk := func(start, end time.Time) template.Template {
+		tm, err := f.store.Create(ctx, template.Draft{Name: "w", Type: template.Percent, Value: 10, Stock: 5, GrabStart: start, GrabEnd: end, ValidDays: ptr(1)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -208,7 +209,7 @@ func TestClaimRefusals(t *testing.T) {
 	}{
 		{"not started", future.ID, 1, "a", ErrNotStarted},
 		{"ended", past.ID, 1, "a", ErrEnded},
-		{"unknown template", 1 << 40, 1, "a", ErrTemplateNotFound},
+		{"unknown template", 1 << 40, 1, "a", template.ErrNotFound},
 		{"limit reached", live.ID, 1, "second", ErrLimitReached},
 		{"request_id of another user", live.ID, 2, "first", ErrRequestConflict},
 		{"empty request_id", live.ID, 1, "", nil},
@@ -220,7 +221,7 @@ func TestClaimRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := f.svc.Claim(ctx, tt.template, tt.user, tt.rid)
 			if tt.want == nil {
-				var ve *ValidationError
+				var ve *template.ValidationError
 				if !errors.As(err, &ve) {
 					t.Fatalf("Claim error %v, want a *ValidationError", err)
 				}
@@ -289,13 +290,13 @@ func TestAddStockLive(t *testing.T) {
 	if ok.Load() != 125 {
 		t.Fatalf("issued %d, want 125", ok.Load())
 	}
-	for _, n := range []int64{0, -3, MaxStock} {
-		var ve *ValidationError
+	for _, n := range []int64{0, -3, template.MaxStock} {
+		var ve *template.ValidationError
 		if _, err := f.svc.AddStock(ctx, tm.ID, n); !errors.As(err, &ve) {
 			t.Fatalf("AddStock(%d) error %v, want a *ValidationError", n, err)
 		}
 	}
-	if _, err := f.svc.AddStock(ctx, 1<<40, 1); !errors.Is(err, ErrTemplateNotFound) {
+	if _, err := f.svc.AddStock(ctx, 1<<40, 1); !errors.Is(err, template.ErrNotFound) {
 		t.Fatalf("AddStock to no template: %v", err)
 	}
 	f.checkBooks(t, tm)

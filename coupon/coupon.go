@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"couponpush/template"
 )
 
 // Sentinel errors of claims and coupons, which the API maps to its codes.
@@ -109,14 +111,14 @@ func scanCoupon(r rowScanner, now time.Time) (Coupon, error) {
 func checkClientID(field, s string) error {
 	n := len([]rune(s))
 	if n < 1 || n > MaxClientIDLen || strings.ContainsRune(s, '\uFFFD') {
-		return &ValidationError{Fields: []FieldError{{Field: field, Message: fmt.Sprintf("must be 1 to %d characters of valid UTF-8", MaxClientIDLen)}}}
+		return &template.ValidationError{Fields: []template.FieldError{{Field: field, Message: fmt.Sprintf("must be 1 to %d characters of valid UTF-8", MaxClientIDLen)}}}
 	}
 	return nil
 }
 
 func checkID(field string, id int64) error {
 	if id <= 0 {
-		return &ValidationError{Fields: []FieldError{{Field: field, Message: "must be a positive 64-bit integer"}}}
+		return &template.ValidationError{Fields: []template.FieldError{{Field: field, Message: "must be a positive 64-bit integer"}}}
 	}
 	return nil
 }
@@ -268,7 +270,7 @@ func (s *Service) transition(ctx context.Context, user, id int64, order string, 
 }
 
 func firstValidation(err error) error {
-	var ve *ValidationError
+	var ve *template.ValidationError
 	if errors.As(err, &ve) {
 		return ve
 	}
@@ -299,7 +301,7 @@ func (s *Service) List(ctx context.Context, user int64, status Status) ([]Coupon
 		q += " AND (status = 'expired' OR (status IN ('unused','locked') AND expires_at <= ?))"
 		args = append(args, now)
 	default:
-		return nil, &ValidationError{Fields: []FieldError{{Field: "status", Message: "must be unused, locked, used or expired"}}}
+		return nil, &template.ValidationError{Fields: []template.FieldError{{Field: "status", Message: "must be unused, locked, used or expired"}}}
 	}
 	q += " ORDER BY id DESC LIMIT " + fmt.Sprint(MaxList)
 	rows, err := s.db.QueryContext(ctx, q, args...)

@@ -6,16 +6,18 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"couponpush/template"
 )
 
 // expiringFixture has a template whose coupons expire at exp, and two
 // services over it: one whose clock reads just before exp, one just after.
-func expiringFixture(t *testing.T) (f *fixture, before, after *Service, tm Template, exp time.Time) {
+func expiringFixture(t *testing.T) (f *fixture, before, after *Service, tm template.Template, exp time.Time) {
 	t.Helper()
 	ctx := context.Background()
 	exp = time.Now().Add(time.Hour).Truncate(time.Millisecond).UTC()
 	f = newFixture(t, nil)
-	d := Draft{Name: "expiring", Type: Fixed, Value: 100, Stock: 10_000, PerUserLimit: ptr(100),
+	d := template.Draft{Name: "expiring", Type: template.Fixed, Value: 100, Stock: 10_000, PerUserLimit: ptr(100),
 		GrabStart: time.Now().Add(-time.Hour), GrabEnd: time.Now().Add(30 * time.Minute), ValidUntil: &exp}
 	tm, err := f.store.Create(ctx, d)
 	if err != nil {
@@ -71,7 +73,7 @@ func TestLockUnlockRedeem(t *testing.T) {
 					"lock": f.svc.Lock, "unlock": f.svc.Unlock, "redeem": f.svc.Redeem}[s.op]
 				got, err := op(ctx, s.user, c.ID, s.order)
 				if s.status == "" && s.want == nil {
-					var ve *ValidationError
+					var ve *template.ValidationError
 					if !errors.As(err, &ve) {
 						t.Fatalf("%s with order %q: %v, want a *ValidationError", s.op, s.order, err)
 					}

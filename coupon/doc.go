@@ -1,19 +1,12 @@
-// Package coupon owns coupon templates and coupons: templates (what a drop
-// offers, how many, when), claims against a hot template's stock, and
+// Package coupon owns coupons: claims against a hot template's stock, the
+// stock itself in Redis (sub-stocks credited from stock_adds rows), and
 // coupons' lock, unlock, redeem and expiry, over MySQL (the truth) and
-// Redis (stock, reservations, the template cache).
+// Redis (stock, reservations). Templates, their validation, store and
+// cache tiers are the template package's. Invalid input (ids, request_id,
+// order_id, status) returns a *template.ValidationError, the one
+// field-error type the HTTP layer answers with a 400.
 //
 // Invariants:
-//   - A Template is valid by construction: NewTemplate and the store's
-//     Update are the only ways to make or change one, and both validate,
-//     returning a *ValidationError that names each bad field.
-//   - A template's grab_start never changes once any subscription row refers
-//     to it: Update checks and writes in one transaction, with locking reads
-//     on the template row and on the template's subscriptions, so no
-//     subscription can be inserted between the check and the write.
-//   - TemplateCache answers from memory for at most its TTL; Update through
-//     the cache invalidates the entry in this process at once. Other
-//     processes see a change within one TTL plus one Redis cache refresh.
 //   - C1: a template's stock is split over SubStocks Redis hashes on
 //     different Cluster slots; a take decrements one only while it is
 //     positive and records a hold, and stock reaches Redis only through

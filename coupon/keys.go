@@ -2,7 +2,8 @@ package coupon
 
 import "strconv"
 
-// keys builds every Redis key of the coupon core. Each multi-key-free Lua
+// keys builds every Redis key of the coupon core but the template cache's
+// (<p>:tpl:<T>, built in template/keys.go). Each multi-key-free Lua
 // script touches one key; keys that scripts touch carry a hash tag, so a
 // script's KEYS always lie on one Redis Cluster slot.
 //
@@ -18,7 +19,6 @@ import "strconv"
 //	                      r:<REQUEST_ID>  "p|slot|redis ms" reserved, or
 //	                                      "d|slot|coupon id" done
 //	                      s:<SLOT>        the request holding slot SLOT
-//	<p>:tpl:<T>          string: template T as JSON (the Redis cache tier)
 //	<p>:coupon:ids       string: the last coupon id handed out (blocks of
 //	                     ids are reserved with INCRBY)
 type keys struct{ prefix string }
@@ -31,10 +31,6 @@ func (k keys) sub(template int64, i int) string {
 func (k keys) user(template, user int64) string {
 	tag := k.prefix + ":t" + strconv.FormatInt(template, 10) + ":u" + strconv.FormatInt(user, 10)
 	return k.prefix + ":{" + tag + "}"
-}
-
-func (k keys) template(id int64) string {
-	return k.prefix + ":tpl:" + strconv.FormatInt(id, 10)
 }
 
 func (k keys) couponIDs() string { return k.prefix + ":coupon:ids" }

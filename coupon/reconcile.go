@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"couponpush/template"
 )
 
 // ReconcileResult is what one Reconcile run found and did.
@@ -260,7 +262,7 @@ func (s *Service) written(ctx context.Context, template int64, rids []string) (m
 
 // settleHold settles a claim found by its hold (see settle); the user's
 // reservation, if it is still there, is settled with it.
-func (s *Service) settleHold(ctx context.Context, t Template, rid string, h hold) error {
+func (s *Service) settleHold(ctx context.Context, t template.Template, rid string, h hold) error {
 	raw, err := s.rdb.HGet(ctx, s.keys.user(t.ID, h.user), "r:"+rid).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("coupon: read reservation %q: %w", rid, err)

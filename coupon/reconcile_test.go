@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"couponpush/internal/enginetest"
+	"couponpush/template"
 )
 
 func TestReconcileRepairsDrift(t *testing.T) {
@@ -205,8 +206,8 @@ func TestClaimChildProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv(childRedisEnv), PoolSize: 64})
-	store := NewTemplateStore(db, StoreConfig{})
-	svc := NewService(Config{DB: db, Redis: rdb, Prefix: os.Getenv(childPrefixEnv), Templates: NewTemplateCache(store, CacheConfig{})})
+	store := template.NewStore(db, template.StoreConfig{})
+	svc := NewService(Config{DB: db, Redis: rdb, Prefix: os.Getenv(childPrefixEnv), Templates: template.NewCache(store, template.CacheConfig{})})
 	tid, _ := strconv.ParseInt(os.Getenv(childTemplateEnv), 10, 64)
 	var next atomic.Int64
 	var out sync.Mutex

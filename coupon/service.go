@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"couponpush/template"
 )
 
 // Service defaults.
@@ -20,9 +22,9 @@ const (
 	DefaultRetainAfterEnd    = 24 * time.Hour
 )
 
-// Templates is where the Service reads templates; *TemplateCache is one.
+// Templates is where the Service reads templates; *template.Cache is one.
 type Templates interface {
-	Get(ctx context.Context, id int64) (Template, error)
+	Get(ctx context.Context, id int64) (template.Template, error)
 }
 
 // Config configures a Service. DB, Redis and Templates are required; zero
@@ -40,11 +42,11 @@ type Config struct {
 	Prefix string
 	// Templates reads templates (local memory, then Redis, then MySQL).
 	Templates Templates
-	// Stock adds stock to templates in MySQL (*RedisTemplates and
-	// *TemplateStore are ones); nil refuses AddStock.
+	// Stock adds stock to templates in MySQL (*template.Redis and
+	// *template.Store are ones); nil refuses AddStock.
 	Stock StockAdder
 	// Invalidate, if set, drops a template from the local memory cache
-	// after this Service changed it (TemplateCache.Invalidate).
+	// after this Service changed it (template.Cache.Invalidate).
 	Invalidate func(id int64)
 	// WriteBudget is the most time from a claim's reservation to sending
 	// its MySQL write: later, the claim gives up before writing (and the
@@ -68,9 +70,9 @@ type Config struct {
 }
 
 // StockAdder raises a template's stock in MySQL and records the addition
-// (see TemplateStore.AddStock).
+// (see template.Store.AddStock).
 type StockAdder interface {
-	AddStock(ctx context.Context, id, n int64) (Template, int64, error)
+	AddStock(ctx context.Context, id, n int64) (template.Template, int64, error)
 }
 
 // Service issues, reads and changes coupons: claims with the Redis
@@ -148,7 +150,7 @@ func shares(amount int64, n int) []int64 {
 // yet applied (each sub-stock takes its share once, whatever is retried),
 // then marks them applied. Template creation and AddStock call it; so does
 // reconcile, for a crash in between.
-func (s *Service) ApplyStockAdds(ctx context.Context, t Template) error {
+func (s *Service) ApplyStockAdds(ctx context.Context, t template.Template) error {
 	rows, err := s.db.QueryContext(ctx, "SELECT id, amount FROM stock_adds WHERE template_id = ? AND applied = 0 ORDER BY id", t.ID)
 	if err != nil {
 		return fmt.Errorf("coupon: read stock adds of template %d: %w", t.ID, err)
@@ -183,7 +185,7 @@ func (s *Service) ApplyStockAdds(ctx context.Context, t Template) error {
 
 // Prepare credits a new template's stock to Redis; call it after the
 // template is created. If it fails, reconcile credits it later.
-func (s *Service) Prepare(ctx context.Context, t Template) (Template, error) {
+func (s *Service) Prepare(ctx context.Context, t template.Template) (template.Template, error) {
 	if err := s.ApplyStockAdds(ctx, t); err != nil {
 		return t, err
 	}
@@ -192,18 +194,18 @@ func (s *Service) Prepare(ctx context.Context, t Template) (Template, error) {
 
 // Template returns template id with Remaining (and Issued) from its Redis
 // sub-stocks.
-func (s *Service) Template(ctx context.Context, id int64) (Template, error) {
+func (s *Service) Template(ctx context.Context, id int64) (template.Template, error) {
 	t, err := s.templates.Get(ctx, id)
 	if err != nil {
-		return Template{}, err
+		return template.Template{}, err
 	}
 	return s.withRemaining(ctx, t)
 }
 
-func (s *Service) withRemaining(ctx context.Context, t Template) (Template, error) {
+func (s *Service) withRemaining(ctx context.Context, t template.Template) (template.Template, error) {
 	left, err := s.Remaining(ctx, t)
 	if err != nil {
-		return Template{}, err
+		return template.Template{}, err
 	}
 	t.Remaining, t.Issued = left, t.Stock-left
 	return t, nil
@@ -213,26 +215,26 @@ func (s *Service) withRemaining(ctx context.Context, t Template) (Template, erro
 // a stock_adds row, in one transaction), then each sub-stock takes its
 // share once. A crash in between leaves the add for reconcile, which
 // credits it; it is never credited twice, so it cannot over-issue.
-func (s *Service) AddStock(ctx context.Context, id, n int64) (Template, error) {
+func (s *Service) AddStock(ctx context.Context, id, n int64) (template.Template, error) {
 	if s.cfg.Stock == nil {
-		return Template{}, errors.New("coupon: AddStock needs Config.Stock")
+		return template.Template{}, errors.New("coupon: AddStock needs Config.Stock")
 	}
 	t, _, err := s.cfg.Stock.AddStock(ctx, id, n)
 	if err != nil {
-		return Template{}, err
+		return template.Template{}, err
 	}
 	if s.cfg.Invalidate != nil {
 		s.cfg.Invalidate(id)
 	}
 	if err := s.ApplyStockAdds(ctx, t); err != nil {
-		return Template{}, err
+		return template.Template{}, err
 	}
 	return s.withRemaining(ctx, t)
 }
 
 // Remaining returns the coupons template t can still issue, by its Redis
 // sub-stocks (claims in flight count as issued).
-func (s *Service) Remaining(ctx context.Context, t Template) (int64, error) {
+func (s *Service) Remaining(ctx context.Context, t template.Template) (int64, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, t.SubStocks)
 	for i := range cmds {
@@ -253,7 +255,7 @@ func (s *Service) Remaining(ctx context.Context, t Template) (int64, error) {
 }
 
 // hinted reports the sub-stocks of t this process found empty lately.
-func (s *Service) hinted(t Template) []bool {
+func (s *Service) hinted(t template.Template) []bool {
 	s.hintMu.Lock()
 	defer s.hintMu.Unlock()
 	out := make([]bool, t.SubStocks)
@@ -268,7 +270,7 @@ func (s *Service) hinted(t Template) []bool {
 	return out
 }
 
-func (s *Service) hintEmpty(t Template, i int) {
+func (s *Service) hintEmpty(t template.Template, i int) {
 	s.hintMu.Lock()
 	defer s.hintMu.Unlock()
 	if len(s.hints) >= maxHinted {
@@ -290,6 +292,18 @@ func (s *Service) clearHints(template int64) {
 
 // maxHinted bounds how many templates keep empty-sub-stock hints.
 const maxHinted = 10_000
+
+// norm is the stored form of a time: UTC, millisecond precision, as the
+// DATETIME(3) columns hold it (the template package stores its times the
+// same way).
+func norm(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC().Truncate(time.Millisecond)
+}
+
+type rowScanner interface{ Scan(dest ...any) error }
 
 // Stop ends the claim writer after the batches in hand.
 func (s *Service) Stop() { s.writer.stop() }

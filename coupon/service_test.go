@@ -12,6 +12,7 @@ import (
 
 	"couponpush/internal/enginetest"
 	"couponpush/migrate"
+	"couponpush/template"
 )
 
 // fixture is one test's coupon stack on the shared engines: its own
@@ -21,8 +22,8 @@ type fixture struct {
 	db     *sql.DB
 	rdb    redis.UniversalClient
 	prefix string
-	store  *TemplateStore
-	cache  *TemplateCache
+	store  *template.Store
+	cache  *template.Cache
 	svc    *Service
 }
 
@@ -69,8 +70,8 @@ func newFixture(t testing.TB, rdb redis.UniversalClient, opts ...fixtureOpt) *fi
 	cfg.InterpolateParams = true
 	writeDB := openDB(t, cfg.FormatDSN())
 	opts = append([]fixtureOpt{func(c *Config) { c.WriteDB = writeDB }}, opts...)
-	f.store = NewTemplateStore(f.db, StoreConfig{})
-	f.cache = NewTemplateCache(f.store, CacheConfig{})
+	f.store = template.NewStore(f.db, template.StoreConfig{})
+	f.cache = template.NewCache(f.store, template.CacheConfig{})
 	f.svc = f.service(opts...)
 	return f
 }
@@ -87,10 +88,10 @@ func (f *fixture) service(opts ...fixtureOpt) *Service {
 }
 
 // liveTemplate creates a template claimable now and credits its stock.
-func (f *fixture) liveTemplate(t testing.TB, stock int64, perUser, subs int) Template {
+func (f *fixture) liveTemplate(t testing.TB, stock int64, perUser, subs int) template.Template {
 	t.Helper()
 	now := time.Now()
-	d := Draft{Name: "hot", Type: Fixed, Value: 500, Stock: stock, PerUserLimit: &perUser, SubStocks: &subs,
+	d := template.Draft{Name: "hot", Type: template.Fixed, Value: 500, Stock: stock, PerUserLimit: &perUser, SubStocks: &subs,
 		GrabStart: now.Add(-time.Hour), GrabEnd: now.Add(time.Hour), ValidDays: ptr(7)}
 	tm, err := f.store.Create(context.Background(), d)
 	if err != nil {
@@ -124,7 +125,7 @@ func (f *fixture) maxPerUser(t testing.TB, template int64) int64 {
 
 // checkBooks asserts the stock adds up: Redis left + MySQL rows == stock,
 // no hold in flight, and reconcile finds no drift.
-func (f *fixture) checkBooks(t testing.TB, tm Template) {
+func (f *fixture) checkBooks(t testing.TB, tm template.Template) {
 	t.Helper()
 	ctx := context.Background()
 	left, err := f.svc.Remaining(ctx, tm)
@@ -151,7 +152,7 @@ func (f *fixture) checkBooks(t testing.TB, tm Template) {
 }
 
 // holds counts the claims in flight in the template's sub-stocks.
-func (f *fixture) holds(t testing.TB, tm Template) int {
+func (f *fixture) holds(t testing.TB, tm template.Template) int {
 	t.Helper()
 	n := 0
 	for i := range tm.SubStocks {

@@ -11,14 +11,14 @@ import (
 
 	"couponpush/coupon"
 	"couponpush/subscription"
+	"couponpush/template"
 )
 
-// Templates is the template service the API needs; *coupon.TemplateCache
-// is one.
+// Templates is the template service the API needs; *template.Cache is one.
 type Templates interface {
-	Create(ctx context.Context, d coupon.Draft) (coupon.Template, error)
-	Get(ctx context.Context, id int64) (coupon.Template, error)
-	Update(ctx context.Context, id int64, p coupon.Patch) (coupon.Template, error)
+	Create(ctx context.Context, d template.Draft) (template.Template, error)
+	Get(ctx context.Context, id int64) (template.Template, error)
+	Update(ctx context.Context, id int64, p template.Patch) (template.Template, error)
 }
 
 // Subscriptions is the reminder subscription service the API needs;
@@ -37,9 +37,9 @@ type Coupons interface {
 	Unlock(ctx context.Context, userID, couponID int64, orderID string) (coupon.Coupon, error)
 	Redeem(ctx context.Context, userID, couponID int64, orderID string) (coupon.Coupon, error)
 	List(ctx context.Context, userID int64, status coupon.Status) ([]coupon.Coupon, error)
-	Template(ctx context.Context, id int64) (coupon.Template, error)
-	Prepare(ctx context.Context, t coupon.Template) (coupon.Template, error)
-	AddStock(ctx context.Context, id, n int64) (coupon.Template, error)
+	Template(ctx context.Context, id int64) (template.Template, error)
+	Prepare(ctx context.Context, t template.Template) (template.Template, error)
+	AddStock(ctx context.Context, id, n int64) (template.Template, error)
 }
 
 // Defaults.

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"couponpush/coupon"
 	"couponpush/subscription"
+	"couponpush/template"
 )
 
 const jsonCT = "application/json"
@@ -155,7 +155,7 @@ func TestSubscriptionsAPI(t *testing.T) {
 	ctx := context.Background()
 	tpl := f.tpl.ID
 	days := 1
-	soon, err := f.store.Create(ctx, coupon.Draft{Name: "soon", Type: coupon.Fixed, Value: 1, Stock: 1,
+	soon, err := f.store.Create(ctx, template.Draft{Name: "soon", Type: template.Fixed, Value: 1, Stock: 1,
 		GrabStart: base.Add(30 * time.Second), GrabEnd: base.Add(time.Hour), ValidDays: &days})
 	if err != nil {
 		t.Fatal(err)
@@ -346,11 +346,11 @@ type failingTemplates struct {
 	panic bool
 }
 
-func (f failingTemplates) Get(context.Context, int64) (coupon.Template, error) {
+func (f failingTemplates) Get(context.Context, int64) (template.Template, error) {
 	if f.panic {
 		panic("boom: secret internals")
 	}
-	return coupon.Template{}, f.err
+	return template.Template{}, f.err
 }
 
 func TestOperationsAndFailures(t *testing.T) {

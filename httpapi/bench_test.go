@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"couponpush/coupon"
 	"couponpush/migrate"
 	"couponpush/queue"
 	"couponpush/subscription"
+	"couponpush/template"
 )
 
 type nopIndex struct{}
@@ -43,14 +43,14 @@ func BenchmarkPutSubscription(b *testing.B) {
 	if _, err := migrate.Up(ctx, db); err != nil {
 		b.Fatal(err)
 	}
-	store := coupon.NewTemplateStore(db, coupon.StoreConfig{})
+	store := template.NewStore(db, template.StoreConfig{})
 	days := 7
-	tpl, err := store.Create(ctx, coupon.Draft{Name: "hot", Type: coupon.Fixed, Value: 500, Stock: 1e6,
+	tpl, err := store.Create(ctx, template.Draft{Name: "hot", Type: template.Fixed, Value: 500, Stock: 1e6,
 		GrabStart: grabStart, GrabEnd: grabStart.Add(time.Hour), ValidDays: &days})
 	if err != nil {
 		b.Fatal(err)
 	}
-	cache := coupon.NewTemplateCache(store, coupon.CacheConfig{})
+	cache := template.NewCache(store, template.CacheConfig{})
 	subs := subscription.NewService(db, cache, nopIndex{}, subscription.Config{Now: func() time.Time { return base }})
 	defer subs.Close()
 	srv := httptest.NewServer(New(Config{Templates: cache, Subscriptions: subs,

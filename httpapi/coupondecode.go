@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"couponpush/coupon"
+	"couponpush/template"
 )
 
 type claimRequest struct {
@@ -82,7 +83,7 @@ func decodeStock(body []byte) (int64, *apiError) {
 	if req.Add == nil {
 		return 0, invalidArgument("add", "is required")
 	}
-	if *req.Add < 1 || *req.Add > coupon.MaxStock {
+	if *req.Add < 1 || *req.Add > template.MaxStock {
 		return 0, invalidArgument("add", "must be 1 to 1000000000")
 	}
 	return *req.Add, nil

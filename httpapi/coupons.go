@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"couponpush/coupon"
+	"couponpush/template"
 )
 
 // couponRoutes are the claim and coupon endpoints of CONTRACT.md, plus
@@ -27,7 +28,7 @@ func (a *api) couponRoutes() []route {
 
 // prepare credits a new template's stock to Redis; on failure the
 // template stands and reconcile credits it later, so this only logs.
-func (a *api) prepare(r *http.Request, t coupon.Template) coupon.Template {
+func (a *api) prepare(r *http.Request, t template.Template) template.Template {
 	p, err := a.cfg.Coupons.Prepare(r.Context(), t)
 	if err != nil {
 		a.log.WarnContext(r.Context(), "credit new template stock; reconcile will", "template_id", t.ID, "err", err)

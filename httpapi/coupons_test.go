@@ -8,6 +8,7 @@ import (
 
 	"couponpush/coupon"
 	"couponpush/internal/enginetest"
+	"couponpush/template"
 )
 
 // couponFixture is the API with a coupon service on the shared Redis, and
@@ -22,7 +23,7 @@ func newCouponFixture(t *testing.T) *couponFixture {
 	t.Helper()
 	var svc *coupon.Service
 	f := newFixtureOf(t, func(f *fixture, c *Config) {
-		cache := coupon.NewTemplateCache(f.store, coupon.CacheConfig{})
+		cache := template.NewCache(f.store, template.CacheConfig{})
 		svc = coupon.NewService(coupon.Config{DB: f.db, Redis: enginetest.Redis(t), Prefix: enginetest.Prefix(t),
 			Templates: cache, Stock: f.store, Invalidate: cache.Invalidate})
 		t.Cleanup(svc.Stop)

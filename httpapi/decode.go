@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"couponpush/coupon"
+	"couponpush/template"
 )
 
 // pathID parses a positive 64-bit id from the path value name.
@@ -131,27 +131,27 @@ type templateRequest struct {
 }
 
 // decodeTemplate decodes POST /v1/templates. Field values are checked by
-// coupon.NewTemplate; this checks only what JSON alone can say.
-func decodeTemplate(body []byte) (coupon.Draft, *apiError) {
+// template.New; this checks only what JSON alone can say.
+func decodeTemplate(body []byte) (template.Draft, *apiError) {
 	var req templateRequest
 	if e := decodeObject(body, &req); e != nil {
-		return coupon.Draft{}, e
+		return template.Draft{}, e
 	}
-	d := coupon.Draft{
-		Name: req.Name, Type: coupon.Type(req.Type), Value: req.Value, ThresholdCents: req.ThresholdCents,
+	d := template.Draft{
+		Name: req.Name, Type: template.Type(req.Type), Value: req.Value, ThresholdCents: req.ThresholdCents,
 		Stock: req.Stock, PerUserLimit: req.PerUserLimit, SubStocks: req.SubStocks, ValidDays: req.ValidDays,
 	}
 	var e *apiError
 	if d.GrabStart, e = parseTime("grab_start", req.GrabStart); e != nil {
-		return coupon.Draft{}, e
+		return template.Draft{}, e
 	}
 	if d.GrabEnd, e = parseTime("grab_end", req.GrabEnd); e != nil {
-		return coupon.Draft{}, e
+		return template.Draft{}, e
 	}
 	if req.ValidUntil != nil {
 		t, e := parseTime("valid_until", req.ValidUntil)
 		if e != nil {
-			return coupon.Draft{}, e
+			return template.Draft{}, e
 		}
 		d.ValidUntil = &t
 	}
@@ -165,12 +165,12 @@ type templatePatchRequest struct {
 }
 
 // decodeTemplatePatch decodes PATCH /v1/templates/{id}.
-func decodeTemplatePatch(body []byte) (coupon.Patch, *apiError) {
+func decodeTemplatePatch(body []byte) (template.Patch, *apiError) {
 	var req templatePatchRequest
 	if e := decodeObject(body, &req); e != nil {
-		return coupon.Patch{}, e
+		return template.Patch{}, e
 	}
-	p := coupon.Patch{Name: req.Name}
+	p := template.Patch{Name: req.Name}
 	for _, f := range []struct {
 		name string
 		in   *string
@@ -181,7 +181,7 @@ func decodeTemplatePatch(body []byte) (coupon.Patch, *apiError) {
 		}
 		t, e := parseTime(f.name, f.in)
 		if e != nil {
-			return coupon.Patch{}, e
+			return template.Patch{}, e
 		}
 		*f.out = &t
 	}

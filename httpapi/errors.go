@@ -11,8 +11,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"couponpush/coupon"
 	"couponpush/subscription"
+	"couponpush/template"
 )
 
 // apiError is an error answer: status, code and message, and for
@@ -72,13 +72,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // whose cause is logged, not shown.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var (
-		cve *coupon.ValidationError
+		tve *template.ValidationError
 		sve *subscription.ValidationError
 	)
 	switch {
-	case errors.As(err, &cve):
+	case errors.As(err, &tve):
 		e := &apiError{status: http.StatusBadRequest, code: "invalid_argument"}
-		for i, f := range cve.Fields {
+		for i, f := range tve.Fields {
 			if i > 0 {
 				e.message += "; "
 			}
@@ -88,9 +88,9 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeAPIError(w, e)
 	case errors.As(err, &sve):
 		writeAPIError(w, invalidArgument(sve.Field, sve.Message))
-	case errors.Is(err, coupon.ErrTemplateNotFound):
+	case errors.Is(err, template.ErrNotFound):
 		writeError(w, http.StatusNotFound, "template_not_found", "no such template")
-	case errors.Is(err, coupon.ErrHasSubscribers):
+	case errors.Is(err, template.ErrHasSubscribers):
 		writeError(w, http.StatusConflict, "has_subscribers",
 			"grab_start cannot change once a template has subscribers; create a new template")
 	case errors.Is(err, subscription.ErrNotFound):

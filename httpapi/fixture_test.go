@@ -17,10 +17,10 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 
-	"couponpush/coupon"
 	"couponpush/migrate"
 	"couponpush/queue"
 	"couponpush/subscription"
+	"couponpush/template"
 )
 
 var (
@@ -81,10 +81,10 @@ func (f *fakeIndex) setInFlight(user, template int64) {
 type fixture struct {
 	db    *sql.DB
 	idx   *fakeIndex
-	store *coupon.TemplateStore
+	store *template.Store
 	subs  *subscription.Service
 	srv   *httptest.Server
-	tpl   coupon.Template // grab_start = grabStart
+	tpl   template.Template // grab_start = grabStart
 }
 
 func newFixture(t *testing.T, edit func(*Config)) *fixture {
@@ -109,8 +109,8 @@ func newFixtureOf(t *testing.T, edit func(*fixture, *Config)) *fixture {
 		t.Fatalf("migrate: %v", err)
 	}
 	f := &fixture{db: db, idx: newFakeIndex()}
-	f.store = coupon.NewTemplateStore(db, coupon.StoreConfig{})
-	cache := coupon.NewTemplateCache(f.store, coupon.CacheConfig{})
+	f.store = template.NewStore(db, template.StoreConfig{})
+	cache := template.NewCache(f.store, template.CacheConfig{})
 	f.subs = subscription.NewService(db, cache, f.idx, subscription.Config{Now: func() time.Time { return base }})
 	t.Cleanup(func() { f.subs.Close() })
 	cfg := Config{
@@ -123,7 +123,7 @@ func newFixtureOf(t *testing.T, edit func(*fixture, *Config)) *fixture {
 	f.srv = httptest.NewServer(New(cfg))
 	t.Cleanup(f.srv.Close)
 	days := 7
-	f.tpl, err = f.store.Create(context.Background(), coupon.Draft{Name: "drop", Type: coupon.Fixed, Value: 500,
+	f.tpl, err = f.store.Create(context.Background(), template.Draft{Name: "drop", Type: template.Fixed, Value: 500,
 		Stock: 100, GrabStart: grabStart, GrabEnd: grabStart.Add(time.Hour), ValidDays: &days})
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"couponpush/coupon"
+	"couponpush/template"
 )
 
 func checkDecodeError(t *testing.T, e *apiError) {
@@ -37,11 +37,11 @@ func FuzzDecodeTemplate(f *testing.F) {
 			checkDecodeError(t, e)
 			return
 		}
-		tm, err := coupon.NewTemplate(d)
-		var ve *coupon.ValidationError
+		tm, err := template.New(d)
+		var ve *template.ValidationError
 		if err != nil {
 			if !errors.As(err, &ve) || len(ve.Fields) == 0 {
-				t.Fatalf("NewTemplate error %v is not a *ValidationError with fields", err)
+				t.Fatalf("template.New error %v is not a *ValidationError with fields", err)
 			}
 			return
 		}

@@ -3,8 +3,8 @@ package httpapi
 import (
 	"time"
 
-	"couponpush/coupon"
 	"couponpush/subscription"
+	"couponpush/template"
 )
 
 // timeLayout is RFC 3339 with exactly three fractional digits; with UTC
@@ -50,7 +50,7 @@ type templateJSON struct {
 	UpdatedAt      jsonTime  `json:"updated_at"`
 }
 
-func templateOut(t coupon.Template) templateJSON {
+func templateOut(t template.Template) templateJSON {
 	return templateJSON{
 		ID: t.ID, Name: t.Name, Type: string(t.Type), Value: t.Value, ThresholdCents: t.ThresholdCents,
 		Stock: t.Stock, Issued: t.Issued, Remaining: t.Remaining, PerUserLimit: t.PerUserLimit,

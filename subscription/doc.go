@@ -21,8 +21,10 @@
 //     change makes the loser re-read and retry, a bounded number of times.
 //   - A subscription is inserted only while the template's grab_start in
 //     MySQL equals the one push_at was computed from (a locking read inside
-//     the INSERT), so a grab_start moved concurrently (coupon.TemplateStore)
-//     cannot leave a reminder at the old time.
+//     the INSERT), so a grab_start moved concurrently (template.Store)
+//     cannot leave a reminder at the old time. Once a row is committed the
+//     template's grab_start is final (template.FinalStarts): later inserts
+//     for it skip the check.
 //
 // The *sql.DB must use parseTime=true&loc=UTC, and must not set
 // clientFoundRows (the driver's default is off): the hot path tells an

@@ -12,8 +12,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"couponpush/coupon"
 	"couponpush/queue"
+	"couponpush/template"
 )
 
 // Sentinel errors callers branch on.
@@ -78,9 +78,9 @@ type Index interface {
 	Cancel(ctx context.Context, e queue.Entry) error
 }
 
-// Templates reads coupon templates (coupon.TemplateCache is one).
+// Templates reads coupon templates (template.Cache is one).
 type Templates interface {
-	Get(ctx context.Context, id int64) (coupon.Template, error)
+	Get(ctx context.Context, id int64) (template.Template, error)
 }
 
 // invalidator is implemented by template caches that can drop an entry.
@@ -94,9 +94,7 @@ const (
 	MarkSentBatch = 1000
 	// maxAttempts bounds compare-and-set retries under concurrent changes.
 	maxAttempts = 8
-	// maxFrozen bounds the set of templates known to have final grab_starts.
-	maxFrozen = 100_000
-	pushIDMax = 64
+	pushIDMax   = 64
 )
 
 // Config configures a Service. Zero values mean defaults.
@@ -164,8 +162,7 @@ type Service struct {
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt
 
-	frozenMu sync.RWMutex
-	frozen   map[int64]time.Time // template id → grab_start known final
+	final template.FinalStarts // grab_starts known final: no checked insert, no confirm
 
 	inserts *inserter // group commit of new subscriptions (hot path)
 }
@@ -176,7 +173,7 @@ type Service struct {
 func NewService(db *sql.DB, t Templates, idx Index, cfg Config) *Service {
 	cfg = cfg.withDefaults()
 	return &Service{db: db, templates: t, idx: idx, cfg: cfg, log: cfg.Logger,
-		stmts: map[string]*sql.Stmt{}, frozen: map[int64]time.Time{}, inserts: newInserter(db)}
+		stmts: map[string]*sql.Stmt{}, inserts: newInserter(db)}
 }
 
 // Close frees the prepared statements. The service must not be used after.
@@ -245,7 +242,7 @@ const (
 	// qInsertChecked (the first insert per template; later ones go through
 	// the group-committing inserter) inserts only while the template's grab_start is the
 	// one push_at came from; the shared lock makes a concurrent
-	// coupon.TemplateStore.Update wait or be seen.
+	// template.Store.Update wait or be seen.
 	qInsertChecked = `INSERT INTO subscriptions (user_id, template_id, push_at, status, version, created_at, updated_at)
 SELECT ?, t.id, ?, 'pending', 1, ?, ?
 FROM templates t WHERE t.id = ? AND t.grab_start = ?
@@ -273,7 +270,7 @@ FROM subscriptions WHERE user_id = ? ORDER BY template_id`
 // time it is moved (ErrTooLate if that time has passed). A cancelled one is
 // reactivated unless its new push time has passed. A new one is refused
 // with ErrTooLate, writing nothing, when its push time has passed.
-// Templates that do not exist give coupon.ErrTemplateNotFound. If indexing
+// Templates that do not exist give template.ErrNotFound. If indexing
 // fails after the MySQL write, the error wraps ErrIndex: the row stays and
 // a retry repairs the index.
 func (s *Service) Subscribe(ctx context.Context, userID, templateID int64, lead *time.Duration) (sub Subscription, created bool, err error) {
@@ -307,7 +304,7 @@ func (s *Service) Subscribe(ctx context.Context, userID, templateID int64, lead 
 	}
 }
 
-func (s *Service) subscribe(ctx context.Context, userID int64, t coupon.Template, pushAt time.Time) (Subscription, bool, error) {
+func (s *Service) subscribe(ctx context.Context, userID int64, t template.Template, pushAt time.Time) (Subscription, bool, error) {
 	now := s.cfg.Now()
 	if !pushAt.After(now) {
 		// Only an existing row can answer now; nothing new is written.
@@ -324,9 +321,9 @@ func (s *Service) subscribe(ctx context.Context, userID int64, t coupon.Template
 		return s.resubscribe(ctx, t, cur, pushAt)
 	}
 	stamp := ms(now)
-	frozen := s.isFrozen(t)
+	final := s.final.Known(t)
 	var inserted bool
-	if frozen {
+	if final {
 		var err error
 		if inserted, err = s.inserts.insert(ctx, userID, t.ID, pushAt, stamp); err != nil {
 			return Subscription{}, false, fmt.Errorf("subscription: insert user %d template %d: %w", userID, t.ID, err)
@@ -343,8 +340,8 @@ func (s *Service) subscribe(ctx context.Context, userID int64, t coupon.Template
 		inserted = n == 1
 	}
 	if inserted {
-		if !frozen {
-			s.freeze(t) // our row is committed: grab_start can no longer change
+		if !final {
+			s.final.Add(t) // our row is committed: grab_start can no longer change
 		}
 		sub := Subscription{UserID: userID, TemplateID: t.ID, PushAt: pushAt, Status: StatusPending, Version: 1, CreatedAt: stamp}
 		return sub, true, s.add(ctx, sub)
@@ -361,31 +358,12 @@ func (s *Service) subscribe(ctx context.Context, userID int64, t coupon.Template
 	return s.resubscribe(ctx, t, cur, pushAt)
 }
 
-// isFrozen reports whether t's grab_start is known to be final: a
-// subscription row for t exists, committed while MySQL held this grab_start.
-func (s *Service) isFrozen(t coupon.Template) bool {
-	s.frozenMu.RLock()
-	defer s.frozenMu.RUnlock()
-	g, ok := s.frozen[t.ID]
-	return ok && g.Equal(t.GrabStart)
-}
-
-// freeze records t's grab_start as final; see isFrozen.
-func (s *Service) freeze(t coupon.Template) {
-	s.frozenMu.Lock()
-	defer s.frozenMu.Unlock()
-	if len(s.frozen) >= maxFrozen {
-		clear(s.frozen) // relearned, one checked statement per template
-	}
-	s.frozen[t.ID] = t.GrabStart
-}
-
 // confirm checks t's grab_start against MySQL unless it is known final,
 // so a push time computed from a stale cached template is never written or
 // acted on. rowExists says a subscription row for t is committed, which
 // makes a confirmed grab_start final.
-func (s *Service) confirm(ctx context.Context, t coupon.Template, rowExists bool) error {
-	if s.isFrozen(t) {
+func (s *Service) confirm(ctx context.Context, t template.Template, rowExists bool) error {
+	if s.final.Known(t) {
 		return nil
 	}
 	st, err := s.stmt(ctx, qGrabStart)
@@ -395,7 +373,7 @@ func (s *Service) confirm(ctx context.Context, t coupon.Template, rowExists bool
 	var g time.Time
 	err = st.QueryRowContext(ctx, t.ID).Scan(&g)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("subscription: confirm template %d: %w", t.ID, coupon.ErrTemplateNotFound)
+		return fmt.Errorf("subscription: confirm template %d: %w", t.ID, template.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("subscription: confirm template %d: %w", t.ID, err)
@@ -404,14 +382,14 @@ func (s *Service) confirm(ctx context.Context, t coupon.Template, rowExists bool
 		return fmt.Errorf("confirm template %d: %w", t.ID, ErrTemplateChanged)
 	}
 	if rowExists {
-		s.freeze(t)
+		s.final.Add(t)
 	}
 	return nil
 }
 
 // resubscribe handles a subscription whose row exists, retrying when a
 // concurrent change wins the compare-and-set.
-func (s *Service) resubscribe(ctx context.Context, t coupon.Template, cur Subscription, pushAt time.Time) (Subscription, bool, error) {
+func (s *Service) resubscribe(ctx context.Context, t template.Template, cur Subscription, pushAt time.Time) (Subscription, bool, error) {
 	if cur.Status == StatusSent {
 		return cur, false, nil
 	}

@@ -13,8 +13,8 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 
-	"couponpush/coupon"
 	"couponpush/migrate"
+	"couponpush/template"
 )
 
 var (
@@ -38,9 +38,9 @@ func (c *clock) Set(t time.Time)  { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 type env struct {
 	db       *sql.DB
 	dsn      string
-	store    *coupon.TemplateStore
-	cache    *coupon.TemplateCache
-	template coupon.Template
+	store    *template.Store
+	cache    *template.Cache
+	template template.Template
 	nextUser atomic.Int64
 }
 
@@ -63,16 +63,16 @@ func openDB(t testing.TB) (*sql.DB, string) {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	db, dsn := openDB(t)
-	store := coupon.NewTemplateStore(db, coupon.StoreConfig{})
-	e := &env{db: db, dsn: dsn, store: store, cache: coupon.NewTemplateCache(store, coupon.CacheConfig{})}
+	store := template.NewStore(db, template.StoreConfig{})
+	e := &env{db: db, dsn: dsn, store: store, cache: template.NewCache(store, template.CacheConfig{})}
 	e.template = e.newTemplate(t, grabStart)
 	return e
 }
 
-func (e *env) newTemplate(t testing.TB, start time.Time) coupon.Template {
+func (e *env) newTemplate(t testing.TB, start time.Time) template.Template {
 	t.Helper()
 	days := 7
-	tm, err := e.store.Create(context.Background(), coupon.Draft{Name: "drop", Type: coupon.Fixed, Value: 500,
+	tm, err := e.store.Create(context.Background(), template.Draft{Name: "drop", Type: template.Fixed, Value: 500,
 		Stock: 100, GrabStart: start, GrabEnd: start.Add(time.Hour), ValidDays: &days})
 	if err != nil {
 		t.Fatalf("create template: %v", err)
@@ -184,7 +184,7 @@ func TestSubscribe(t *testing.T) {
 		{name: "new with millisecond lead keeps milliseconds", lead: dur(1500 * time.Millisecond), wantCreated: true,
 			wantStatus: StatusPending, wantVersion: 1, wantPushAt: grabStart.Add(-1500 * time.Millisecond), wantOps: []op{{"add", 1}}, wantWrite: true},
 		{name: "new after its push time", at: defaultPush, wantErr: ErrTooLate},
-		{name: "unknown template", template: 1 << 40, wantErr: coupon.ErrTemplateNotFound},
+		{name: "unknown template", template: 1 << 40, wantErr: template.ErrNotFound},
 		{name: "pending same push_at re-indexes without a write", setup: pending(nil), wantStatus: StatusPending,
 			wantVersion: 1, wantPushAt: defaultPush, wantOps: []op{{"add", 1}, {"add", 1}}},
 		{name: "pending same push_at after its push time still re-indexes", setup: pending(nil), at: grabStart.Add(-time.Second),
@@ -415,13 +415,13 @@ func TestSubscribeTemplateMovedConcurrently(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	// A long TTL: the cache keeps the old grab_start unless told otherwise.
-	stale := coupon.NewTemplateCache(e.store, coupon.CacheConfig{TTL: time.Hour})
+	stale := template.NewCache(e.store, template.CacheConfig{TTL: time.Hour})
 	tm := e.newTemplate(t, grabStart)
 	if _, err := stale.Get(ctx, tm.ID); err != nil {
 		t.Fatal(err)
 	}
 	moved := grabStart.Add(30 * time.Minute)
-	if _, err := e.store.Update(ctx, tm.ID, coupon.Patch{GrabStart: &moved}); err != nil { // another process
+	if _, err := e.store.Update(ctx, tm.ID, template.Patch{GrabStart: &moved}); err != nil { // another process
 		t.Fatal(err)
 	}
 
@@ -454,7 +454,7 @@ func TestStaleTemplateNeverMovesARow(t *testing.T) {
 	tm := e.newTemplate(t, grabStart)
 	old := tm
 	moved := grabStart.Add(20 * time.Minute)
-	if _, err := e.store.Update(ctx, tm.ID, coupon.Patch{GrabStart: &moved}); err != nil {
+	if _, err := e.store.Update(ctx, tm.ID, template.Patch{GrabStart: &moved}); err != nil {
 		t.Fatal(err)
 	}
 	fresh := NewService(e.db, e.cache, newFakeIndex(), Config{Now: newClock(base).Now})
@@ -481,16 +481,16 @@ func TestFrozenTemplateUsesThePlainInsert(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	s := e.service(newClock(base), newFakeIndex())
-	if s.isFrozen(e.template) {
+	if s.final.Known(e.template) {
 		t.Fatal("a template without subscribers is frozen")
 	}
 	subscribe(t, s, e.user(), e.template.ID)
-	if !s.isFrozen(e.template) {
+	if !s.final.Known(e.template) {
 		t.Fatal("the template is not frozen after its first subscription")
 	}
 	moved := e.template
 	moved.GrabStart = moved.GrabStart.Add(time.Second)
-	if s.isFrozen(moved) {
+	if s.final.Known(moved) {
 		t.Fatal("another grab_start counts as frozen")
 	}
 	subscribe(t, s, e.user(), e.template.ID) // the plain insert path
@@ -500,11 +500,11 @@ func TestFrozenTemplateUsesThePlainInsert(t *testing.T) {
 	}
 }
 
-type staticTemplates struct{ t coupon.Template }
+type staticTemplates struct{ t template.Template }
 
-func (s staticTemplates) Get(_ context.Context, id int64) (coupon.Template, error) {
+func (s staticTemplates) Get(_ context.Context, id int64) (template.Template, error) {
 	if id != s.t.ID {
-		return coupon.Template{}, coupon.ErrTemplateNotFound
+		return template.Template{}, template.ErrNotFound
 	}
 	return s.t, nil
 }
@@ -814,7 +814,7 @@ func TestGrabStartMoveRacesSubscribes(t *testing.T) {
 	ctx := context.Background()
 	for round := range 5 {
 		tm := e.newTemplate(t, grabStart)
-		cache := coupon.NewTemplateCache(e.store, coupon.CacheConfig{TTL: time.Hour})
+		cache := template.NewCache(e.store, template.CacheConfig{TTL: time.Hour})
 		if _, err := cache.Get(ctx, tm.ID); err != nil { // everyone starts from the old grab_start
 			t.Fatal(err)
 		}
@@ -834,7 +834,7 @@ func TestGrabStartMoveRacesSubscribes(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			// Another process moves it; this process's cache is not told.
-			if _, err := e.store.Update(ctx, tm.ID, coupon.Patch{GrabStart: &moved}); err != nil && !errors.Is(err, coupon.ErrHasSubscribers) {
+			if _, err := e.store.Update(ctx, tm.ID, template.Patch{GrabStart: &moved}); err != nil && !errors.Is(err, template.ErrHasSubscribers) {
 				errs <- err
 			}
 		}()

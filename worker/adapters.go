@@ -2,48 +2,37 @@ package worker
 
 import (
 	"context"
-	"sync"
 	"time"
 
-	"couponpush/coupon"
 	"couponpush/scheduler"
 	"couponpush/subscription"
+	"couponpush/template"
 )
 
 // grabStarts tells the scheduler templates' grab starts. A template the
 // scheduler asks about has subscribers, and a template with subscribers
 // never changes its grab start (409 has_subscribers), so an answer is kept
-// for good (bounded: the map is dropped when it grows past maxGrabStarts)
-// and delivery reads MySQL once per template, not once per cache TTL.
+// for good in a template.FinalStarts (at most template.MaxFinalStarts
+// templates) and delivery reads MySQL once per template, not once per
+// cache TTL.
 type grabStarts struct {
-	c    *coupon.TemplateCache
-	mu   sync.RWMutex
-	seen map[int64]time.Time
+	c     *template.Cache
+	final template.FinalStarts
 }
 
-const maxGrabStarts = 100_000
-
-func newGrabStarts(c *coupon.TemplateCache) *grabStarts {
-	return &grabStarts{c: c, seen: map[int64]time.Time{}}
+func newGrabStarts(c *template.Cache) *grabStarts {
+	return &grabStarts{c: c}
 }
 
 func (g *grabStarts) GrabStart(ctx context.Context, id int64) (time.Time, error) {
-	g.mu.RLock()
-	gs, ok := g.seen[id]
-	g.mu.RUnlock()
-	if ok {
+	if gs, ok := g.final.Get(id); ok {
 		return gs, nil
 	}
 	t, err := g.c.Get(ctx, id)
 	if err != nil {
 		return time.Time{}, err
 	}
-	g.mu.Lock()
-	if len(g.seen) >= maxGrabStarts {
-		clear(g.seen)
-	}
-	g.seen[id] = t.GrabStart
-	g.mu.Unlock()
+	g.final.Add(t)
 	return t.GrabStart, nil
 }
 

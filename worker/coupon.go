@@ -10,6 +10,7 @@ import (
 	"couponpush/cluster"
 	"couponpush/coupon"
 	"couponpush/subscription"
+	"couponpush/template"
 )
 
 // newCoupons builds the template tiers and the coupon and subscription
@@ -31,9 +32,9 @@ func (w *Worker) newCoupons(context.Context) error {
 	w.couponDB.SetMaxOpenConns(16)
 	w.couponDB.SetMaxIdleConns(16)
 
-	store := coupon.NewTemplateStore(w.db, coupon.StoreConfig{})
-	w.tiers = coupon.NewRedisTemplates(w.rdb, w.cfg.RedisPrefix, store)
-	w.templates = coupon.NewTemplateCache(w.tiers, coupon.CacheConfig{})
+	store := template.NewStore(w.db, template.StoreConfig{})
+	w.tiers = template.NewRedis(w.rdb, w.cfg.RedisPrefix, store)
+	w.templates = template.NewCache(w.tiers, template.CacheConfig{})
 	w.coupons = coupon.NewService(coupon.Config{
 		DB: w.db, WriteDB: w.couponDB, Redis: w.rdb, Prefix: w.cfg.RedisPrefix,
 		Templates: w.templates, Stock: w.tiers, Invalidate: w.templates.Invalidate,

@@ -26,6 +26,7 @@ import (
 	"couponpush/resize"
 	"couponpush/scheduler"
 	"couponpush/subscription"
+	"couponpush/template"
 )
 
 // Run runs one worker until ctx is done, then drains and returns. It returns
@@ -58,8 +59,8 @@ type Worker struct {
 	watcher   *cluster.QueueCountWatcher
 	idx       *queue.Client
 	router    *queue.Router
-	tiers     *coupon.RedisTemplates
-	templates *coupon.TemplateCache
+	tiers     *template.Redis
+	templates *template.Cache
 	coupons   *coupon.Service
 	subs      *subscription.Service
 	reg       *cluster.Registration

@@ -1,4 +1,4 @@
-package coupon
+package template
 
 import (
 	"container/list"
@@ -14,15 +14,15 @@ const (
 	cacheLoadTimeout       = 10 * time.Second
 )
 
-// TemplateSource is what a TemplateCache reads and writes through;
-// *TemplateStore is one.
-type TemplateSource interface {
+// Source is what a Cache reads and writes through; *Store and *Redis are
+// ones.
+type Source interface {
 	Create(ctx context.Context, d Draft) (Template, error)
 	Get(ctx context.Context, id int64) (Template, error)
 	Update(ctx context.Context, id int64, p Patch) (Template, error)
 }
 
-// CacheConfig configures a TemplateCache. Zero values mean defaults.
+// CacheConfig configures a Cache. Zero values mean defaults.
 type CacheConfig struct {
 	// TTL is how long a loaded template is answered from memory; default
 	// DefaultCacheTTL. It bounds how stale another process's change can be.
@@ -34,13 +34,12 @@ type CacheConfig struct {
 	Now func() time.Time
 }
 
-// TemplateCache is a bounded, read-through, in-process cache of templates
-// in front of a TemplateSource. Concurrent misses for one id share a single
-// load. Errors are not cached. Update through the cache invalidates the
-// entry at once; changes made elsewhere show within the TTL. Safe for
-// concurrent use.
-type TemplateCache struct {
-	src TemplateSource
+// Cache is a bounded, read-through, in-process cache of templates in front
+// of a Source. Concurrent misses for one id share a single load. Errors
+// are not cached. Update through the cache invalidates the entry at once;
+// changes made elsewhere show within the TTL. Safe for concurrent use.
+type Cache struct {
+	src Source
 	ttl time.Duration
 	max int
 	now func() time.Time
@@ -64,8 +63,8 @@ type cacheCall struct {
 	waiters int // callers sharing this load, for tests
 }
 
-// NewTemplateCache returns a cache over src.
-func NewTemplateCache(src TemplateSource, cfg CacheConfig) *TemplateCache {
+// NewCache returns a cache over src.
+func NewCache(src Source, cfg CacheConfig) *Cache {
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultCacheTTL
 	}
@@ -75,7 +74,7 @@ func NewTemplateCache(src TemplateSource, cfg CacheConfig) *TemplateCache {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &TemplateCache{
+	return &Cache{
 		src:     src,
 		ttl:     cfg.TTL,
 		max:     cfg.MaxEntries,
@@ -87,8 +86,8 @@ func NewTemplateCache(src TemplateSource, cfg CacheConfig) *TemplateCache {
 }
 
 // Get returns template id from memory if loaded within the TTL, else loads
-// it once for all concurrent callers. ErrTemplateNotFound if there is none.
-func (c *TemplateCache) Get(ctx context.Context, id int64) (Template, error) {
+// it once for all concurrent callers. ErrNotFound if there is none.
+func (c *Cache) Get(ctx context.Context, id int64) (Template, error) {
 	c.mu.Lock()
 	if el, ok := c.entries[id]; ok {
 		e := el.Value.(*cacheEntry)
@@ -117,7 +116,7 @@ func (c *TemplateCache) Get(ctx context.Context, id int64) (Template, error) {
 
 // load runs one shared read. It does not inherit the first caller's
 // cancellation: the other callers still want the answer.
-func (c *TemplateCache) load(ctx context.Context, id int64, call *cacheCall, epoch uint64) {
+func (c *Cache) load(ctx context.Context, id int64, call *cacheCall, epoch uint64) {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cacheLoadTimeout)
 	defer cancel()
 	t, err := c.src.Get(lctx, id)
@@ -136,7 +135,7 @@ func (c *TemplateCache) load(ctx context.Context, id int64, call *cacheCall, epo
 }
 
 // store puts t in the cache; c.mu is held.
-func (c *TemplateCache) store(t Template) {
+func (c *Cache) store(t Template) {
 	e := &cacheEntry{t: t, expires: c.now().Add(c.ttl)}
 	if el, ok := c.entries[t.ID]; ok {
 		el.Value = e
@@ -153,7 +152,7 @@ func (c *TemplateCache) store(t Template) {
 
 // Invalidate drops template id from the cache; a load already under way
 // is not stored, so the next Get reads the source again.
-func (c *TemplateCache) Invalidate(id int64) {
+func (c *Cache) Invalidate(id int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.epoch++
@@ -165,20 +164,20 @@ func (c *TemplateCache) Invalidate(id int64) {
 }
 
 // Len returns how many templates are cached, expired ones included.
-func (c *TemplateCache) Len() int {
+func (c *Cache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lru.Len()
 }
 
-// Create creates a template through the source (see TemplateStore.Create).
-func (c *TemplateCache) Create(ctx context.Context, d Draft) (Template, error) {
+// Create creates a template through the source (see Store.Create).
+func (c *Cache) Create(ctx context.Context, d Draft) (Template, error) {
 	return c.src.Create(ctx, d)
 }
 
-// Update changes a template through the source (see TemplateStore.Update)
+// Update changes a template through the source (see Store.Update)
 // and invalidates it in this cache, whatever the outcome.
-func (c *TemplateCache) Update(ctx context.Context, id int64, p Patch) (Template, error) {
+func (c *Cache) Update(ctx context.Context, id int64, p Patch) (Template, error) {
 	t, err := c.src.Update(ctx, id, p)
 	c.Invalidate(id)
 	return t, err

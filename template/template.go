@@ -1,4 +1,4 @@
-package coupon
+package template
 
 import (
 	"errors"
@@ -10,11 +10,11 @@ import (
 
 // Sentinel errors callers branch on.
 var (
-	// ErrTemplateNotFound means no template has the given id.
-	ErrTemplateNotFound = errors.New("coupon: template not found")
+	// ErrNotFound means no template has the given id.
+	ErrNotFound = errors.New("template: not found")
 	// ErrHasSubscribers means a change to grab_start was refused because the
 	// template already has subscriptions; a new template moves a drop.
-	ErrHasSubscribers = errors.New("coupon: template has subscribers; grab_start cannot change")
+	ErrHasSubscribers = errors.New("template: has subscribers; grab_start cannot change")
 )
 
 // Type is how a coupon's value is read.
@@ -101,7 +101,9 @@ type FieldError struct {
 }
 
 // ValidationError lists every invalid field of a draft or patch. Callers
-// turn it into a 400 with errors.As.
+// turn it into a 400 with errors.As. The coupon package reports its own
+// invalid input (request_id, order_id, status) with it too, so one type
+// carries every field error to the HTTP layer.
 type ValidationError struct {
 	Fields []FieldError
 }
@@ -112,7 +114,7 @@ func (e *ValidationError) Error() string {
 	for i, f := range e.Fields {
 		parts[i] = f.Field + ": " + f.Message
 	}
-	return "coupon: invalid template: " + strings.Join(parts, "; ")
+	return "template: invalid input: " + strings.Join(parts, "; ")
 }
 
 type checker struct{ fields []FieldError }
@@ -173,10 +175,10 @@ func norm(t time.Time) time.Time {
 	return t.UTC().Truncate(storedPrecision)
 }
 
-// NewTemplate validates d and returns the template it describes, not yet
+// New validates d and returns the template it describes, not yet
 // stored (ID 0). Times are normalized to UTC milliseconds. An invalid draft
 // returns a *ValidationError naming every bad field.
-func NewTemplate(d Draft) (Template, error) {
+func New(d Draft) (Template, error) {
 	var c checker
 	c.name(d.Name)
 	switch d.Type {

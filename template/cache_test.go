@@ -1,4 +1,4 @@
-package coupon
+package template
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 // countingSource counts reads and can hold them until released.
 type countingSource struct {
-	TemplateSource
+	Source
 	gets atomic.Int64
 	gate chan struct{} // nil = never block
 }
@@ -21,7 +21,7 @@ func (s *countingSource) Get(ctx context.Context, id int64) (Template, error) {
 	if s.gate != nil {
 		<-s.gate
 	}
-	return s.TemplateSource.Get(ctx, id)
+	return s.Source.Get(ctx, id)
 }
 
 type clock struct {
@@ -48,10 +48,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestTemplateCache(t *testing.T) {
+func TestCache(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store := NewTemplateStore(newDB(t), StoreConfig{})
+	store := NewStore(newDB(t), StoreConfig{})
 	newTemplate := func(t *testing.T) Template {
 		tm, err := store.Create(ctx, validDraft())
 		if err != nil {
@@ -63,8 +63,8 @@ func TestTemplateCache(t *testing.T) {
 	t.Run("hit within TTL, reload after", func(t *testing.T) {
 		t.Parallel()
 		clk := &clock{t: t0}
-		src := &countingSource{TemplateSource: store}
-		c := NewTemplateCache(src, CacheConfig{TTL: 2 * time.Second, Now: clk.Now})
+		src := &countingSource{Source: store}
+		c := NewCache(src, CacheConfig{TTL: 2 * time.Second, Now: clk.Now})
 		tm := newTemplate(t)
 		for range 3 {
 			got, err := c.Get(ctx, tm.ID)
@@ -86,8 +86,8 @@ func TestTemplateCache(t *testing.T) {
 
 	t.Run("64 concurrent misses share one read", func(t *testing.T) {
 		t.Parallel()
-		src := &countingSource{TemplateSource: store, gate: make(chan struct{})}
-		c := NewTemplateCache(src, CacheConfig{})
+		src := &countingSource{Source: store, gate: make(chan struct{})}
+		c := NewCache(src, CacheConfig{})
 		tm := newTemplate(t)
 		const n = 64
 		var wg sync.WaitGroup
@@ -124,7 +124,7 @@ func TestTemplateCache(t *testing.T) {
 
 	t.Run("update invalidates", func(t *testing.T) {
 		t.Parallel()
-		c := NewTemplateCache(store, CacheConfig{TTL: time.Hour})
+		c := NewCache(store, CacheConfig{TTL: time.Hour})
 		tm := newTemplate(t)
 		if _, err := c.Get(ctx, tm.ID); err != nil {
 			t.Fatal(err)
@@ -140,8 +140,8 @@ func TestTemplateCache(t *testing.T) {
 
 	t.Run("invalidate during a load drops its result", func(t *testing.T) {
 		t.Parallel()
-		src := &countingSource{TemplateSource: store, gate: make(chan struct{})}
-		c := NewTemplateCache(src, CacheConfig{TTL: time.Hour})
+		src := &countingSource{Source: store, gate: make(chan struct{})}
+		c := NewCache(src, CacheConfig{TTL: time.Hour})
 		tm := newTemplate(t)
 		done := make(chan error, 1)
 		go func() { _, err := c.Get(ctx, tm.ID); done <- err }()
@@ -158,8 +158,8 @@ func TestTemplateCache(t *testing.T) {
 
 	t.Run("bounded, least recently used goes first", func(t *testing.T) {
 		t.Parallel()
-		src := &countingSource{TemplateSource: store}
-		c := NewTemplateCache(src, CacheConfig{MaxEntries: 2, TTL: time.Hour})
+		src := &countingSource{Source: store}
+		c := NewCache(src, CacheConfig{MaxEntries: 2, TTL: time.Hour})
 		a, b, d := newTemplate(t), newTemplate(t), newTemplate(t)
 		for _, id := range []int64{a.ID, b.ID, a.ID, d.ID} { // b is least recently used when d arrives
 			if _, err := c.Get(ctx, id); err != nil {
@@ -186,11 +186,11 @@ func TestTemplateCache(t *testing.T) {
 
 	t.Run("not found is not cached", func(t *testing.T) {
 		t.Parallel()
-		src := &countingSource{TemplateSource: store}
-		c := NewTemplateCache(src, CacheConfig{})
+		src := &countingSource{Source: store}
+		c := NewCache(src, CacheConfig{})
 		for range 2 {
-			if _, err := c.Get(ctx, 1<<50); !errors.Is(err, ErrTemplateNotFound) {
-				t.Fatalf("Get error = %v, want ErrTemplateNotFound", err)
+			if _, err := c.Get(ctx, 1<<50); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("Get error = %v, want ErrNotFound", err)
 			}
 		}
 		if n := src.gets.Load(); n != 2 {
@@ -200,8 +200,8 @@ func TestTemplateCache(t *testing.T) {
 
 	t.Run("a waiter's cancellation does not fail the others", func(t *testing.T) {
 		t.Parallel()
-		src := &countingSource{TemplateSource: store, gate: make(chan struct{})}
-		c := NewTemplateCache(src, CacheConfig{})
+		src := &countingSource{Source: store, gate: make(chan struct{})}
+		c := NewCache(src, CacheConfig{})
 		tm := newTemplate(t)
 		cctx, cancel := context.WithCancel(ctx)
 		first := make(chan error, 1)
@@ -223,52 +223,4 @@ func TestTemplateCache(t *testing.T) {
 			t.Fatalf("second Get: %v", err)
 		}
 	})
-}
-
-// TestRedisTemplates: reads go Redis first, then MySQL; only Refresh writes
-// Redis; Update drops the Redis entry so the change is read from MySQL.
-func TestRedisTemplates(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	f := newFixture(t, nil)
-	tiers := NewRedisTemplates(f.rdb, f.prefix, f.store)
-	d := validDraft() // Refresh covers templates whose grab_end is near
-	d.GrabStart, d.GrabEnd = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
-	tm, err := tiers.Create(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := f.svc.keys.template(tm.ID)
-	if n := f.rdb.Exists(ctx, key).Val(); n != 0 {
-		t.Fatal("a read or create wrote the Redis cache")
-	}
-	if got, err := tiers.Get(ctx, tm.ID); err != nil || got != tm {
-		t.Fatalf("Get from MySQL = %+v, %v", got, err)
-	}
-	if n, err := tiers.Refresh(ctx); err != nil || n != 1 {
-		t.Fatalf("Refresh = %d, %v", n, err)
-	}
-	// A change behind the cache's back shows only after the next refresh.
-	if _, err := f.db.Exec("UPDATE templates SET name = 'behind' WHERE id = ?", tm.ID); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := tiers.Get(ctx, tm.ID); got.Name != tm.Name {
-		t.Fatalf("Get = %q, want the cached %q", got.Name, tm.Name)
-	}
-	if _, err := tiers.Refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := tiers.Get(ctx, tm.ID); got.Name != "behind" {
-		t.Fatalf("after Refresh Get = %q", got.Name)
-	}
-	// Update drops the entry: the next read is MySQL's.
-	if _, err := tiers.Update(ctx, tm.ID, Patch{Name: ptr("renamed")}); err != nil {
-		t.Fatal(err)
-	}
-	if n := f.rdb.Exists(ctx, key).Val(); n != 0 {
-		t.Fatal("Update left the old entry in Redis")
-	}
-	if got, _ := tiers.Get(ctx, tm.ID); got.Name != "renamed" {
-		t.Fatalf("after Update Get = %q", got.Name)
-	}
 }

@@ -1,4 +1,4 @@
-package coupon
+package template
 
 import (
 	"errors"
@@ -38,7 +38,7 @@ func fieldsOf(err error) []string {
 	return out
 }
 
-func TestNewTemplate(t *testing.T) {
+func TestNew(t *testing.T) {
 	tests := []struct {
 		name       string
 		edit       func(d *Draft)
@@ -92,10 +92,10 @@ func TestNewTemplate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := validDraft()
 			tt.edit(&d)
-			tm, err := NewTemplate(d)
+			tm, err := New(d)
 			if tt.wantFields == nil {
 				if err != nil {
-					t.Fatalf("NewTemplate: %v", err)
+					t.Fatalf("New: %v", err)
 				}
 				if tt.check != nil {
 					tt.check(t, tm)
@@ -103,7 +103,7 @@ func TestNewTemplate(t *testing.T) {
 				return
 			}
 			if got := fieldsOf(err); !slices.Equal(got, tt.wantFields) {
-				t.Fatalf("NewTemplate error %v names fields %v, want %v", err, got, tt.wantFields)
+				t.Fatalf("New error %v names fields %v, want %v", err, got, tt.wantFields)
 			}
 		})
 	}

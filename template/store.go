@@ -1,4 +1,4 @@
-package coupon
+package template
 
 import (
 	"context"
@@ -8,25 +8,25 @@ import (
 	"time"
 )
 
-// StoreConfig configures a TemplateStore. Zero values mean defaults.
+// StoreConfig configures a Store. Zero values mean defaults.
 type StoreConfig struct {
 	// Now is the clock for created_at and updated_at; default time.Now.
 	Now func() time.Time
 }
 
-// TemplateStore keeps templates in MySQL (table templates, see migrate/).
+// Store keeps templates in MySQL (table templates, see migrate/).
 // The DSN must set parseTime=true and loc=UTC. It is safe for concurrent use.
-type TemplateStore struct {
+type Store struct {
 	db  *sql.DB
 	now func() time.Time
 }
 
-// NewTemplateStore returns a store over db.
-func NewTemplateStore(db *sql.DB, cfg StoreConfig) *TemplateStore {
+// NewStore returns a store over db.
+func NewStore(db *sql.DB, cfg StoreConfig) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &TemplateStore{db: db, now: cfg.Now}
+	return &Store{db: db, now: cfg.Now}
 }
 
 const templateColumns = `id, name, type, value, threshold_cents, stock, issued, per_user_limit, substocks,
@@ -64,19 +64,19 @@ func nullTime(t time.Time) sql.NullTime { return sql.NullTime{Time: t, Valid: !t
 
 func nullInt(n int) sql.NullInt64 { return sql.NullInt64{Int64: int64(n), Valid: n != 0} }
 
-// Create validates d (see NewTemplate) and stores it as a new template,
-// returning it with its id, version 1 and timestamps. Its stock is recorded
-// as the template's first stock_adds row in the same transaction; the
-// coupon Service credits it to Redis (see Stock).
-func (s *TemplateStore) Create(ctx context.Context, d Draft) (t Template, err error) {
-	t, err = NewTemplate(d)
+// Create validates d (see New) and stores it as a new template, returning
+// it with its id, version 1 and timestamps. Its stock is recorded as the
+// template's first stock_adds row in the same transaction; the coupon
+// Service credits it to Redis (coupon.Service.Prepare).
+func (s *Store) Create(ctx context.Context, d Draft) (t Template, err error) {
+	t, err = New(d)
 	if err != nil {
 		return Template{}, err
 	}
 	now := norm(s.now())
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return Template{}, fmt.Errorf("coupon: begin insert of template %q: %w", t.Name, err)
+		return Template{}, fmt.Errorf("template: begin insert of template %q: %w", t.Name, err)
 	}
 	defer func() {
 		if err != nil {
@@ -90,18 +90,18 @@ VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
 		t.Name, string(t.Type), t.Value, t.ThresholdCents, t.Stock, t.PerUserLimit, t.SubStocks, t.GrabStart, t.GrabEnd,
 		nullTime(t.ValidUntil), nullInt(t.ValidDays), now, now)
 	if err != nil {
-		return Template{}, fmt.Errorf("coupon: insert template %q: %w", t.Name, err)
+		return Template{}, fmt.Errorf("template: insert template %q: %w", t.Name, err)
 	}
 	id, err := res.LastInsertId()
 	if err != nil {
-		return Template{}, fmt.Errorf("coupon: read new template id: %w", err)
+		return Template{}, fmt.Errorf("template: read new template id: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, "INSERT INTO stock_adds (template_id, amount, created_at) VALUES (?, ?, ?)",
 		id, t.Stock, now); err != nil {
-		return Template{}, fmt.Errorf("coupon: record stock of template %d: %w", id, err)
+		return Template{}, fmt.Errorf("template: record stock of template %d: %w", id, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return Template{}, fmt.Errorf("coupon: commit template %q: %w", t.Name, err)
+		return Template{}, fmt.Errorf("template: commit template %q: %w", t.Name, err)
 	}
 	t.ID, t.Version, t.CreatedAt, t.UpdatedAt = id, 1, now, now
 	return t, nil
@@ -110,13 +110,19 @@ VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
 // AddStock raises template id's stock by n (1 to MaxStock, and the total
 // stays at most MaxStock) and records the addition as a stock_adds row in
 // the same transaction, returning the template and the addition's id.
-func (s *TemplateStore) AddStock(ctx context.Context, id, n int64) (t Template, addID int64, err error) {
+//
+// It lives here, not in coupon/, because the stock is a column of the
+// template row: the addition locks that row, bumps its version and writes
+// the stock_adds row in one transaction, as Create does for the first
+// stock. Crediting the addition to the Redis sub-stocks is the coupon
+// package's (coupon.Service.AddStock and its reconcile).
+func (s *Store) AddStock(ctx context.Context, id, n int64) (t Template, addID int64, err error) {
 	if n < 1 || n > MaxStock {
 		return Template{}, 0, &ValidationError{Fields: []FieldError{{Field: "add", Message: fmt.Sprintf("must be 1 to %d, got %d", int64(MaxStock), n)}}}
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return Template{}, 0, fmt.Errorf("coupon: begin stock add to template %d: %w", id, err)
+		return Template{}, 0, fmt.Errorf("template: begin stock add to template %d: %w", id, err)
 	}
 	defer func() {
 		if err != nil {
@@ -126,10 +132,10 @@ func (s *TemplateStore) AddStock(ctx context.Context, id, n int64) (t Template, 
 	cur, err := scanTemplate(tx.QueryRowContext(ctx,
 		"SELECT "+templateColumns+" FROM templates WHERE id = ? FOR UPDATE", id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Template{}, 0, fmt.Errorf("add stock to template %d: %w", id, ErrTemplateNotFound)
+		return Template{}, 0, fmt.Errorf("add stock to template %d: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return Template{}, 0, fmt.Errorf("coupon: lock template %d: %w", id, err)
+		return Template{}, 0, fmt.Errorf("template: lock template %d: %w", id, err)
 	}
 	if cur.Stock+n > MaxStock {
 		return Template{}, 0, &ValidationError{Fields: []FieldError{{Field: "add",
@@ -138,17 +144,17 @@ func (s *TemplateStore) AddStock(ctx context.Context, id, n int64) (t Template, 
 	now := norm(s.now())
 	if _, err := tx.ExecContext(ctx, "UPDATE templates SET stock = stock + ?, version = version + 1, updated_at = ? WHERE id = ?",
 		n, now, id); err != nil {
-		return Template{}, 0, fmt.Errorf("coupon: add stock to template %d: %w", id, err)
+		return Template{}, 0, fmt.Errorf("template: add stock to template %d: %w", id, err)
 	}
 	res, err := tx.ExecContext(ctx, "INSERT INTO stock_adds (template_id, amount, created_at) VALUES (?, ?, ?)", id, n, now)
 	if err != nil {
-		return Template{}, 0, fmt.Errorf("coupon: record stock add to template %d: %w", id, err)
+		return Template{}, 0, fmt.Errorf("template: record stock add to template %d: %w", id, err)
 	}
 	if addID, err = res.LastInsertId(); err != nil {
-		return Template{}, 0, fmt.Errorf("coupon: read stock add id: %w", err)
+		return Template{}, 0, fmt.Errorf("template: read stock add id: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return Template{}, 0, fmt.Errorf("coupon: commit stock add to template %d: %w", id, err)
+		return Template{}, 0, fmt.Errorf("template: commit stock add to template %d: %w", id, err)
 	}
 	cur.Stock += n
 	cur.Remaining += n
@@ -157,14 +163,14 @@ func (s *TemplateStore) AddStock(ctx context.Context, id, n int64) (t Template, 
 	return cur, addID, nil
 }
 
-// Get reads template id from MySQL; ErrTemplateNotFound if there is none.
-func (s *TemplateStore) Get(ctx context.Context, id int64) (Template, error) {
+// Get reads template id from MySQL; ErrNotFound if there is none.
+func (s *Store) Get(ctx context.Context, id int64) (Template, error) {
 	t, err := scanTemplate(s.db.QueryRowContext(ctx, "SELECT "+templateColumns+" FROM templates WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Template{}, fmt.Errorf("get template %d: %w", id, ErrTemplateNotFound)
+		return Template{}, fmt.Errorf("get template %d: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return Template{}, fmt.Errorf("coupon: get template %d: %w", id, err)
+		return Template{}, fmt.Errorf("template: get template %d: %w", id, err)
 	}
 	return t, nil
 }
@@ -174,10 +180,10 @@ func (s *TemplateStore) Get(ctx context.Context, id int64) (Template, error) {
 // refers to the template; the check and the write are one transaction with
 // locking reads, so no subscription slips in between. A patch that changes
 // nothing writes nothing. Invalid values return a *ValidationError.
-func (s *TemplateStore) Update(ctx context.Context, id int64, p Patch) (t Template, err error) {
+func (s *Store) Update(ctx context.Context, id int64, p Patch) (t Template, err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return Template{}, fmt.Errorf("coupon: begin update of template %d: %w", id, err)
+		return Template{}, fmt.Errorf("template: begin update of template %d: %w", id, err)
 	}
 	defer func() {
 		if err != nil {
@@ -187,10 +193,10 @@ func (s *TemplateStore) Update(ctx context.Context, id int64, p Patch) (t Templa
 	cur, err := scanTemplate(tx.QueryRowContext(ctx,
 		"SELECT "+templateColumns+" FROM templates WHERE id = ? FOR UPDATE", id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Template{}, fmt.Errorf("update template %d: %w", id, ErrTemplateNotFound)
+		return Template{}, fmt.Errorf("update template %d: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return Template{}, fmt.Errorf("coupon: lock template %d: %w", id, err)
+		return Template{}, fmt.Errorf("template: lock template %d: %w", id, err)
 	}
 	next, startChanged, err := cur.apply(p)
 	if err != nil {
@@ -208,12 +214,12 @@ func (s *TemplateStore) Update(ctx context.Context, id int64, p Patch) (t Templa
 		case err == nil:
 			return Template{}, fmt.Errorf("update template %d: %w", id, ErrHasSubscribers)
 		case !errors.Is(err, sql.ErrNoRows):
-			return Template{}, fmt.Errorf("coupon: check subscribers of template %d: %w", id, err)
+			return Template{}, fmt.Errorf("template: check subscribers of template %d: %w", id, err)
 		}
 	}
 	if next.Name == cur.Name && next.GrabStart.Equal(cur.GrabStart) && next.GrabEnd.Equal(cur.GrabEnd) {
 		if err := tx.Commit(); err != nil {
-			return Template{}, fmt.Errorf("coupon: end no-op update of template %d: %w", id, err)
+			return Template{}, fmt.Errorf("template: end no-op update of template %d: %w", id, err)
 		}
 		return cur, nil
 	}
@@ -221,10 +227,10 @@ func (s *TemplateStore) Update(ctx context.Context, id int64, p Patch) (t Templa
 	if _, err := tx.ExecContext(ctx, `UPDATE templates
 SET name = ?, grab_start = ?, grab_end = ?, version = version + 1, updated_at = ?
 WHERE id = ?`, next.Name, next.GrabStart, next.GrabEnd, now, id); err != nil {
-		return Template{}, fmt.Errorf("coupon: update template %d: %w", id, err)
+		return Template{}, fmt.Errorf("template: update template %d: %w", id, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return Template{}, fmt.Errorf("coupon: commit update of template %d: %w", id, err)
+		return Template{}, fmt.Errorf("template: commit update of template %d: %w", id, err)
 	}
 	next.Version++
 	next.UpdatedAt = now

@@ -1,4 +1,4 @@
-package coupon
+package template
 
 import (
 	"context"
@@ -36,11 +36,11 @@ VALUES (1, ?, ?, 'cancelled', 2, ?, ?)`, templateID, t0, t0, t0); err != nil {
 	}
 }
 
-func TestTemplateStoreCreateGet(t *testing.T) {
+func TestStoreCreateGet(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	now := time.Date(2026, 11, 1, 8, 0, 0, 123_000_000, time.UTC)
-	s := NewTemplateStore(newDB(t), StoreConfig{Now: fixedClock(now)})
+	s := NewStore(newDB(t), StoreConfig{Now: fixedClock(now)})
 
 	tests := []struct {
 		name string
@@ -83,17 +83,17 @@ func TestTemplateStoreCreateGet(t *testing.T) {
 		}
 	})
 	t.Run("get unknown id", func(t *testing.T) {
-		if _, err := s.Get(ctx, 1<<50); !errors.Is(err, ErrTemplateNotFound) {
-			t.Fatalf("Get error = %v, want ErrTemplateNotFound", err)
+		if _, err := s.Get(ctx, 1<<50); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Get error = %v, want ErrNotFound", err)
 		}
 	})
 }
 
-func TestTemplateStoreUpdate(t *testing.T) {
+func TestStoreUpdate(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := newDB(t)
-	s := NewTemplateStore(db, StoreConfig{Now: fixedClock(t0.Add(-time.Hour))})
+	s := NewStore(db, StoreConfig{Now: fixedClock(t0.Add(-time.Hour))})
 
 	tests := []struct {
 		name        string
@@ -169,8 +169,8 @@ func TestTemplateStoreUpdate(t *testing.T) {
 		})
 	}
 	t.Run("unknown id", func(t *testing.T) {
-		if _, err := s.Update(ctx, 1<<50, Patch{Name: ptr("x")}); !errors.Is(err, ErrTemplateNotFound) {
-			t.Fatalf("Update error = %v, want ErrTemplateNotFound", err)
+		if _, err := s.Update(ctx, 1<<50, Patch{Name: ptr("x")}); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Update error = %v, want ErrNotFound", err)
 		}
 	})
 }
