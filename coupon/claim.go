@@ -193,13 +193,14 @@ func (s *Service) take(ctx context.Context, c *claim) error {
 			return fmt.Errorf("coupon: take stock of template %d: %w: %w", t.ID, ErrStockUnavailable, err)
 		}
 		switch seq {
-		case -1:
+		case takeEmpty:
 			s.hintEmpty(t, i)
-		case -2:
+		case takeMissing:
 			missing++
-		case -3:
+		case takeLate:
 			return fmt.Errorf("coupon: claim %q took longer than %v: %w", c.requestID, s.cfg.WriteBudget, ErrStockUnavailable)
-		case -4:
+		case takeHeld:
+			// The request holds one here already: try the next sub-stock.
 		default:
 			c.sub, c.seq = i, seq
 			return nil

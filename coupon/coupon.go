@@ -9,8 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
+	"couponpush/internal/sqlretry"
 	"couponpush/template"
 )
 
@@ -355,22 +354,21 @@ WHERE status IN ('unused','locked') AND expires_at <= ? ORDER BY expires_at LIMI
 }
 
 // execRetry runs one autocommit statement, again when InnoDB chose it as a
-// deadlock victim (error 1213): the statement was rolled back whole, so
-// running it again is safe. A redeem and the expiry sweep's range UPDATE
-// can deadlock on the status index; neither should fail for it.
+// deadlock victim: the statement was rolled back whole, so running it again
+// is safe. A redeem and the expiry sweep's range UPDATE can deadlock on the
+// status index; neither should fail for it.
 func (s *Service) execRetry(ctx context.Context, stmt string, args ...any) (sql.Result, error) {
-	for attempt := 1; ; attempt++ {
-		res, err := s.db.ExecContext(ctx, stmt, args...)
-		var me *mysql.MySQLError
-		if err == nil || attempt == 5 || !errors.As(err, &me) || me.Number != 1213 {
-			return res, err
-		}
-		t := time.NewTimer(time.Duration(attempt) * time.Duration(1+rand.IntN(5)) * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-	}
+	return sqlretry.Do(ctx, retryDeadlockPaused, func() (sql.Result, error) { return s.db.ExecContext(ctx, stmt, args...) })
 }
+
+// retryDeadlock is the retry of coupon statements: deadlock victims only
+// (a lock wait timeout already took innodb_lock_wait_timeout), the default
+// number of runs.
+var retryDeadlock = sqlretry.Policy{On: []uint16{sqlretry.ErLockDeadlock}}
+
+// retryDeadlockPaused is retryDeadlock with a short, growing, jittered
+// pause between runs, so two statements that deadlocked do not meet again
+// at once.
+var retryDeadlockPaused = sqlretry.Policy{On: retryDeadlock.On, Pause: func(attempt int) time.Duration {
+	return time.Duration(attempt) * time.Duration(1+rand.IntN(5)) * time.Millisecond
+}}

@@ -211,7 +211,7 @@ func (s *Service) ReconcileTemplate(ctx context.Context, id int64) (ReconcileRes
 		if err != nil {
 			return res, fmt.Errorf("coupon: repair sub-stock %d of template %d: %w", i, t.ID, err)
 		}
-		if len(out) == 2 && out[0] == 1 {
+		if len(out) == 2 && out[0] == repairApplied {
 			res.Repaired += abs(drift)
 		}
 	}

@@ -103,7 +103,7 @@ func TestReconcileRepairsDrift(t *testing.T) {
 		if err := f.svc.take(ctx, written); err != nil {
 			t.Fatal(err)
 		}
-		if r := f.svc.writer.insert(ctx, []*writeReq{{c: written}})[0]; r.err != nil {
+		if r := f.svc.writer.insert(ctx, []*claim{written})[0]; r.err != nil {
 			t.Fatal(r.err)
 		}
 		if n := f.holds(t, tm); n != 2 {

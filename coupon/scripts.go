@@ -57,9 +57,13 @@ return 1`)
 //	KEYS[1] sub-stock hash
 //	ARGV[1] request_id  ARGV[2] user  ARGV[3] slot
 //	ARGV[4] the reservation's time (Redis ms)  ARGV[5] budget ms
-//	→ seq (> 0) taken | -1 empty | -2 no such sub-stock | -3 the
-//	  reservation is older than the budget | -4 the request already holds here
+//	→ seq (> 0) taken, or one of the take* results below
 var takeScript = redis.NewScript(`
+-- Results other than a seq (> 0); takeEmpty.. in scripts.go name them:
+--   -1 empty: no coupon left here
+--   -2 missing: no such sub-stock
+--   -3 late: the reservation is older than the budget
+--   -4 held: the request already holds a coupon here
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local left = redis.call('HGET', KEYS[1], 'left')
@@ -71,6 +75,14 @@ redis.call('HINCRBY', KEYS[1], 'left', -1)
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HSET', KEYS[1], 'h:' .. ARGV[1], ARGV[2] .. '|' .. ARGV[3] .. '|' .. seq .. '|' .. now)
 return seq`)
+
+// Results of takeScript other than a seq (> 0), as its Lua lists them.
+const (
+	takeEmpty   = -1 // no coupon left in the sub-stock
+	takeMissing = -2 // no such sub-stock
+	takeLate    = -3 // the reservation is older than the write budget
+	takeHeld    = -4 // the request already holds a coupon here
+)
 
 // givebackScript returns a hold's coupon to its sub-stock: only that hold
 // (same seq), and only once.
@@ -129,11 +141,17 @@ return out`)
 //
 //	KEYS[1] sub-stock hash
 //	ARGV[1] seq at the snapshot  ARGV[2] delta
-//	→ {1, new left} applied | {0, seq now} the sub-stock moved on
+//	→ {repairApplied, new left} | {0, seq now}: the sub-stock moved on
 var repairScript = redis.NewScript(`
+-- {1, left}: applied (repairApplied in scripts.go); {0, seq}: the
+-- sub-stock moved on, nothing changed.
 local seq = redis.call('HGET', KEYS[1], 'seq') or '0'
 if seq ~= ARGV[1] then return {0, tonumber(seq)} end
 local left = tonumber(redis.call('HGET', KEYS[1], 'left') or '0') + tonumber(ARGV[2])
 if left < 0 then left = 0 end
 redis.call('HSET', KEYS[1], 'left', left)
 return {1, left}`)
+
+// repairApplied is the first element of repairScript's reply when it moved
+// left; otherwise a take happened since the snapshot and nothing changed.
+const repairApplied = 1

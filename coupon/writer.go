@@ -9,33 +9,24 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"github.com/redis/go-redis/v9"
+
+	"couponpush/internal/batch"
+	"couponpush/internal/redisscript"
+	"couponpush/internal/sqlretry"
 )
 
-// claimWriter group-commits claims: claims that arrive while an INSERT
-// runs wait and go together in the next multi-row INSERT, one statement
-// and one commit (one fsync) for all of them. Nothing waits on purpose: a
-// lone claim is written at once. After the commit one Redis pipeline marks
-// the batch's reservations done and drops their holds.
+// claimWriter group-commits claims (see internal/batch): claims that
+// arrive while an INSERT runs wait and go together in the next multi-row
+// INSERT, one statement and one commit (one fsync) for all of them. Nothing
+// waits on purpose: a lone claim is written at once. After the commit one
+// Redis pipeline marks the batch's reservations done and drops their holds.
 type claimWriter struct {
-	s        *Service
-	db       *sql.DB // Config.WriteDB
-	maxBatch int
-
-	mu      sync.Mutex
-	queue   []*writeReq
-	running int
-	limit   int
-	wg      sync.WaitGroup
-}
-
-type writeReq struct {
-	c    *claim
-	done chan writeRes
+	s     *Service
+	db    *sql.DB // Config.WriteDB
+	batch *batch.Batcher[*claim, writeRes]
 }
 
 // writeRes is a claim write's outcome. err nil: written as id. known: the
@@ -52,74 +43,46 @@ type writeRes struct {
 // thought free (Redis lost the user's state).
 var errSlotTaken = fmt.Errorf("coupon: the user's slot is taken in MySQL: %w", ErrLimitReached)
 
-const (
-	errDeadlock   = 1213
-	maxAttempts   = 5
-	statementTime = 30 * time.Second
-)
+// statementTime bounds one batch: its INSERT, read-back and Redis pipeline.
+const statementTime = 30 * time.Second
 
 func newClaimWriter(s *Service) *claimWriter {
-	return &claimWriter{s: s, db: s.cfg.WriteDB, maxBatch: 500, limit: 4}
+	b := &claimWriter{s: s, db: s.cfg.WriteDB}
+	b.batch = batch.New(batch.Config{MaxBatch: 500, MaxFlushes: 4, Timeout: statementTime}, b.flush)
+	return b
 }
 
 // write writes c and returns its outcome. It does not give up on ctx: the
 // write is already shared with others; its own deadline bounds it.
 func (b *claimWriter) write(_ context.Context, c *claim) writeRes {
-	r := &writeReq{c: c, done: make(chan writeRes, 1)}
-	b.mu.Lock()
-	b.queue = append(b.queue, r)
-	lead := b.running < b.limit
-	if lead {
-		b.running++
-		b.wg.Add(1)
-	}
-	b.mu.Unlock()
-	if lead {
-		b.drain()
-	}
-	return <-r.done
+	res, _ := b.batch.Do(context.Background(), c) // errs only when its ctx ends
+	return res
 }
 
-func (b *claimWriter) stop() { b.wg.Wait() }
+// stop waits for the batches in hand.
+func (b *claimWriter) stop() { b.batch.Wait() }
 
-func (b *claimWriter) drain() {
-	defer b.wg.Done()
-	for {
-		b.mu.Lock()
-		n := min(len(b.queue), b.maxBatch)
-		if n == 0 {
-			b.running--
-			b.mu.Unlock()
-			return
-		}
-		batch := b.queue[:n:n]
-		b.queue = b.queue[n:]
-		b.mu.Unlock()
-		b.run(batch)
-	}
-}
-
-func (b *claimWriter) run(batch []*writeReq) {
+func (b *claimWriter) flush(ctx context.Context, batch []*claim, reply func(int, writeRes)) {
 	// A claim whose budget ran out waiting is not sent: reconcile may
 	// settle it soon, and nothing may commit after that.
-	send := batch[:0:0]
-	for _, r := range batch {
-		if time.Since(r.c.started) > b.s.cfg.WriteBudget {
-			r.done <- writeRes{known: true, err: fmt.Errorf("coupon: claim %q out of time before its write: %w", r.c.requestID, ErrStockUnavailable)}
+	send := make([]*claim, 0, len(batch))
+	at := make([]int, 0, len(batch)) // send[j] is batch[at[j]]
+	for i, c := range batch {
+		if time.Since(c.started) > b.s.cfg.WriteBudget {
+			reply(i, writeRes{known: true, err: fmt.Errorf("coupon: claim %q out of time before its write: %w", c.requestID, ErrStockUnavailable)})
 			continue
 		}
-		send = append(send, r)
+		send = append(send, c)
+		at = append(at, i)
 	}
 	if len(send) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), statementTime)
-	defer cancel()
 	res := b.insert(ctx, send)
 	// Answer first; the Redis bookkeeping after it only saves reconcile
 	// and retries a MySQL look-up.
-	for i, r := range send {
-		r.done <- res[i]
+	for j, r := range res {
+		reply(at[j], r)
 	}
 	b.finish(ctx, send, res)
 }
@@ -128,7 +91,7 @@ func (b *claimWriter) run(batch []*writeReq) {
 // allocator. When every row went in (the usual case), that is all; when
 // some were ignored, the batch's rows are read back by (template,
 // request_id) to tell which are ours (our id) from older ones.
-func (b *claimWriter) insert(ctx context.Context, batch []*writeReq) []writeRes {
+func (b *claimWriter) insert(ctx context.Context, batch []*claim) []writeRes {
 	out := make([]writeRes, len(batch))
 	fail := func(known bool, err error) []writeRes {
 		for i := range out {
@@ -146,28 +109,22 @@ func (b *claimWriter) insert(ctx context.Context, batch []*writeReq) []writeRes 
 		idx[i] = i
 	}
 	slices.SortFunc(idx, func(x, y int) int {
-		a, c := batch[x].c, batch[y].c
+		a, c := batch[x], batch[y]
 		return cmp.Or(cmp.Compare(a.template.ID, c.template.ID), strings.Compare(a.requestID, c.requestID))
 	})
 	var q strings.Builder
 	q.WriteString("INSERT IGNORE INTO coupons (id, template_id, user_id, slot, request_id, status, expires_at, sub, take_seq, claimed_at, updated_at) VALUES ")
 	args := make([]any, 0, 10*len(batch))
 	for n, i := range idx {
-		c := batch[i].c
+		c := batch[i]
 		if n > 0 {
 			q.WriteByte(',')
 		}
 		q.WriteString("(?, ?, ?, ?, ?, 'unused', ?, ?, ?, ?, ?)")
 		args = append(args, ids[i], c.template.ID, c.user, c.resv.slot, c.requestID, c.expiresAt, c.sub, c.seq, c.claimedAt, c.claimedAt)
 	}
-	var res sql.Result
-	for attempt := 1; ; attempt++ {
-		res, err = b.db.ExecContext(ctx, q.String(), args...)
-		var myErr *mysql.MySQLError
-		if err == nil || attempt == maxAttempts || !errors.As(err, &myErr) || myErr.Number != errDeadlock {
-			break
-		}
-	}
+	stmt := q.String()
+	res, err := sqlretry.Do(ctx, retryDeadlock, func() (sql.Result, error) { return b.db.ExecContext(ctx, stmt, args...) })
 	if err != nil {
 		var myErr *mysql.MySQLError
 		// The server refused the statement: nothing committed. Any other
@@ -184,12 +141,12 @@ func (b *claimWriter) insert(ctx context.Context, batch []*writeReq) []writeRes 
 	var sel strings.Builder
 	sel.WriteString("SELECT " + couponColumns + " FROM coupons WHERE (template_id, request_id) IN (")
 	keys := make([]any, 0, 2*len(batch))
-	for n, r := range batch {
+	for n, c := range batch {
 		if n > 0 {
 			sel.WriteByte(',')
 		}
 		sel.WriteString("(?, ?)")
-		keys = append(keys, r.c.template.ID, r.c.requestID)
+		keys = append(keys, c.template.ID, c.requestID)
 	}
 	sel.WriteByte(')')
 	rows, err := b.db.QueryContext(ctx, sel.String(), keys...)
@@ -213,8 +170,8 @@ func (b *claimWriter) insert(ctx context.Context, batch []*writeReq) []writeRes 
 	if err := rows.Err(); err != nil {
 		return fail(false, fmt.Errorf("coupon: read back claims: %w", err))
 	}
-	for i, r := range batch {
-		cp, ok := got[key{r.c.template.ID, r.c.requestID}]
+	for i, c := range batch {
+		cp, ok := got[key{c.template.ID, c.requestID}]
 		switch {
 		case ok && cp.ID == ids[i]:
 			out[i] = writeRes{id: ids[i]}
@@ -241,38 +198,23 @@ func (b *claimWriter) insert(ctx context.Context, batch []*writeReq) []writeRes 
 
 // finish marks written claims done and drops their holds, in one pipeline.
 // A failure leaves them for reconcile, which finds the rows in MySQL.
-func (b *claimWriter) finish(ctx context.Context, batch []*writeReq, res []writeRes) {
+func (b *claimWriter) finish(ctx context.Context, batch []*claim, res []writeRes) {
+	pipe := redisscript.NewPipeline(b.s.rdb)
+	pipe.Grow(2 * len(batch))
 	n := 0
-	run := func(sha bool) error {
-		pipe := b.s.rdb.Pipeline()
-		for i, r := range batch {
-			if res[i].err != nil {
-				continue
-			}
-			c := r.c
-			userKeys, subKeys := []string{b.s.keys.user(c.template.ID, c.user)}, []string{b.s.keys.sub(c.template.ID, c.sub)}
-			done := "d|" + strconv.Itoa(c.resv.slot) + "|" + strconv.FormatInt(res[i].id, 10)
-			if sha {
-				doneScript.EvalSha(ctx, pipe, userKeys, c.requestID, done)
-				releaseScript.EvalSha(ctx, pipe, subKeys, c.requestID, c.seq)
-			} else {
-				doneScript.Eval(ctx, pipe, userKeys, c.requestID, done)
-				releaseScript.Eval(ctx, pipe, subKeys, c.requestID, c.seq)
-			}
-			n++
+	for i, c := range batch {
+		if res[i].err != nil {
+			continue
 		}
-		if n == 0 {
-			return nil
-		}
-		_, err := pipe.Exec(ctx)
-		return err
+		done := "d|" + strconv.Itoa(c.resv.slot) + "|" + strconv.FormatInt(res[i].id, 10)
+		pipe.Run(ctx, doneScript, []string{b.s.keys.user(c.template.ID, c.user)}, c.requestID, done)
+		pipe.Run(ctx, releaseScript, []string{b.s.keys.sub(c.template.ID, c.sub)}, c.requestID, c.seq)
+		n++
 	}
-	err := run(true)
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		n = 0
-		err = run(false) // the scripts load on the way
+	if n == 0 {
+		return
 	}
-	if err != nil {
+	if _, err := pipe.Exec(ctx); err != nil {
 		b.s.log.Warn("mark claims done; reconcile will", "claims", n, "err", err)
 	}
 }

@@ -18,5 +18,8 @@
 //     nor added again until MySQL knows it was sent.
 //   - Due checks use the Redis server's clock unless a test passes a time.
 //
-// The package imports nothing else of the project.
+// The package imports nothing else of the project but leaf helpers that
+// import nothing of it themselves: exactly couponpush/internal/redisscript
+// (pipelined EVALSHA with the NOSCRIPT fallback). The import rule of
+// `make check` holds it to that.
 package queue

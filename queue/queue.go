@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"couponpush/internal/redisscript"
 )
 
 // Options tune a Client. Zero values mean the defaults.
@@ -137,25 +139,17 @@ func (c *Client) writeAt(ctx context.Context, s *redis.Script, op, lk string, q,
 		f = "1"
 	}
 	args := []any{lk, e.UserID, e.TemplateID, e.PushAt.UnixMilli(), e.Version, c.tombTTLms, q, home, f}
-	var res []any
-	for attempt := 0; ; attempt++ {
-		pipe := c.rdb.Pipeline()
-		cmd := s.EvalSha(ctx, pipe, keys, args...)
-		pipe.ZAddLT(ctx, c.nextKey(), redis.Z{Score: float64(e.PushAt.UnixMilli()), Member: q})
-		_, err := pipe.Exec(ctx)
-		if err != nil && attempt == 0 && redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
-			if err := s.Load(ctx, c.rdb).Err(); err != nil {
-				return 0, "", fmt.Errorf("queue %s: load script: %w", op, err)
-			}
-			continue
-		}
-		if err != nil {
-			return 0, "", fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, err)
-		}
-		if res, err = cmd.Slice(); err != nil {
-			return 0, "", fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, err)
-		}
-		break
+	// A script the server lost (restart, SCRIPT FLUSH) is sent again by
+	// EVAL, which loads it; the ZADD is not repeated.
+	pipe := redisscript.NewPipeline(c.rdb)
+	cmd := pipe.Run(ctx, s, keys, args...)
+	pipe.ZAddLT(ctx, c.nextKey(), redis.Z{Score: float64(e.PushAt.UnixMilli()), Member: q})
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, "", fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, err)
+	}
+	res, err := cmd.Slice()
+	if err != nil {
+		return 0, "", fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, err)
 	}
 	status, _ := res[0].(int64)
 	other, _ := res[1].(string)

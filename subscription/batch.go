@@ -6,39 +6,34 @@ import (
 	crand "crypto/rand"
 	"database/sql"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
+	"couponpush/internal/batch"
+	"couponpush/internal/sqlretry"
 )
 
-// inserter group-commits new subscriptions: PUTs that arrive while an
-// INSERT is running wait and go together in the next multi-row INSERT, one
-// statement and one commit (one fsync) for all of them. Nothing waits on
-// purpose: a lone PUT is inserted at once, and batches grow only as far as
-// load makes them. Each caller learns whether its own row was created; a
-// row that already existed is left alone for the caller's usual path.
+// inserter group-commits new subscriptions (see internal/batch): PUTs
+// that arrive while an INSERT is running wait and go together in the next
+// multi-row INSERT, one statement and one commit (one fsync) for all of
+// them. Nothing waits on purpose: a lone PUT is inserted at once, and
+// batches grow only as far as load makes them. Each caller learns whether
+// its own row was created; a row that already existed is left alone for the
+// caller's usual path.
 //
 // It serves only the hot path (a template whose grab_start is final); the
 // first insert for a template goes through the checked single-row path.
 type inserter struct {
-	db       *sql.DB
-	maxBatch int
-
-	mu      sync.Mutex
-	queue   []*insertReq
-	running int // INSERTs in progress
-	limit   int // at most this many at once
+	db    *sql.DB
+	retry sqlretry.Policy
+	batch *batch.Batcher[insertReq, insertRes]
 }
 
 type insertReq struct {
 	userID, templateID int64
 	pushAt, stamp      time.Time
-	done               chan insertRes
 }
 
 type insertRes struct {
@@ -46,74 +41,46 @@ type insertRes struct {
 	err     error
 }
 
-func newInserter(db *sql.DB) *inserter {
-	return &inserter{db: db, maxBatch: 500, limit: 4}
+func newInserter(db *sql.DB, retry sqlretry.Policy) *inserter {
+	b := &inserter{db: db, retry: retry}
+	// The requests' own contexts may end while others still wait; the
+	// statement is bounded by the batch's own deadline instead.
+	b.batch = batch.New(batch.Config{MaxBatch: 500, MaxFlushes: 4, Timeout: 10 * time.Second}, b.flush)
+	return b
 }
 
 // insert writes a pending row at version 1 for (userID, templateID) unless
 // one exists; created reports whether this call's row was written.
 func (b *inserter) insert(ctx context.Context, userID, templateID int64, pushAt, stamp time.Time) (bool, error) {
-	r := &insertReq{userID: userID, templateID: templateID, pushAt: pushAt, stamp: stamp, done: make(chan insertRes, 1)}
-	b.mu.Lock()
-	b.queue = append(b.queue, r)
-	lead := b.running < b.limit
-	if lead {
-		b.running++
-	}
-	b.mu.Unlock()
-	if lead {
-		b.drain()
-	}
-	select {
-	case res := <-r.done:
-		return res.created, res.err
-	case <-ctx.Done():
+	res, err := b.batch.Do(ctx, insertReq{userID: userID, templateID: templateID, pushAt: pushAt, stamp: stamp})
+	if err != nil {
 		// The row may still be written; a retried PUT finds it and indexes it.
-		return false, ctx.Err()
+		return false, err
 	}
+	return res.created, res.err
 }
 
-// drain runs batches until the queue is empty, then gives its turn back.
-func (b *inserter) drain() {
-	for {
-		b.mu.Lock()
-		n := min(len(b.queue), b.maxBatch)
-		if n == 0 {
-			b.running--
-			b.mu.Unlock()
-			return
-		}
-		batch := b.queue[:n:n]
-		b.queue = b.queue[n:]
-		b.mu.Unlock()
-		b.run(batch)
-	}
-}
-
-// run inserts one batch and answers each request in it.
-func (b *inserter) run(batch []*insertReq) {
-	// The requests' own contexts may end while others still wait; the
-	// statement is bounded by its own deadline instead.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+// flush inserts one batch and answers each request in it.
+func (b *inserter) flush(ctx context.Context, batch []insertReq, reply func(int, insertRes)) {
 	created, err := b.write(ctx, batch)
-	for i, r := range batch {
+	for i := range batch {
 		if err != nil {
-			r.done <- insertRes{err: err}
+			reply(i, insertRes{err: err})
 			continue
 		}
-		r.done <- insertRes{created: created[i]}
+		reply(i, insertRes{created: created[i]})
 	}
 }
 
-func (b *inserter) write(ctx context.Context, batch []*insertReq) ([]bool, error) {
+func (b *inserter) write(ctx context.Context, batch []insertReq) ([]bool, error) {
 	// Concurrent batches lock unique-key entries in one order, so they do
 	// not deadlock each other.
-	slices.SortFunc(batch, func(x, y *insertReq) int {
-		if c := cmp.Compare(x.userID, y.userID); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.templateID, y.templateID)
+	idx := make([]int, len(batch))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(x, y int) int {
+		return cmp.Or(cmp.Compare(batch[x].userID, batch[y].userID), cmp.Compare(batch[x].templateID, batch[y].templateID))
 	})
 	var tok [8]byte
 	_, _ = crand.Read(tok[:]) // crypto/rand.Read never fails
@@ -121,8 +88,9 @@ func (b *inserter) write(ctx context.Context, batch []*insertReq) ([]bool, error
 	var q strings.Builder
 	q.WriteString("INSERT INTO subscriptions (user_id, template_id, push_at, status, version, created_at, updated_at, insert_batch) VALUES ")
 	args := make([]any, 0, 6*len(batch))
-	for i, r := range batch {
-		if i > 0 {
+	for n, i := range idx {
+		r := batch[i]
+		if n > 0 {
 			q.WriteByte(',')
 		}
 		q.WriteString("(?, ?, ?, 'pending', 1, ?, ?, ?)")
@@ -130,16 +98,8 @@ func (b *inserter) write(ctx context.Context, batch []*insertReq) ([]bool, error
 	}
 	// A duplicate changes nothing (and counts 0 rows: clientFoundRows off).
 	q.WriteString(" ON DUPLICATE KEY UPDATE user_id = user_id")
-	var res sql.Result
-	var err error
-	for attempt := 1; ; attempt++ {
-		res, err = b.db.ExecContext(ctx, q.String(), args...)
-		var myErr *mysql.MySQLError
-		// A deadlock victim was rolled back whole: run it again.
-		if err == nil || attempt == maxAttempts || !errors.As(err, &myErr) || myErr.Number != errDeadlock {
-			break
-		}
-	}
+	stmt := q.String()
+	res, err := sqlretry.Do(ctx, b.retry, func() (sql.Result, error) { return b.db.ExecContext(ctx, stmt, args...) })
 	if err != nil {
 		return nil, fmt.Errorf("subscription: insert %d new subscriptions: %w", len(batch), err)
 	}
@@ -155,7 +115,8 @@ func (b *inserter) write(ctx context.Context, batch []*insertReq) ([]bool, error
 		return created, nil
 	}
 	// Some rows existed: ours carry this batch's token. Of two PUTs of one
-	// pair in one batch, the first created the row; the other finds it.
+	// pair in one batch, the first in the batch created the row; the other
+	// finds it.
 	var sel strings.Builder
 	sel.WriteString("SELECT user_id, template_id FROM subscriptions WHERE insert_batch = ? AND (user_id, template_id) IN (")
 	keys := make([]any, 0, 1+2*len(batch))

@@ -10,8 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
+	"couponpush/internal/sqlretry"
 	"couponpush/queue"
 	"couponpush/template"
 )
@@ -92,7 +91,8 @@ const (
 	DefaultMax  = 7 * 24 * time.Hour
 	// MarkSentBatch is the most rows one MarkSent statement updates.
 	MarkSentBatch = 1000
-	// maxAttempts bounds compare-and-set retries under concurrent changes.
+	// maxAttempts bounds compare-and-set retries under concurrent changes,
+	// and runs of a statement that was a deadlock victim.
 	maxAttempts = 8
 	pushIDMax   = 64
 )
@@ -164,7 +164,8 @@ type Service struct {
 
 	final template.FinalStarts // grab_starts known final: no checked insert, no confirm
 
-	inserts *inserter // group commit of new subscriptions (hot path)
+	inserts *inserter       // group commit of new subscriptions (hot path)
+	retry   sqlretry.Policy // of exec: retryDeadlock, logged
 }
 
 // NewService returns a service over db (table subscriptions, see migrate/),
@@ -172,9 +173,20 @@ type Service struct {
 // its prepared statements.
 func NewService(db *sql.DB, t Templates, idx Index, cfg Config) *Service {
 	cfg = cfg.withDefaults()
-	return &Service{db: db, templates: t, idx: idx, cfg: cfg, log: cfg.Logger,
-		stmts: map[string]*sql.Stmt{}, inserts: newInserter(db)}
+	s := &Service{db: db, templates: t, idx: idx, cfg: cfg, log: cfg.Logger,
+		stmts: map[string]*sql.Stmt{}, inserts: newInserter(db, retryDeadlock)}
+	s.retry = retryDeadlock
+	s.retry.OnRetry = func(ctx context.Context, attempt int, _ error) {
+		s.log.DebugContext(ctx, "statement was a deadlock victim; retrying", "attempt", attempt)
+	}
+	return s
 }
+
+// retryDeadlock runs a statement again when InnoDB picked it as a deadlock
+// victim: it was rolled back whole. A lock wait timeout is not retried: the
+// wait alone took innodb_lock_wait_timeout (50 s by default), longer than
+// any request waits.
+var retryDeadlock = sqlretry.Policy{On: []uint16{sqlretry.ErLockDeadlock}, Attempts: maxAttempts}
 
 // Close frees the prepared statements. The service must not be used after.
 func (s *Service) Close() error {
@@ -213,18 +225,8 @@ func (s *Service) exec(ctx context.Context, query string, args ...any) (sql.Resu
 	if err != nil {
 		return nil, err
 	}
-	for attempt := 1; ; attempt++ {
-		res, err := st.ExecContext(ctx, args...)
-		var myErr *mysql.MySQLError
-		if err == nil || attempt == maxAttempts || !errors.As(err, &myErr) || myErr.Number != errDeadlock {
-			return res, err
-		}
-		s.log.DebugContext(ctx, "statement was a deadlock victim; retrying", "attempt", attempt)
-	}
+	return sqlretry.Do(ctx, s.retry, func() (sql.Result, error) { return st.ExecContext(ctx, args...) })
 }
-
-// errDeadlock is MySQL's ER_LOCK_DEADLOCK.
-const errDeadlock = 1213
 
 func checkIDs(userID, templateID int64) error {
 	if userID <= 0 {
