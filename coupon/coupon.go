@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"couponpush/internal/sqlretry"
 	"couponpush/template"
@@ -108,11 +109,31 @@ func scanCoupon(r rowScanner, now time.Time) (Coupon, error) {
 
 // checkClientID validates a request_id or order_id.
 func checkClientID(field, s string) error {
-	n := len([]rune(s))
-	if n < 1 || n > MaxClientIDLen || strings.ContainsRune(s, '\uFFFD') {
-		return &template.ValidationError{Fields: []template.FieldError{{Field: field, Message: fmt.Sprintf("must be 1 to %d characters of valid UTF-8", MaxClientIDLen)}}}
+	if !ValidClientID(s) {
+		return &template.ValidationError{Fields: []template.FieldError{{Field: field, Message: ClientIDRule}}}
 	}
 	return nil
+}
+
+// ClientIDRule says in words what ValidClientID accepts.
+const ClientIDRule = "must be 1 to 64 printable characters (no control, bidi or zero-width characters)"
+
+// ValidClientID reports whether s may be a request_id or order_id: 1 to
+// MaxClientIDLen characters of valid UTF-8, each printable (letters,
+// marks, numbers, punctuation, symbols or the ASCII space). Control
+// characters, format characters (bidi overrides and isolates, zero-width
+// spaces and joiners, the BOM) and U+FFFD (what a JSON decoder makes of
+// invalid UTF-8) are refused: such ids look the same as others in logs
+// and consoles while being different keys.
+func ValidClientID(s string) bool {
+	n := 0
+	for _, r := range s {
+		n++
+		if n > MaxClientIDLen || r == utf8.RuneError || !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return n >= 1
 }
 
 func checkID(field string, id int64) error {

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"unicode/utf8"
 
 	"couponpush/coupon"
 	"couponpush/template"
@@ -29,8 +28,8 @@ func clientID(field string, v *string) *apiError {
 	if v == nil {
 		return invalidArgument(field, "is required")
 	}
-	if n := utf8.RuneCountInString(*v); n < 1 || n > coupon.MaxClientIDLen || !utf8.ValidString(*v) {
-		return invalidArgument(field, "must be 1 to 64 characters")
+	if !coupon.ValidClientID(*v) {
+		return invalidArgument(field, coupon.ClientIDRule)
 	}
 	return nil
 }

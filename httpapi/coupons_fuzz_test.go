@@ -1,9 +1,43 @@
 package httpapi
 
 import (
+	"encoding/json"
+	"slices"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
+
+// plainClientID is the client id rule, said another way: 1-64 runes of
+// valid UTF-8 with no control, format (bidi, zero-width) or other
+// non-printing character.
+func plainClientID(s string) bool {
+	if n := utf8.RuneCountInString(s); n < 1 || n > 64 || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Zl, unicode.Zp) ||
+			(unicode.Is(unicode.Zs, r) && r != ' ') {
+			return false
+		}
+	}
+	return true
+}
+
+// exactKeys fails unless every key of the decoded body is one of names,
+// spelled exactly.
+func exactKeys(t *testing.T, body []byte, names ...string) {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("decoded %q, which encoding/json refuses: %v", body, err)
+	}
+	for k := range m {
+		if !slices.Contains(names, k) {
+			t.Fatalf("decoded %q with key %q; only %q are known", body, k, names)
+		}
+	}
+}
 
 // FuzzDecodeClaim: any body either decodes to a positive user and a 1-64
 // character request_id, or is a 400 with a code.
@@ -14,6 +48,8 @@ func FuzzDecodeClaim(f *testing.F) {
 		`{"user_id":7,"request_id":"a"}`, `{"user_id":0,"request_id":"a"}`, `{"user_id":-1}`, `{"user_id":1e3,"request_id":"x"}`,
 		`{"user_id":9223372036854775808,"request_id":"x"}`, `{"request_id":""}`, `{}`, `[]`, `null`, ``, `{"user_id":1,"request_id":"a"}x`,
 		"{\"user_id\":1,\"request_id\":\"\xff\"}", `{"user_id":1,"request_id":"a","extra":1}`,
+		`{"USER_ID":1,"request_id":"a"}`, `{"user_id":1,"user_id":2,"request_id":"a"}`, `{"user_id":1,"request_id":"a\u202eb"}`,
+		`{"user_id":1,"request_id":"a\u200bb"}`, `{"user_id":1,"request_id":"\t"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -23,9 +59,10 @@ func FuzzDecodeClaim(f *testing.F) {
 			checkDecodeError(t, e)
 			return
 		}
-		if n := utf8.RuneCountInString(rid); user <= 0 || n < 1 || n > 64 || !utf8.ValidString(rid) {
+		if user <= 0 || !plainClientID(rid) {
 			t.Fatalf("decoded user %d request_id %q from %q", user, rid, body)
 		}
+		exactKeys(t, body, "user_id", "request_id")
 	})
 }
 
@@ -40,9 +77,10 @@ func FuzzDecodeOrder(f *testing.F) {
 			checkDecodeError(t, e)
 			return
 		}
-		if n := utf8.RuneCountInString(order); user <= 0 || n < 1 || n > 64 || !utf8.ValidString(order) {
+		if user <= 0 || !plainClientID(order) {
 			t.Fatalf("decoded user %d order %q from %q", user, order, body)
 		}
+		exactKeys(t, body, "user_id", "order_id")
 	})
 }
 

@@ -9,8 +9,10 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"couponpush/template"
@@ -56,9 +58,11 @@ func isJSON(contentType string) bool {
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
-// decodeObject decodes one JSON object into v, strictly: no unknown
-// fields, nothing after it. Syntax problems are invalid_json; a value of
-// the wrong type is invalid_argument naming the field.
+// decodeObject decodes one JSON object into v (a pointer to a struct of
+// plain fields), strictly: keys match the fields' JSON names exactly (no
+// case folding), none is given twice, none is unknown, nothing follows
+// the object. Syntax problems are invalid_json; a value of the wrong type
+// is invalid_argument naming the field.
 func decodeObject(body []byte, v any) *apiError {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
@@ -66,6 +70,9 @@ func decodeObject(body []byte, v any) *apiError {
 	}
 	if trimmed[0] != '{' {
 		return invalidJSON("the body must be a JSON object")
+	}
+	if e := checkKeys(trimmed, fieldNames(reflect.TypeOf(v).Elem())); e != nil {
+		return e
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
@@ -92,6 +99,63 @@ func decodeObject(body []byte, v any) *apiError {
 	}
 	return nil
 }
+
+// checkKeys reads the top-level keys of the object in body and refuses
+// one given twice or one that is not exactly a name in fields.
+// encoding/json alone would take "USER_ID" for user_id and let the last
+// of two user_id keys win, so two parsers (a proxy's, a log's, ours)
+// could read one body two ways. Syntax errors are left to the decoder,
+// which reports them with their offset.
+func checkKeys(body []byte, fields map[string]bool) *apiError {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // the opening brace
+		return nil
+	}
+	seen := make(map[string]bool, len(fields))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil
+		}
+		switch {
+		case seen[key]:
+			return invalidJSON(fmt.Sprintf("field %q is given twice", key))
+		case !fields[key]:
+			return invalidJSON(fmt.Sprintf("unknown field %q", key))
+		}
+		seen[key] = true
+		if err := dec.Decode(&json.RawMessage{}); err != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// fieldNames are the JSON names of struct type t's fields, cached.
+func fieldNames(t reflect.Type) map[string]bool {
+	if m, ok := fieldNameCache.Load(t); ok {
+		return m.(map[string]bool)
+	}
+	m := map[string]bool{}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-" || !f.IsExported():
+		case name == "":
+			m[f.Name] = true
+		default:
+			m[name] = true
+		}
+	}
+	fieldNameCache.Store(t, m)
+	return m
+}
+
+var fieldNameCache sync.Map // reflect.Type → map[string]bool
 
 func jsonKind(goKind string) string {
 	switch {
