@@ -26,7 +26,7 @@ type Templates interface {
 type Subscriptions interface {
 	Subscribe(ctx context.Context, userID, templateID int64, lead *time.Duration) (subscription.Subscription, bool, error)
 	Cancel(ctx context.Context, userID, templateID int64) error
-	List(ctx context.Context, userID int64) ([]subscription.Subscription, error)
+	List(ctx context.Context, userID int64, page subscription.Page) ([]subscription.Subscription, error)
 }
 
 // Coupons is the coupon service the API needs; *coupon.Service is one.

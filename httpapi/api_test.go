@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -160,8 +161,25 @@ func TestSubscriptionsAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	later, err := f.store.Create(ctx, template.Draft{Name: "later", Type: template.Fixed, Value: 1, Stock: 1,
+		GrabStart: grabStart.Add(time.Hour), GrabEnd: grabStart.Add(2 * time.Hour), ValidDays: &days})
+	if err != nil {
+		t.Fatal(err)
+	}
 	sub := func(user, template int64) string { return fmt.Sprintf("/v1/subscriptions/%d/%d", user, template) }
+	listed := func(t *testing.T, r response) (tids []float64) {
+		t.Helper()
+		list, _ := r.body["subscriptions"].([]any)
+		for _, s := range list {
+			tids = append(tids, s.(map[string]any)["template_id"].(float64))
+		}
+		return tids
+	}
 	setup := map[string]func(t *testing.T){
+		"two templates": func(t *testing.T) {
+			mustStatus(t, f.do(t, "PUT", sub(66, tpl), "", ""), 201)
+			mustStatus(t, f.do(t, "PUT", sub(66, later.ID), "", ""), 201)
+		},
 		"pending": func(t *testing.T) { mustStatus(t, f.do(t, "PUT", sub(2, tpl), "", ""), 201) },
 		"cancelled": func(t *testing.T) {
 			mustStatus(t, f.do(t, "PUT", sub(3, tpl), "", ""), 201)
@@ -255,6 +273,31 @@ func TestSubscriptionsAPI(t *testing.T) {
 			}
 		}},
 		{name: "list bad user", method: "GET", path: "/v1/subscriptions/0", wantStatus: 400, wantCode: "invalid_argument", wantField: "user_id"},
+		{name: "list whole", setup: "two templates", method: "GET", path: "/v1/subscriptions/66", wantStatus: 200, check: func(t *testing.T, r response) {
+			if got := listed(t, r); !slices.Equal(got, []float64{float64(tpl), float64(later.ID)}) || r.body["next_after"] != nil {
+				t.Errorf("body %s, want both templates and no next_after", r.raw)
+			}
+		}},
+		{name: "list first page", setup: "two templates", method: "GET", path: "/v1/subscriptions/66?limit=1", wantStatus: 200, check: func(t *testing.T, r response) {
+			if got := listed(t, r); !slices.Equal(got, []float64{float64(tpl)}) || r.body["next_after"] != float64(tpl) {
+				t.Errorf("body %s, want the first template and next_after %d", r.raw, tpl)
+			}
+		}},
+		{name: "list next page", setup: "two templates", method: "GET", path: fmt.Sprintf("/v1/subscriptions/66?limit=1&after=%d", tpl), wantStatus: 200, check: func(t *testing.T, r response) {
+			if got := listed(t, r); !slices.Equal(got, []float64{float64(later.ID)}) {
+				t.Errorf("body %s, want the second template", r.raw)
+			}
+		}},
+		{name: "list past the end", setup: "two templates", method: "GET", path: fmt.Sprintf("/v1/subscriptions/66?after=%d", later.ID), wantStatus: 200, check: func(t *testing.T, r response) {
+			if got := listed(t, r); len(got) != 0 || r.body["next_after"] != nil {
+				t.Errorf("body %s, want an empty last page", r.raw)
+			}
+		}},
+		{name: "list limit 0", method: "GET", path: "/v1/subscriptions/66?limit=0", wantStatus: 400, wantCode: "invalid_argument", wantField: "limit"},
+		{name: "list limit too big", method: "GET", path: "/v1/subscriptions/66?limit=1001", wantStatus: 400, wantCode: "invalid_argument", wantField: "limit"},
+		{name: "list limit twice", method: "GET", path: "/v1/subscriptions/66?limit=1&limit=2", wantStatus: 400, wantCode: "invalid_argument", wantField: "limit"},
+		{name: "list limit not a number", method: "GET", path: "/v1/subscriptions/66?limit=1e2", wantStatus: 400, wantCode: "invalid_argument", wantField: "limit"},
+		{name: "list negative after", method: "GET", path: "/v1/subscriptions/66?after=-1", wantStatus: 400, wantCode: "invalid_argument", wantField: "after"},
 		{name: "wrong method", method: "POST", path: sub(1, tpl), wantStatus: 405, wantCode: "method_not_allowed"},
 	}
 	for _, tt := range tests {

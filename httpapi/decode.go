@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"couponpush/subscription"
 	"couponpush/template"
 )
 
@@ -166,6 +167,33 @@ func jsonKind(goKind string) string {
 	default:
 		return goKind
 	}
+}
+
+// pageQuery reads ?after=<template id>&limit=<n> of the subscription
+// list; absent means from the first, subscription.MaxListLimit of them.
+func pageQuery(r *http.Request) (subscription.Page, *apiError) {
+	var p subscription.Page
+	q := r.URL.Query()
+	for _, f := range []struct {
+		name string
+		min  int64
+		max  int64
+		out  func(int64)
+	}{
+		{"after", 0, math.MaxInt64, func(v int64) { p.After = v }},
+		{"limit", 1, subscription.MaxListLimit, func(v int64) { p.Limit = int(v) }},
+	} {
+		vs, ok := q[f.name]
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseInt(vs[0], 10, 64)
+		if len(vs) > 1 || err != nil || v < f.min || v > f.max || strings.TrimLeft(vs[0], "0123456789") != "" {
+			return subscription.Page{}, invalidArgument(f.name, fmt.Sprintf("must be one integer from %d to %d", f.min, f.max))
+		}
+		f.out(v)
+	}
+	return p, nil
 }
 
 // parseTime parses an RFC 3339 field.

@@ -1,11 +1,14 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
+
+	"couponpush/subscription"
 )
 
 func (a *api) createTemplate(w http.ResponseWriter, r *http.Request) {
@@ -143,7 +146,12 @@ func (a *api) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, e)
 		return
 	}
-	subs, err := a.cfg.Subscriptions.List(r.Context(), user)
+	page, e := pageQuery(r)
+	if e != nil {
+		writeAPIError(w, e)
+		return
+	}
+	subs, err := a.cfg.Subscriptions.List(r.Context(), user, page)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -151,6 +159,9 @@ func (a *api) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 	out := subscriptionsJSON{Subscriptions: make([]subscriptionJSON, 0, len(subs))}
 	for _, s := range subs {
 		out.Subscriptions = append(out.Subscriptions, subscriptionOut(s))
+	}
+	if limit := page.Limit; len(subs) > 0 && len(subs) == cmp.Or(limit, subscription.MaxListLimit) {
+		out.NextAfter = subs[len(subs)-1].TemplateID
 	}
 	writeJSON(w, http.StatusOK, out)
 }

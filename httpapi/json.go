@@ -78,4 +78,7 @@ func subscriptionOut(s subscription.Subscription) subscriptionJSON {
 
 type subscriptionsJSON struct {
 	Subscriptions []subscriptionJSON `json:"subscriptions"`
+	// NextAfter, when set, is the ?after= of the next page: the page was
+	// full, so more may follow.
+	NextAfter int64 `json:"next_after,omitempty"`
 }

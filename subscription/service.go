@@ -260,7 +260,7 @@ WHERE user_id = ? AND template_id = ? AND version = ? AND status = 'cancelled'`
 	qCancel = `UPDATE subscriptions SET status = 'cancelled', version = version + 1, updated_at = ?
 WHERE user_id = ? AND template_id = ? AND version = ? AND status = 'pending'`
 	qList = `SELECT template_id, push_at, status, version, push_id, sent_at, created_at
-FROM subscriptions WHERE user_id = ? ORDER BY template_id`
+FROM subscriptions WHERE user_id = ? AND template_id > ? ORDER BY template_id LIMIT ?`
 )
 
 // Subscribe subscribes userID to templateID's reminder, pushed lead before
@@ -531,16 +531,39 @@ func (s *Service) get(ctx context.Context, userID, templateID int64) (Subscripti
 	return sub, nil
 }
 
-// List returns every subscription of userID, in any status, by template id.
-func (s *Service) List(ctx context.Context, userID int64) ([]Subscription, error) {
+// MaxListLimit is the most subscriptions one List call returns (and the
+// default page size).
+const MaxListLimit = 1000
+
+// Page selects a part of a user's subscriptions, which List returns in
+// template id order: those with a template id above After (0: from the
+// first), at most Limit of them (0: MaxListLimit). The next page starts
+// after the last template id of this one.
+type Page struct {
+	After int64
+	Limit int
+}
+
+// List returns a page of userID's subscriptions, in any status, by
+// template id.
+func (s *Service) List(ctx context.Context, userID int64, page Page) ([]Subscription, error) {
 	if userID <= 0 {
 		return nil, &ValidationError{Field: "user_id", Message: "must be a positive integer"}
+	}
+	if page.After < 0 {
+		return nil, &ValidationError{Field: "after", Message: "must be a template id (0 or more)"}
+	}
+	if page.Limit == 0 {
+		page.Limit = MaxListLimit
+	}
+	if page.Limit < 0 || page.Limit > MaxListLimit {
+		return nil, &ValidationError{Field: "limit", Message: fmt.Sprintf("must be 1 to %d", MaxListLimit)}
 	}
 	st, err := s.stmt(ctx, qList)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := st.QueryContext(ctx, userID)
+	rows, err := st.QueryContext(ctx, userID, page.After, page.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("subscription: list user %d: %w", userID, err)
 	}

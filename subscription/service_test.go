@@ -649,16 +649,23 @@ func TestList(t *testing.T) {
 	tests := []struct {
 		name    string
 		user    int64
+		page    Page
 		want    []int64 // template ids in order
 		invalid bool
 	}{
 		{name: "a user's subscriptions by template", user: user, want: []int64{e.template.ID, other.ID}},
+		{name: "first page of one", user: user, page: Page{Limit: 1}, want: []int64{e.template.ID}},
+		{name: "the page after it", user: user, page: Page{After: e.template.ID, Limit: 1}, want: []int64{other.ID}},
+		{name: "after the last", user: user, page: Page{After: other.ID}, want: nil},
 		{name: "none", user: 1 << 40, want: nil},
 		{name: "invalid user", user: 0, invalid: true},
+		{name: "negative after", user: user, page: Page{After: -1}, invalid: true},
+		{name: "limit above the maximum", user: user, page: Page{Limit: MaxListLimit + 1}, invalid: true},
+		{name: "negative limit", user: user, page: Page{Limit: -1}, invalid: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			subs, err := s.List(ctx, tt.user)
+			subs, err := s.List(ctx, tt.user, tt.page)
 			if tt.invalid {
 				var ve *ValidationError
 				if !errors.As(err, &ve) {
