@@ -26,6 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"couponpush/config"
+	"couponpush/internal/apiclient"
 	"couponpush/internal/seed"
 	"couponpush/queue"
 	"couponpush/worker"
@@ -46,13 +47,20 @@ type Config struct {
 	PopBatch     int           // users per pop (0: the worker's default)
 	SkipRaw      bool          // skip the bare pop+MPUB floor
 	CPUProfile   string        // write a CPU profile of the burst's drain here
-	Logger       *slog.Logger
+	// AuthOff runs the workers with auth off; by default they check real
+	// tokens (an operator token, HS256 user tokens).
+	AuthOff bool
+	Logger  *slog.Logger
 }
 
 // Run measures and writes a report to out.
 func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	prefix := fmt.Sprintf("bench%d", time.Now().UnixNano()%1_000_000_000)
-	fmt.Fprintf(out, "couponpush bench: %d workers in-process, engines redis=%s nsqd=%s, prefix %s\n", cfg.Workers, cfg.RedisAddr, cfg.NSQDAddr, prefix)
+	tokens, err := identity(cfg.AuthOff)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "couponpush bench: %d workers in-process, %s, engines redis=%s nsqd=%s, prefix %s\n", cfg.Workers, authName(tokens), cfg.RedisAddr, cfg.NSQDAddr, prefix)
 	dsn, err := mysql.ParseDSN(cfg.MySQLDSN)
 	if err != nil {
 		return fmt.Errorf("mysql dsn: %w", err)
@@ -66,7 +74,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	env := &stack{cfg: cfg, prefix: prefix, rdb: rdb, db: db, idx: queue.New(rdb, queue.Options{Prefix: prefix})}
+	env := &stack{cfg: cfg, prefix: prefix, rdb: rdb, db: db, idx: queue.New(rdb, queue.Options{Prefix: prefix}), tokens: tokens}
 	if err := env.start(ctx); err != nil {
 		return err
 	}
@@ -122,6 +130,7 @@ type stack struct {
 	workers []*worker.Worker
 	api     string
 	run     int
+	tokens  apiclient.Tokens
 }
 
 func (s *stack) start(ctx context.Context) error {
@@ -140,7 +149,8 @@ func (s *stack) start(ctx context.Context) error {
 			ConsulAddr: s.cfg.ConsulAddr, ConsulPrefix: s.prefix, ServiceName: s.prefix,
 			WorkerID: fmt.Sprintf("%s-w%d", s.prefix, i+1), LogLevel: "warn",
 			Slots: s.cfg.Slots, PopBatch: s.cfg.PopBatch,
-		}.WithDefaults()
+		}
+		wc = withIdentity(wc, s.tokens).WithDefaults()
 		if err := wc.Validate(); err != nil {
 			return err
 		}

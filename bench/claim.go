@@ -36,7 +36,10 @@ type ClaimConfig struct {
 	Workers   int           // in-process workers serving the API
 	// CPUProfile, if set, is where a CPU profile of the claim load goes.
 	CPUProfile string
-	Logger     *slog.Logger
+	// AuthOff runs the workers with auth off; by default each claim
+	// carries its user's HS256 token, verified by the worker.
+	AuthOff bool
+	Logger  *slog.Logger
 }
 
 // RunClaims measures durable claims over HTTP on one hot template, then,
@@ -65,8 +68,12 @@ func RunClaims(ctx context.Context, cfg ClaimConfig, out io.Writer) error {
 	if err := db.QueryRowContext(ctx, "SELECT @@innodb_flush_log_at_trx_commit, @@version").Scan(&flush, &version); err != nil {
 		return fmt.Errorf("mysql: %w", err)
 	}
-	fmt.Fprintf(out, "couponpush claim bench: %d HTTP clients, %d worker(s) in-process, MariaDB %s innodb_flush_log_at_trx_commit=%s, prefix %s\n",
-		cfg.Clients, cfg.Workers, version, flush, prefix)
+	tokens, err := identity(cfg.AuthOff)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "couponpush claim bench: %d HTTP clients, %d worker(s) in-process, %s, MariaDB %s innodb_flush_log_at_trx_commit=%s, prefix %s\n",
+		cfg.Clients, cfg.Workers, authName(tokens), version, flush, prefix)
 
 	log := cfg.Logger
 	if log == nil {
@@ -82,7 +89,8 @@ func RunClaims(ctx context.Context, cfg ClaimConfig, out io.Writer) error {
 			Roles: []string{config.RoleAPI}, HTTPAddr: addr, RedisAddrs: []string{cfg.RedisAddr}, RedisPrefix: prefix,
 			MySQLDSN: cfg.MySQLDSN, ConsulAddr: cfg.ConsulAddr, ConsulPrefix: prefix, ServiceName: prefix,
 			WorkerID: fmt.Sprintf("%s-w%d", prefix, i+1), LogLevel: "warn",
-		}.WithDefaults()
+		}
+		wc = withIdentity(wc, tokens).WithDefaults()
 		if err := wc.Validate(); err != nil {
 			return err
 		}
@@ -99,14 +107,14 @@ func RunClaims(ctx context.Context, cfg ClaimConfig, out io.Writer) error {
 	var tpl struct {
 		ID int64 `json:"id"`
 	}
-	if err := apiclient.Do(ctx, client, "POST", apis[0]+"/v1/templates", map[string]any{
+	if err := apiclient.DoAs(ctx, client, tokens.Operator, "POST", apis[0]+"/v1/templates", map[string]any{
 		"name": "hot", "type": "fixed", "value": 500, "stock": cfg.Stock, "substocks": cfg.SubStocks,
 		"grab_start": now.Add(-time.Minute).Format(time.RFC3339Nano), "grab_end": now.Add(time.Hour).Format(time.RFC3339Nano),
 		"valid_days": 7}, 201, &tpl); err != nil {
 		return fmt.Errorf("create template: %w", err)
 	}
 	// Warm up connections and caches, outside the measurement.
-	if _, _, err := claimLoad(ctx, apis, tpl.ID, cfg.Clients, 500*time.Millisecond); err != nil {
+	if _, _, err := claimLoad(ctx, apis, tokens, tpl.ID, cfg.Clients, 500*time.Millisecond); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
 	before, err := countRows(ctx, db, "SELECT COUNT(*) FROM coupons WHERE template_id = ?", tpl.ID)
@@ -123,7 +131,7 @@ func RunClaims(ctx context.Context, cfg ClaimConfig, out io.Writer) error {
 			return err
 		}
 	}
-	ok, lat, err := claimLoad(ctx, apis, tpl.ID, cfg.Clients, cfg.For)
+	ok, lat, err := claimLoad(ctx, apis, tokens, tpl.ID, cfg.Clients, cfg.For)
 	if cfg.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -190,8 +198,10 @@ var claimUsers atomic.Int64
 
 // claimLoad claims from clients goroutines for d, each claim a new user
 // and request_id, spread over the workers; it returns how many were
-// answered 201 and their latencies. Any other answer is an error.
-func claimLoad(ctx context.Context, apis []string, template int64, clients int, d time.Duration) (int64, lateness, error) {
+// answered 201 and their latencies. Any other answer is an error. Each
+// claim carries its user's token (signed here, inside the latency), unless
+// tokens is zero.
+func claimLoad(ctx context.Context, apis []string, tokens apiclient.Tokens, template int64, clients int, d time.Duration) (int64, lateness, error) {
 	var (
 		ok    atomic.Int64
 		wg    sync.WaitGroup
@@ -208,7 +218,10 @@ func claimLoad(ctx context.Context, apis []string, template int64, clients int, 
 				u := claimUsers.Add(1)
 				t0 := time.Now()
 				us := strconv.FormatInt(u, 10)
-				err := post(ctx, apis[g%len(apis)]+path, `{"user_id":`+us+`,"request_id":"b`+us+`"}`, http.StatusCreated)
+				tok, err := tokens.User(u)
+				if err == nil {
+					err = post(ctx, apis[g%len(apis)]+path, tok, `{"user_id":`+us+`,"request_id":"b`+us+`"}`, http.StatusCreated)
+				}
 				if err != nil {
 					mu.Lock()
 					if first == nil {
@@ -310,12 +323,15 @@ func baselineClaim(ctx context.Context, db *sql.DB, user int64) (err error) {
 // post sends a JSON body and checks the status: the claim load's lean
 // client (no encoding by reflection), so the clients in this process take
 // less of the CPU the system under test needs.
-func post(ctx context.Context, url, body string, want int) error {
+func post(ctx context.Context, url, token, body string, want int) error {
 	req, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("POST %s: %w", url, err)

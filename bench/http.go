@@ -19,9 +19,14 @@ var client = &http.Client{
 	Timeout:   30 * time.Second,
 }
 
-// do sends a JSON request to the first worker (see apiclient.Do).
+// do sends a JSON request to the first worker as the operator (see
+// apiclient.DoAs).
 func (s *stack) do(ctx context.Context, method, path string, body any, want int, out any) error {
-	return apiclient.Do(ctx, client, method, s.api+path, body, want, out)
+	return s.doAs(ctx, s.tokens.Operator, method, path, body, want, out)
+}
+
+func (s *stack) doAs(ctx context.Context, token, method, path string, body any, want int, out any) error {
+	return apiclient.DoAs(ctx, client, token, method, s.api+path, body, want, out)
 }
 
 // subscribe runs PUTs of new subscriptions from clients goroutines for d and
@@ -44,7 +49,11 @@ func (s *stack) subscribe(ctx context.Context, clients int, d time.Duration) (in
 			defer wg.Done()
 			for time.Now().Before(stop) {
 				u := next.Add(1)
-				if err := s.do(ctx, "PUT", fmt.Sprintf("/v1/subscriptions/%d/%d", u, tid), nil, 201, nil); err != nil {
+				tok, err := s.tokens.User(u) // each user subscribes with their own token
+				if err == nil {
+					err = s.doAs(ctx, tok, "PUT", fmt.Sprintf("/v1/subscriptions/%d/%d", u, tid), nil, 201, nil)
+				}
+				if err != nil {
 					mu.Lock()
 					if first == nil {
 						first = err

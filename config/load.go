@@ -60,6 +60,16 @@ var fields = []field{
 	{"template-refresh-every", "TEMPLATE_REFRESH_EVERY", "how often the Redis template cache is rewritten from MySQL", func(w *Worker) any { return &w.TemplateRefreshEvery }},
 	{"log-level", "LOG_LEVEL", "debug, info, warn or error", func(w *Worker) any { return &w.LogLevel }},
 	{"log-format", "LOG_FORMAT", "text or json", func(w *Worker) any { return &w.LogFormat }},
+	// Identity (auth.go).
+	{"auth", "AUTH", "on, or off for a local run (refused unless every listener is on loopback)", func(w *Worker) any { return &w.Auth }},
+	{"operator-token", "OPERATOR_TOKEN", "an operator token (secret; prefer -operator-tokens-file)", func(w *Worker) any { return &w.OperatorToken }},
+	{"operator-tokens-file", "OPERATOR_TOKENS_FILE", "file of operator tokens, one a line", func(w *Worker) any { return &w.OperatorTokensFile }},
+	{"jwt-hs256-secret", "JWT_HS256_SECRET", "HS256 secret of user tokens (secret; prefer -jwt-hs256-secret-file)", func(w *Worker) any { return &w.JWTHS256Secret }},
+	{"jwt-hs256-secret-file", "JWT_HS256_SECRET_FILE", "file holding the HS256 secret of user tokens", func(w *Worker) any { return &w.JWTHS256SecretFile }},
+	{"jwt-public-keys", "JWT_PUBLIC_KEYS", "PEM file of RS256/ES256/EdDSA public keys of user tokens", func(w *Worker) any { return &w.JWTPublicKeys }},
+	{"jwt-jwks", "JWT_JWKS", "JWK Set file of public keys of user tokens", func(w *Worker) any { return &w.JWTJWKS }},
+	{"jwt-audience", "JWT_AUDIENCE", "audience user tokens must name (unchecked if empty)", func(w *Worker) any { return &w.JWTAudience }},
+	{"jwt-issuer", "JWT_ISSUER", "issuer user tokens must name (unchecked if empty)", func(w *Worker) any { return &w.JWTIssuer }},
 }
 
 // set parses s into f's field of w. A value that parses to the zero value

@@ -143,6 +143,35 @@ type Worker struct {
 	LogLevel string `json:"log_level"`
 	// LogFormat is text or json. Default text.
 	LogFormat string `json:"log_format"`
+
+	// Identity (config/auth.go; CONTRACT.md "Who may call what"). Secrets
+	// are never logged; prefer the _file settings, which keep them out of
+	// ps and the environment.
+
+	// Auth is on or off. Off serves every route to anyone and is refused
+	// unless every listener is on loopback. Default on.
+	Auth string `json:"auth"`
+	// OperatorToken is one operator token (at least 16 bytes).
+	OperatorToken string `json:"operator_token"`
+	// OperatorTokensFile names a file of operator tokens, one a line (#
+	// comments and blank lines skipped); all are valid at once, for
+	// rotation.
+	OperatorTokensFile string `json:"operator_tokens_file"`
+	// JWTHS256Secret is the shared secret of HS256 user tokens (at least
+	// 32 bytes).
+	JWTHS256Secret string `json:"jwt_hs256_secret"`
+	// JWTHS256SecretFile names a file holding the HS256 secret.
+	JWTHS256SecretFile string `json:"jwt_hs256_secret_file"`
+	// JWTPublicKeys names a PEM file of public keys for RS256 (RSA),
+	// ES256 (P-256) and EdDSA (Ed25519) user tokens.
+	JWTPublicKeys string `json:"jwt_public_keys"`
+	// JWTJWKS names a JWK Set file of public keys for user tokens; a
+	// token's kid picks its key.
+	JWTJWKS string `json:"jwt_jwks"`
+	// JWTAudience, if set, must be among a user token's aud.
+	JWTAudience string `json:"jwt_audience"`
+	// JWTIssuer, if set, must be a user token's iss.
+	JWTIssuer string `json:"jwt_issuer"`
 }
 
 // WithDefaults returns w with every zero field set to its default.
@@ -175,6 +204,7 @@ func (w Worker) WithDefaults() Worker {
 	setDefault(&w.TemplateRefreshEvery, Duration(5*time.Second))
 	setDefault(&w.LogLevel, "info")
 	setDefault(&w.LogFormat, "text")
+	setDefault(&w.Auth, AuthOn)
 	return w
 }
 
@@ -311,6 +341,7 @@ func (w Worker) Validate() error {
 	if w.LogFormat != "text" && w.LogFormat != "json" {
 		bad("log_format", "%q is not text or json", w.LogFormat)
 	}
+	w.validateAuth(bad)
 	return errors.Join(errs...)
 }
 

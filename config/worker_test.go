@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -182,7 +183,8 @@ func TestPrecedence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w, err := LoadWorker(tt.args, env(tt.env))
+			// Identity is not what this test is about: auth off (on loopback).
+			w, err := LoadWorker(append(slices.Clone(tt.args), "-auth", "off"), env(tt.env))
 			if err != nil {
 				t.Fatalf("LoadWorker: %v", err)
 			}
@@ -204,6 +206,8 @@ func valid() Worker {
 		RedisAddrs: []string{"127.0.0.1:6379"},
 		MySQLDSN:   "u:p@tcp(127.0.0.1:3306)/couponpush",
 		NSQDAddr:   "127.0.0.1:4150",
+		// Validate does not read it.
+		OperatorTokensFile: "/etc/couponpush/operator-tokens",
 	}.WithDefaults()
 }
 
@@ -291,7 +295,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 }
 
 func TestLoadErrors(t *testing.T) {
-	good := []string{"-redis-addr", "r:1", "-mysql-dsn", "u@tcp(m:3306)/d", "-nsqd-tcp", "n:4150"}
+	good := []string{"-redis-addr", "r:1", "-mysql-dsn", "u@tcp(m:3306)/d", "-nsqd-tcp", "n:4150", "-operator-tokens-file", "/etc/ops"}
 	tests := []struct {
 		name string
 		file string // config file body, if any

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"couponpush/auth"
 	"couponpush/coupon"
 	"couponpush/subscription"
 	"couponpush/template"
@@ -75,6 +76,13 @@ type Config struct {
 	MaxBodyBytes int64
 	// Now is the clock for request durations; default time.Now.
 	Now func() time.Time
+
+	// Auth tells users from operators (CONTRACT.md "Who may call what");
+	// required unless AuthOff.
+	Auth *auth.Authenticator
+	// AuthOff serves every route to anyone, for local runs and tests on
+	// loopback; the worker refuses it on any other address.
+	AuthOff bool
 }
 
 // Validate reports a config New cannot use.
@@ -86,6 +94,10 @@ func (c Config) Validate() error {
 		return errors.New("httpapi: config: Subscriptions is required")
 	case c.MaxBodyBytes < 0:
 		return errors.New("httpapi: config: MaxBodyBytes must not be negative")
+	case c.Auth == nil && !c.AuthOff:
+		return errors.New("httpapi: config: Auth is required (or AuthOff, for local runs)")
+	case c.Auth != nil && c.AuthOff:
+		return errors.New("httpapi: config: Auth and AuthOff are both set")
 	}
 	for name, check := range c.Ready {
 		if check == nil {
@@ -101,28 +113,31 @@ type api struct {
 	mux *http.ServeMux
 }
 
-// route is one endpoint. Later work (claims, coupons) adds its own slice.
+// route is one endpoint and the kind of caller it is for. Later work
+// (claims, coupons) adds its own slice.
 type route struct {
 	pattern string
+	caller  caller
 	handler func(a *api, w http.ResponseWriter, r *http.Request)
 }
 
 func (a *api) routes() []route {
 	return append([]route{
-		{"POST /v1/templates", (*api).createTemplate},
-		{"GET /v1/templates/{template_id}", (*api).getTemplate},
-		{"PATCH /v1/templates/{template_id}", (*api).updateTemplate},
-		{"PUT /v1/subscriptions/{user_id}/{template_id}", (*api).subscribe},
-		{"DELETE /v1/subscriptions/{user_id}/{template_id}", (*api).cancel},
-		{"GET /v1/subscriptions/{user_id}", (*api).listSubscriptions},
-		{"GET /healthz", (*api).healthz},
-		{"GET /readyz", (*api).readyz},
-		{"GET /metrics", (*api).metrics},
+		{"POST /v1/templates", operators, (*api).createTemplate},
+		{"GET /v1/templates/{template_id}", users, (*api).getTemplate},
+		{"PATCH /v1/templates/{template_id}", operators, (*api).updateTemplate},
+		{"PUT /v1/subscriptions/{user_id}/{template_id}", users, (*api).subscribe},
+		{"DELETE /v1/subscriptions/{user_id}/{template_id}", users, (*api).cancel},
+		{"GET /v1/subscriptions/{user_id}", users, (*api).listSubscriptions},
+		{"GET /healthz", anyone, (*api).healthz},
+		{"GET /readyz", anyone, (*api).readyz},
+		{"GET /metrics", anyone, (*api).metrics},
 	}, a.couponRoutes()...)
 }
 
-// New returns the API's handler. It panics if cfg does not Validate: that
-// is a wiring mistake, not a runtime condition.
+// New returns the API's handler. It panics if cfg does not Validate or a
+// route names no caller kind: those are wiring mistakes, not runtime
+// conditions.
 func New(cfg Config) http.Handler {
 	if err := cfg.Validate(); err != nil {
 		panic(err)
@@ -141,8 +156,15 @@ func New(cfg Config) http.Handler {
 	}
 	a := &api{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	for _, rt := range a.routes() {
-		h := rt.handler
-		a.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) { h(a, w, r) })
+		if err := checkRoute(rt); err != nil {
+			panic(err)
+		}
+		h, kind := rt.handler, rt.caller
+		a.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+			if r, ok := a.authenticate(w, r, kind); ok {
+				h(a, w, r)
+			}
+		})
 	}
 	return a
 }

@@ -53,7 +53,7 @@ func BenchmarkPutSubscription(b *testing.B) {
 	cache := template.NewCache(store, template.CacheConfig{})
 	subs := subscription.NewService(db, cache, nopIndex{}, subscription.Config{Now: func() time.Time { return base }})
 	defer subs.Close()
-	srv := httptest.NewServer(New(Config{Templates: cache, Subscriptions: subs,
+	srv := httptest.NewServer(New(Config{Templates: cache, Subscriptions: subs, AuthOff: true,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
 	defer srv.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients}}

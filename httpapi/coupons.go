@@ -17,12 +17,12 @@ func (a *api) couponRoutes() []route {
 		return nil
 	}
 	return []route{
-		{"POST /v1/templates/{template_id}/claims", (*api).claim},
-		{"POST /v1/templates/{template_id}/stock", (*api).addStock},
-		{"POST /v1/coupons/{coupon_id}/lock", (*api).lockCoupon},
-		{"POST /v1/coupons/{coupon_id}/unlock", (*api).unlockCoupon},
-		{"POST /v1/coupons/{coupon_id}/redeem", (*api).redeemCoupon},
-		{"GET /v1/users/{user_id}/coupons", (*api).listCoupons},
+		{"POST /v1/templates/{template_id}/claims", users, (*api).claim},
+		{"POST /v1/templates/{template_id}/stock", operators, (*api).addStock},
+		{"POST /v1/coupons/{coupon_id}/lock", users, (*api).lockCoupon},
+		{"POST /v1/coupons/{coupon_id}/unlock", users, (*api).unlockCoupon},
+		{"POST /v1/coupons/{coupon_id}/redeem", users, (*api).redeemCoupon},
+		{"GET /v1/users/{user_id}/coupons", users, (*api).listCoupons},
 	}
 }
 
@@ -60,6 +60,10 @@ func (a *api) claim(w http.ResponseWriter, r *http.Request) {
 	}
 	user, rid, e := decodeClaim(b)
 	if e != nil {
+		writeAPIError(w, e)
+		return
+	}
+	if e := a.authorizeUser(r, user); e != nil {
 		writeAPIError(w, e)
 		return
 	}
@@ -115,6 +119,10 @@ func (a *api) couponAction(w http.ResponseWriter, r *http.Request, act couponAct
 		writeAPIError(w, e)
 		return
 	}
+	if e := a.authorizeUser(r, user); e != nil {
+		writeAPIError(w, e)
+		return
+	}
 	c, err := act(r.Context(), user, id, order)
 	if err != nil {
 		a.fail(w, r, err)
@@ -138,6 +146,10 @@ func (a *api) redeemCoupon(w http.ResponseWriter, r *http.Request) {
 func (a *api) listCoupons(w http.ResponseWriter, r *http.Request) {
 	user, e := pathID(r, "user_id")
 	if e != nil {
+		writeAPIError(w, e)
+		return
+	}
+	if e := a.authorizeUser(r, user); e != nil {
 		writeAPIError(w, e)
 		return
 	}

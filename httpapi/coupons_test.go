@@ -21,8 +21,18 @@ type couponFixture struct {
 
 func newCouponFixture(t *testing.T) *couponFixture {
 	t.Helper()
+	return newCouponFixtureOf(t, nil, "")
+}
+
+// newCouponFixtureOf is newCouponFixture with an edit of the config and
+// the bearer token the fixture sends (to create its templates too).
+func newCouponFixtureOf(t *testing.T, edit func(*Config), token string) *couponFixture {
+	t.Helper()
 	var svc *coupon.Service
 	f := newFixtureOf(t, func(f *fixture, c *Config) {
+		if edit != nil {
+			edit(c)
+		}
 		cache := template.NewCache(f.store, template.CacheConfig{})
 		svc = coupon.NewService(coupon.Config{DB: f.db, Redis: enginetest.Redis(t), Prefix: enginetest.Prefix(t),
 			Templates: cache, Stock: f.store, Invalidate: cache.Invalidate})
@@ -30,6 +40,7 @@ func newCouponFixture(t *testing.T) *couponFixture {
 		c.Templates = cache
 		c.Coupons = svc
 	})
+	f.token = token
 	cf := &couponFixture{fixture: f, svc: svc}
 	now := time.Now().UTC()
 	mk := func(start time.Time, stock, limit int) int64 {

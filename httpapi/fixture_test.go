@@ -85,6 +85,8 @@ type fixture struct {
 	subs  *subscription.Service
 	srv   *httptest.Server
 	tpl   template.Template // grab_start = grabStart
+	// token, when set, is sent as the bearer token of every do.
+	token string
 }
 
 func newFixture(t *testing.T, edit func(*Config)) *fixture {
@@ -118,6 +120,7 @@ func newFixtureOf(t *testing.T, edit func(*fixture, *Config)) *fixture {
 		Subscriptions: f.subs,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		MaxBodyBytes:  4096,
+		AuthOff:       true, // the identity tests (auth_test.go) turn it on
 	}
 	edit(f, &cfg)
 	f.srv = httptest.NewServer(New(cfg))
@@ -148,6 +151,12 @@ func (r response) code() string {
 
 func (f *fixture) do(t *testing.T, method, path, contentType, body string) response {
 	t.Helper()
+	return f.doAs(t, f.token, method, path, contentType, body)
+}
+
+// doAs is do with token as the bearer token ("" sends none).
+func (f *fixture) doAs(t *testing.T, token, method, path, contentType, body string) response {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -158,6 +167,9 @@ func (f *fixture) do(t *testing.T, method, path, contentType, body string) respo
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	res, err := f.srv.Client().Do(req)
 	if err != nil {

@@ -105,6 +105,10 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, e)
 		return
 	}
+	if e := a.authorizeUser(r, user); e != nil {
+		writeAPIError(w, e)
+		return
+	}
 	body, e := readBody(w, r, a.cfg.MaxBodyBytes)
 	if e != nil {
 		writeAPIError(w, e)
@@ -133,6 +137,10 @@ func (a *api) cancel(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, e)
 		return
 	}
+	if e := a.authorizeUser(r, user); e != nil {
+		writeAPIError(w, e)
+		return
+	}
 	if err := a.cfg.Subscriptions.Cancel(r.Context(), user, template); err != nil {
 		a.fail(w, r, err)
 		return
@@ -143,6 +151,10 @@ func (a *api) cancel(w http.ResponseWriter, r *http.Request) {
 func (a *api) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 	user, e := pathID(r, "user_id")
 	if e != nil {
+		writeAPIError(w, e)
+		return
+	}
+	if e := a.authorizeUser(r, user); e != nil {
 		writeAPIError(w, e)
 		return
 	}

@@ -50,6 +50,16 @@ go build -o "$BIN/demo" ./cmd/demo
 export COUPONPUSH_MYSQL_DSN="${COUPONPUSH_MYSQL_DSN%/}/couponpush?parseTime=true"
 export COUPONPUSH_TOPIC=${COUPONPUSH_TOPIC:-coupon_push}
 
+# Identity: a fresh operator token and HS256 secret in the run directory,
+# given to the workers by file (never on the command line) and to the demo,
+# which signs each user's token with the secret.
+umask 077
+head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$DIR/operator-token"
+head -c 48 /dev/urandom | base64 | tr -d '/+=\n' >"$DIR/jwt-secret"
+umask 022
+export COUPONPUSH_OPERATOR_TOKENS_FILE=$DIR/operator-token
+export COUPONPUSH_JWT_HS256_SECRET_FILE=$DIR/jwt-secret
+
 "$BIN/consumer" -nsqd "$COUPONPUSH_NSQD_TCP" -topic "$COUPONPUSH_TOPIC" -quiet &
 pids+=($!)
 "$BIN/worker" -http-addr "$HTTP1" -worker-id local-1 > >(sed -u 's/^/[worker-1] /') 2>&1 &
@@ -65,7 +75,9 @@ for a in "$HTTP1" "$HTTP2"; do
 	curl -fsS "http://$a/readyz" >/dev/null || { say "worker on $a is not ready"; exit 1; }
 done
 say "workers ready on http://$HTTP1 and http://$HTTP2 (Consul UI: http://$COUPONPUSH_CONSUL_ADDR/ui)"
+say "operator token: $DIR/operator-token (curl -H \"Authorization: Bearer \$(cat $DIR/operator-token)\" ...)"
 
-"$BIN/demo" -api "http://$HTTP1,http://$HTTP2" -users "$DEMO_USERS" -in "$DEMO_IN"
+"$BIN/demo" -api "http://$HTTP1,http://$HTTP2" -users "$DEMO_USERS" -in "$DEMO_IN" \
+	-operator-token-file "$DIR/operator-token" -jwt-secret-file "$DIR/jwt-secret"
 say "watching the consumer's summary lines; Ctrl-C stops everything"
 wait "${pids[0]}"

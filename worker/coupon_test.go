@@ -37,7 +37,7 @@ func TestCouponRole(t *testing.T) {
 			MySQLDSN: dsn, ConsulAddr: enginetest.Consul(t), ConsulPrefix: prefix,
 			ServiceName: strings.ToLower(strings.ReplaceAll(prefix, "_", "-")), WorkerID: prefix + "-" + id,
 			TemplateRefreshEvery: config.Duration(100 * time.Millisecond), CouponReconcileEvery: config.Duration(200 * time.Millisecond),
-			CouponSweepEvery: config.Duration(200 * time.Millisecond),
+			CouponSweepEvery: config.Duration(200 * time.Millisecond), Auth: config.AuthOff,
 		}.WithDefaults()
 		if err := wc.Validate(); err != nil {
 			t.Fatal(err)

@@ -128,7 +128,7 @@ func (e *env) startWorkerEnv(t *testing.T, id string, environ []string, extra ..
 		"-redis-addr", e.redis, "-mysql-dsn", e.dsn, "-nsqd-tcp", e.nsqd, "-consul-addr", e.consul,
 		"-redis-prefix", e.prefix, "-consul-prefix", e.prefix, "-topic", e.prefix,
 		"-http-addr", p.addr, "-worker-id", id, "-service-name", e.service,
-		"-lease", "2s", "-lease-renew", "500ms", "-log-level", "warn",
+		"-lease", "2s", "-lease-renew", "500ms", "-log-level", "warn", "-auth", "off",
 	}, extra...)
 	p.cmd = exec.Command(e.bin, args...)
 	p.cmd.Env = append(os.Environ(), environ...)

@@ -28,7 +28,7 @@ func TestStopDeregistersBeforeClosingPort(t *testing.T) {
 	wc := config.Worker{
 		Roles: []string{config.RoleAPI}, HTTPAddr: addr, RedisAddrs: []string{enginetest.RedisAddr(t)}, RedisPrefix: prefix,
 		MySQLDSN: enginetest.MySQL(t), ConsulAddr: enginetest.Consul(t), ConsulPrefix: prefix,
-		ServiceName: service, WorkerID: prefix + "-w1",
+		ServiceName: service, WorkerID: prefix + "-w1", Auth: config.AuthOff,
 	}.WithDefaults()
 	if err := wc.Validate(); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
+	"couponpush/auth"
 	"couponpush/balance"
 	"couponpush/cluster"
 	"couponpush/config"
@@ -261,6 +262,10 @@ func (w *Worker) httpPart() part {
 	var srv *http.Server
 	served := make(chan error, 1)
 	return newPart("http listener", func(context.Context) error {
+		authn, err := w.authenticator()
+		if err != nil {
+			return err
+		}
 		h := httpapi.New(httpapi.Config{
 			Templates:     w.templates,
 			Subscriptions: w.subs,
@@ -274,6 +279,8 @@ func (w *Worker) httpPart() part {
 			Metrics: w.m.reg.Handler(),
 			Observe: w.m.observeRequest,
 			Logger:  w.log,
+			Auth:    authn,
+			AuthOff: w.cfg.Auth == config.AuthOff,
 		})
 		ln, err := net.Listen("tcp", w.cfg.HTTPAddr)
 		if err != nil {
@@ -295,6 +302,25 @@ func (w *Worker) httpPart() part {
 			w.stopErrs = append(w.stopErrs, fmt.Errorf("http: %w", err))
 		}
 	})
+}
+
+// authenticator reads the worker's tokens and keys; nil when auth is off
+// (config.Validate allowed that only on loopback).
+func (w *Worker) authenticator() (*auth.Authenticator, error) {
+	if w.cfg.Auth == config.AuthOff {
+		w.log.Warn("auth is off: every route is open to anyone who reaches the listener", "http", w.cfg.HTTPAddr)
+		return nil, nil
+	}
+	c, err := auth.Load(w.cfg.AuthSources())
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	a, err := auth.New(c)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	w.log.Info("auth on", "operator_tokens", len(c.OperatorTokens), "hs256", len(c.HS256Secret) > 0, "public_keys", len(c.PublicKeys))
+	return a, nil
 }
 
 // register keeps this worker registered in Consul, passing while the

@@ -26,6 +26,7 @@ func main() {
 	flag.IntVar(&c.PopBatch, "pop-batch", 0, "users per pop (0: the worker's default)")
 	flag.BoolVar(&c.SkipRaw, "skip-raw", false, "skip the bare pop+MPUB floor")
 	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the burst's drain to this file")
+	flag.BoolVar(&c.AuthOff, "auth-off", false, "run the workers with auth off (default: real operator and user tokens)")
 	flag.Parse()
 	c.RedisAddr, c.MySQLDSN = os.Getenv("COUPONPUSH_REDIS_ADDR"), os.Getenv("COUPONPUSH_MYSQL_DSN")
 	c.NSQDAddr, c.ConsulAddr = os.Getenv("COUPONPUSH_NSQD_TCP"), os.Getenv("COUPONPUSH_CONSUL_ADDR")

@@ -22,6 +22,7 @@ func main() {
 	flag.IntVar(&c.SubStocks, "substocks", 8, "the hot template's sub-stock count")
 	flag.IntVar(&c.Workers, "workers", 1, "workers run in this process")
 	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the HTTP claim load to this file")
+	flag.BoolVar(&c.AuthOff, "auth-off", false, "run the workers with auth off (default: real operator and user tokens)")
 	flag.Parse()
 	c.RedisAddr, c.MySQLDSN, c.ConsulAddr = os.Getenv("COUPONPUSH_REDIS_ADDR"), os.Getenv("COUPONPUSH_MYSQL_DSN"), os.Getenv("COUPONPUSH_CONSUL_ADDR")
 	if c.RedisAddr == "" || c.MySQLDSN == "" || c.ConsulAddr == "" {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,7 +15,24 @@ import (
 	"couponpush/internal/apiclient"
 )
 
-func run(ctx context.Context, apis []string, users int, in time.Duration, out io.Writer) error {
+// readTokens reads the operator token and the HS256 secret run.sh wrote;
+// both empty means the workers run with auth off.
+func readTokens(opFile, secretFile string) (apiclient.Tokens, error) {
+	if opFile == "" && secretFile == "" {
+		return apiclient.Tokens{}, nil
+	}
+	op, err := os.ReadFile(opFile)
+	if err != nil {
+		return apiclient.Tokens{}, err
+	}
+	secret, err := os.ReadFile(secretFile)
+	if err != nil {
+		return apiclient.Tokens{}, err
+	}
+	return apiclient.Tokens{Operator: strings.TrimSpace(string(op)), Secret: bytes.TrimRight(secret, "\r\n")}, nil
+}
+
+func run(ctx context.Context, apis []string, tokens apiclient.Tokens, users int, in time.Duration, out io.Writer) error {
 	if users < 1 || in < 10*time.Second {
 		return fmt.Errorf("need -users ≥ 1 and -in ≥ 10s")
 	}
@@ -21,7 +41,7 @@ func run(ctx context.Context, apis []string, users int, in time.Duration, out io
 	var tpl struct {
 		ID int64 `json:"id"`
 	}
-	err := call(ctx, "POST", apis[0]+"/v1/templates", map[string]any{
+	err := call(ctx, tokens.Operator, "POST", apis[0]+"/v1/templates", map[string]any{
 		"name": "Demo drop: 5 off", "type": "fixed", "value": 500, "threshold_cents": 0,
 		"stock": 100_000, "grab_start": grab.UTC().Format(time.RFC3339), "grab_end": grab.Add(time.Hour).UTC().Format(time.RFC3339),
 		"valid_days": 7,
@@ -43,7 +63,11 @@ func run(ctx context.Context, apis []string, users int, in time.Duration, out io
 					return
 				}
 				url := fmt.Sprintf("%s/v1/subscriptions/%d/%d", apis[int(u)%len(apis)], u, tpl.ID)
-				if err := call(ctx, "PUT", url, nil, http.StatusCreated, nil); err != nil {
+				tok, err := tokens.User(u)
+				if err == nil {
+					err = call(ctx, tok, "PUT", url, nil, http.StatusCreated, nil)
+				}
+				if err != nil {
 					errc <- err
 					return
 				}
@@ -60,7 +84,11 @@ func run(ctx context.Context, apis []string, users int, in time.Duration, out io
 	cancelled := 0
 	for u := 7; u <= users; u += 100 {
 		url := fmt.Sprintf("%s/v1/subscriptions/%d/%d", apis[0], u, tpl.ID)
-		if err := call(ctx, "DELETE", url, nil, http.StatusNoContent, nil); err != nil {
+		tok, err := tokens.User(int64(u))
+		if err == nil {
+			err = call(ctx, tok, "DELETE", url, nil, http.StatusNoContent, nil)
+		}
+		if err != nil {
 			return err
 		}
 		cancelled++
@@ -70,6 +98,6 @@ func run(ctx context.Context, apis []string, users int, in time.Duration, out io
 	return nil
 }
 
-func call(ctx context.Context, method, url string, body any, want int, out any) error {
-	return apiclient.Do(ctx, http.DefaultClient, method, url, body, want, out)
+func call(ctx context.Context, token, method, url string, body any, want int, out any) error {
+	return apiclient.DoAs(ctx, http.DefaultClient, token, method, url, body, want, out)
 }

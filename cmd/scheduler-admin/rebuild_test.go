@@ -119,6 +119,7 @@ func TestRebuildAfterFlush(t *testing.T) {
 		Lease:       config.Duration(2 * time.Second),
 		LeaseRenew:  config.Duration(500 * time.Millisecond),
 		LogLevel:    "warn",
+		Auth:        config.AuthOff,
 	}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -1,5 +1,5 @@
 // Package apiclient is the small JSON-over-HTTP caller the bench and the
-// demo use against a worker's API.
+// demo use against a worker's API, with the tokens it sends.
 package apiclient
 
 import (
@@ -11,9 +11,16 @@ import (
 	"net/http"
 )
 
-// Do sends body (nil: none) as JSON and decodes the answer into out (nil:
-// discard); any status other than want is an error carrying the body.
+// Do sends body (nil: none) as JSON without a token and decodes the
+// answer into out (nil: discard); any status other than want is an error
+// carrying the body.
 func Do(ctx context.Context, c *http.Client, method, url string, body any, want int, out any) error {
+	return DoAs(ctx, c, "", method, url, body, want, out)
+}
+
+// DoAs is Do with token as the bearer token ("" sends none): an operator
+// token or a user's JWT (see Tokens).
+func DoAs(ctx context.Context, c *http.Client, token, method, url string, body any, want int, out any) error {
 	var rd io.Reader = http.NoBody
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -29,6 +36,7 @@ func Do(ctx context.Context, c *http.Client, method, url string, body any, want 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	authorize(req, token)
 	resp, err := c.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, url, err)

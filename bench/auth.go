@@ -1,0 +1,34 @@
+package bench
+
+import (
+	"couponpush/config"
+	"couponpush/internal/apiclient"
+)
+
+// identity returns the tokens the bench sends: none when off (the workers
+// then run with auth off, on loopback), else a fresh operator token and
+// HS256 secret, so requests pay for real verification.
+func identity(off bool) (apiclient.Tokens, error) {
+	if off {
+		return apiclient.Tokens{}, nil
+	}
+	return apiclient.NewTokens()
+}
+
+// withIdentity gives a worker config the tokens' keys, or auth off.
+func withIdentity(wc config.Worker, t apiclient.Tokens) config.Worker {
+	if t.Secret == nil {
+		wc.Auth = config.AuthOff
+		return wc
+	}
+	wc.OperatorToken, wc.JWTHS256Secret = t.Operator, string(t.Secret)
+	return wc
+}
+
+// authName names the mode for the report's first line.
+func authName(t apiclient.Tokens) string {
+	if t.Secret == nil {
+		return "auth off"
+	}
+	return "auth on (HS256 user tokens)"
+}
