@@ -3,6 +3,7 @@ module couponpush
 go 1.26.0
 
 require (
+	github.com/go-redis/redis_rate/v10 v10.0.1
 	github.com/go-sql-driver/mysql v1.10.1
 	github.com/hashicorp/consul/api v1.33.0
 	github.com/nsqio/go-nsq v1.1.0
