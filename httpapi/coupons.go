@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"couponpush/abuse"
 	"couponpush/coupon"
 	"couponpush/template"
 )
@@ -60,6 +61,10 @@ func (a *api) claim(w http.ResponseWriter, r *http.Request) {
 	}
 	user, rid, e := decodeClaim(b)
 	if e != nil {
+		writeAPIError(w, e)
+		return
+	}
+	if e := a.admit(r, abuse.Claim, user); e != nil {
 		writeAPIError(w, e)
 		return
 	}

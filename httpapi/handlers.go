@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"couponpush/abuse"
 )
 
 func (a *api) createTemplate(w http.ResponseWriter, r *http.Request) {
@@ -112,6 +114,10 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, e)
 		return
 	}
+	if e := a.admit(r, abuse.Subscribe, user); e != nil {
+		writeAPIError(w, e)
+		return
+	}
 	sub, created, err := a.cfg.Subscriptions.Subscribe(r.Context(), user, template, lead)
 	if err != nil {
 		a.fail(w, r, err)
@@ -127,6 +133,10 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 func (a *api) cancel(w http.ResponseWriter, r *http.Request) {
 	user, template, e := userTemplate(r)
 	if e != nil {
+		writeAPIError(w, e)
+		return
+	}
+	if e := a.admit(r, abuse.Subscribe, user); e != nil {
 		writeAPIError(w, e)
 		return
 	}

@@ -261,6 +261,10 @@ func (w *Worker) httpPart() part {
 	var srv *http.Server
 	served := make(chan error, 1)
 	return newPart("http listener", func(context.Context) error {
+		guard, err := w.newGuard()
+		if err != nil {
+			return err
+		}
 		h := httpapi.New(httpapi.Config{
 			Templates:     w.templates,
 			Subscriptions: w.subs,
@@ -274,6 +278,9 @@ func (w *Worker) httpPart() part {
 			Metrics: w.m.reg.Handler(),
 			Observe: w.m.observeRequest,
 			Logger:  w.log,
+
+			Guard:          guard,
+			TrustedProxies: w.cfg.TrustedProxyPrefixes(),
 		})
 		ln, err := net.Listen("tcp", w.cfg.HTTPAddr)
 		if err != nil {
