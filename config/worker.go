@@ -139,6 +139,43 @@ type Worker struct {
 	// template cache from MySQL (one worker at a time); with the 2s local
 	// cache it bounds how soon a change reaches every worker. Default 5s.
 	TemplateRefreshEvery Duration `json:"template_refresh_every"`
+
+	// Abuse limits (package abuse; config/abuse.go). Rates are requests a
+	// second sustained, bursts the most at once, per user or per client
+	// IP, cluster-wide.
+
+	// RateLimits is on or off; off turns every rate limit and automatic
+	// block off (benchmarks, tests); operators' blocks still apply.
+	// Default on.
+	RateLimits string `json:"rate_limits"`
+	// TrustedProxies are CIDRs (or addresses) of the proxies in front of
+	// the API: from a peer among them the client IP is the right-most
+	// address of X-Forwarded-For not among them. Default none: the client
+	// IP is the TCP peer.
+	TrustedProxies []string `json:"trusted_proxies"`
+	// LimitClaimUserRate, LimitClaimUserBurst: claims per user. Default 3
+	// a second, bursts of 6.
+	LimitClaimUserRate  int `json:"limit_claim_user_rate"`
+	LimitClaimUserBurst int `json:"limit_claim_user_burst"`
+	// LimitClaimIPRate, LimitClaimIPBurst: claims per client IP, which may
+	// be a NAT carrying many users. Default 300 a second, bursts of 1000.
+	LimitClaimIPRate  int `json:"limit_claim_ip_rate"`
+	LimitClaimIPBurst int `json:"limit_claim_ip_burst"`
+	// LimitSubscribeUserRate, LimitSubscribeUserBurst: subscription writes
+	// (PUT and DELETE) per user. Default 5 a second, bursts of 20.
+	LimitSubscribeUserRate  int `json:"limit_subscribe_user_rate"`
+	LimitSubscribeUserBurst int `json:"limit_subscribe_user_burst"`
+	// LimitSubscribeIPRate, LimitSubscribeIPBurst: subscription writes per
+	// client IP. Default 300 a second, bursts of 1000.
+	LimitSubscribeIPRate  int `json:"limit_subscribe_ip_rate"`
+	LimitSubscribeIPBurst int `json:"limit_subscribe_ip_burst"`
+	// AutoBlockTrips: a user or IP refused by a limit more than this many
+	// times within AutoBlockWindow is blocked for AutoBlockFor. Defaults
+	// 30 times, 1m, 10m.
+	AutoBlockTrips  int      `json:"auto_block_trips"`
+	AutoBlockWindow Duration `json:"auto_block_window"`
+	AutoBlockFor    Duration `json:"auto_block_for"`
+
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `json:"log_level"`
 	// LogFormat is text or json. Default text.
@@ -202,6 +239,7 @@ func (w Worker) WithDefaults() Worker {
 	setDefault(&w.CouponSweepEvery, Duration(time.Minute))
 	setDefault(&w.CouponSweepBatch, 1000)
 	setDefault(&w.TemplateRefreshEvery, Duration(5*time.Second))
+	w = w.withAbuseDefaults()
 	setDefault(&w.LogLevel, "info")
 	setDefault(&w.LogFormat, "text")
 	setDefault(&w.Auth, AuthOn)
@@ -335,6 +373,7 @@ func (w Worker) Validate() error {
 	positive("coupon_sweep_every", w.CouponSweepEvery)
 	checkRange(bad, "coupon_sweep_batch", w.CouponSweepBatch, 1, MaxSweepBatch)
 	positive("template_refresh_every", w.TemplateRefreshEvery)
+	w.validateAbuse(bad)
 	if _, err := parseLevel(w.LogLevel); err != nil {
 		bad("log_level", "%v", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -60,6 +62,13 @@ type Config struct {
 	// leaves those routes out (GET /v1/templates/{id} then reads
 	// remaining from MySQL).
 	Coupons Coupons
+	// Guard enforces the abuse limits and blocks on claims and
+	// subscription writes and serves /v1/admin/blocks (httpapi/abuse.go);
+	// nil limits nothing and leaves those routes out.
+	Guard Guard
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client IP (see clientIP); none means the TCP peer is the client.
+	TrustedProxies []netip.Prefix
 	// Ready are the checks of GET /readyz by name ("mysql", "redis", ...);
 	// each must return nil when its engine is reachable.
 	Ready map[string]func(ctx context.Context) error
@@ -132,7 +141,7 @@ func (a *api) routes() []route {
 		{"GET /healthz", anyone, (*api).healthz},
 		{"GET /readyz", anyone, (*api).readyz},
 		{"GET /metrics", anyone, (*api).metrics},
-	}, a.couponRoutes()...)
+	}, slices.Concat(a.couponRoutes(), a.blockRoutes())...)
 }
 
 // New returns the API's handler. It panics if cfg does not Validate or a

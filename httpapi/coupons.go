@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"couponpush/abuse"
 	"couponpush/coupon"
 	"couponpush/template"
 )
@@ -64,6 +65,10 @@ func (a *api) claim(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e := a.authorizeUser(r, user); e != nil {
+		writeAPIError(w, e)
+		return
+	}
+	if e := a.admit(r, abuse.Claim, user); e != nil {
 		writeAPIError(w, e)
 		return
 	}

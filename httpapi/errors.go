@@ -8,6 +8,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -22,6 +24,9 @@ type apiError struct {
 	code    string
 	message string
 	fields  []fieldJSON
+	// retryAfter, if positive, is sent as Retry-After in whole seconds,
+	// rounded up.
+	retryAfter time.Duration
 }
 
 type fieldJSON struct {
@@ -53,6 +58,9 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 }
 
 func writeAPIError(w http.ResponseWriter, e *apiError) {
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((e.retryAfter+time.Second-1)/time.Second), 10))
+	}
 	writeJSON(w, e.status, errorBody{Error: errorJSON{Code: e.code, Message: e.message, Fields: e.fields}})
 }
 

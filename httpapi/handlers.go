@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"couponpush/abuse"
 	"couponpush/subscription"
 )
 
@@ -119,6 +120,10 @@ func (a *api) subscribe(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, e)
 		return
 	}
+	if e := a.admit(r, abuse.Subscribe, user); e != nil {
+		writeAPIError(w, e)
+		return
+	}
 	sub, created, err := a.cfg.Subscriptions.Subscribe(r.Context(), user, template, lead)
 	if err != nil {
 		a.fail(w, r, err)
@@ -138,6 +143,10 @@ func (a *api) cancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e := a.authorizeUser(r, user); e != nil {
+		writeAPIError(w, e)
+		return
+	}
+	if e := a.admit(r, abuse.Subscribe, user); e != nil {
 		writeAPIError(w, e)
 		return
 	}

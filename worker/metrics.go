@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"couponpush/abuse"
 	"couponpush/metrics"
 	"couponpush/resize"
 	"couponpush/scheduler"
@@ -22,6 +23,10 @@ type workerMetrics struct {
 
 	// api role
 	httpRequests *metrics.HistogramVec
+	// api role: the abuse guard
+	abuseLimited *metrics.CounterVec // by action, kind
+	abuseBlocked *metrics.CounterVec // by action, kind
+	abusePlaced  *metrics.CounterVec // by who
 
 	// cron role: the reindex safety net
 	reindexChecked  *metrics.Counter
@@ -75,10 +80,24 @@ func (m *workerMetrics) watchScheduler(st *scheduler.Stats) {
 	m.reg.CounterFunc("couponpush_publish_errors_total", "Publishes abandoned (lease lost or shutdown) and left for redelivery.", func() float64 { return float64(st.PublishErrs.Load()) })
 }
 
-// apiRole registers the HTTP API's request latency.
+// apiRole registers the HTTP API's request latency and the abuse guard's
+// counters.
 func (m *workerMetrics) apiRole() {
 	m.httpRequests = m.reg.HistogramVec("couponpush_http_request_seconds", "HTTP request latency by route and status.",
 		metrics.ExponentialBuckets(0.0005, 2, 14), "route", "status")
+	m.abuseLimited = m.reg.CounterVec("couponpush_abuse_limited_total",
+		"Requests refused 429 by a rate limit, by action (claim, subscribe) and the limit's key kind (user, ip).", "action", "kind")
+	m.abuseBlocked = m.reg.CounterVec("couponpush_abuse_blocked_total",
+		"Requests refused 403 blocked, by action and the block's kind (user, ip).", "action", "kind")
+	m.abusePlaced = m.reg.CounterVec("couponpush_abuse_blocks_placed_total",
+		"Blocks this worker placed, by who: operator (admin API) or auto (limits tripped too often).", "who")
+}
+
+// abuseHooks are the abuse guard's metric hooks.
+func (m *workerMetrics) abuseHooks(c *abuse.Config) {
+	c.OnLimited = func(a abuse.Action, k abuse.Kind) { m.abuseLimited.With(string(a), string(k)).Inc() }
+	c.OnBlocked = func(a abuse.Action, k abuse.Kind) { m.abuseBlocked.With(string(a), string(k)).Inc() }
+	c.OnPlaced = func(w abuse.Who) { m.abusePlaced.With(string(w)).Inc() }
 }
 
 // observeRequest records one HTTP request.

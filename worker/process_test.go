@@ -129,6 +129,9 @@ func (e *env) startWorkerEnv(t *testing.T, id string, environ []string, extra ..
 		"-redis-prefix", e.prefix, "-consul-prefix", e.prefix, "-topic", e.prefix,
 		"-http-addr", p.addr, "-worker-id", id, "-service-name", e.service,
 		"-lease", "2s", "-lease-renew", "500ms", "-log-level", "warn", "-auth", "off",
+		// The tests drive load from one IP (loopback); the limits are
+		// proven in abuse/ and httpapi/.
+		"-rate-limits", "off",
 	}, extra...)
 	p.cmd = exec.Command(e.bin, args...)
 	p.cmd.Env = append(os.Environ(), environ...)

@@ -266,6 +266,10 @@ func (w *Worker) httpPart() part {
 		if err != nil {
 			return err
 		}
+		guard, err := w.newGuard()
+		if err != nil {
+			return err
+		}
 		h := httpapi.New(httpapi.Config{
 			Templates:     w.templates,
 			Subscriptions: w.subs,
@@ -281,6 +285,9 @@ func (w *Worker) httpPart() part {
 			Logger:  w.log,
 			Auth:    authn,
 			AuthOff: w.cfg.Auth == config.AuthOff,
+
+			Guard:          guard,
+			TrustedProxies: w.cfg.TrustedProxyPrefixes(),
 		})
 		ln, err := net.Listen("tcp", w.cfg.HTTPAddr)
 		if err != nil {

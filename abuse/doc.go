@@ -1,0 +1,28 @@
+// Package abuse keeps callers from hammering the write paths: cluster-wide
+// rate limits on claims and subscription writes, per user and per client
+// IP, and blocks ("the dark room") that operators place or that a caller
+// earns by itself by tripping a limit again and again.
+//
+// Everything lives in Redis, so every worker sees the same counters and
+// blocks; keys.go lists the keys. Invariants:
+//   - Admit runs before any write of the request it guards: a refused
+//     request (ErrLimited, ErrBlocked) has written nothing but the
+//     limiter's own counters.
+//   - Every counter and every block is one key on one Redis Cluster slot
+//     (a hash tag), and every operation on it is one command or one Lua
+//     script on that key; nothing here needs two slots at once.
+//   - A block is in effect exactly while its key exists (Redis expires it);
+//     the blocks index only finds blocks for List. A block write adds to
+//     the index first and writes the block key second, and the index only
+//     ever moves an entry's end later (ZADD GT), so the index holds every
+//     block in effect. If the second write fails, the index holds an entry
+//     without a block; List skips those, and the index drops them when
+//     their end passes. The index is thus bounded by the blocks placed
+//     within the longest block time (MaxBlock).
+//   - Rate limits are GCRA (github.com/go-redis/redis_rate): Rate requests
+//     a second sustained, Burst at once. A limit is checked per user first,
+//     then per IP; a request refused by its user limit takes nothing from
+//     its IP's.
+//   - Automatic blocks never replace a block in effect (an operator's
+//     longer one stands).
+package abuse

@@ -1,0 +1,297 @@
+package abuse
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"couponpush/internal/enginetest"
+)
+
+// engines are the two Redis set-ups every test runs on: a standalone
+// server and a 3-master Redis Cluster, where a key outside its hash tag's
+// slot or a script with keys on two slots would fail.
+var engines = []struct {
+	name  string
+	addrs func(t *testing.T) []string
+}{
+	{"standalone", func(t *testing.T) []string { return []string{enginetest.RedisAddr(t)} }},
+	{"cluster", func(t *testing.T) []string { return enginetest.RedisCluster(t) }},
+}
+
+func newClient(t *testing.T, addrs []string) redis.UniversalClient {
+	t.Helper()
+	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func newGuard(t *testing.T, rdb redis.UniversalClient, prefix string, edit func(*Config)) *Guard {
+	t.Helper()
+	cfg := Config{Prefix: prefix, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if edit != nil {
+		edit(&cfg)
+	}
+	g, err := New(rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// onEngines runs test on each engine, in parallel, with a guard factory
+// sharing one prefix and Redis.
+func onEngines(t *testing.T, test func(t *testing.T, rdb redis.UniversalClient, guard func(func(*Config)) *Guard)) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			addrs := e.addrs(t)
+			prefix := enginetest.Prefix(t)
+			rdb := newClient(t, addrs)
+			test(t, rdb, func(edit func(*Config)) *Guard { return newGuard(t, newClient(t, addrs), prefix, edit) })
+		})
+	}
+}
+
+var ip1 = netip.MustParseAddr("192.0.2.1")
+
+func refusal(t *testing.T, err error, want error) *Refusal {
+	t.Helper()
+	var r *Refusal
+	if !errors.As(err, &r) || !errors.Is(err, want) {
+		t.Fatalf("Admit: %v, want %v", err, want)
+	}
+	return r
+}
+
+func TestLimitsAreShared(t *testing.T) {
+	t.Parallel()
+	onEngines(t, func(t *testing.T, _ redis.UniversalClient, guard func(func(*Config)) *Guard) {
+		ctx := context.Background()
+		limits := func(c *Config) {
+			c.Limits = map[Rule]Limit{{Claim, User}: {Rate: 1, Burst: 3}, {Claim, IP}: {Rate: 1, Burst: 5}}
+		}
+		a, b := guard(limits), guard(limits) // two workers
+		cases := []struct {
+			name     string
+			user     int64
+			ip       netip.Addr
+			admitted int
+			by       Kind
+		}{
+			{"one user from many IPs", 1, netip.Addr{}, 3, User},
+			{"many users from one IP", 0, ip1, 5, IP},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				admitted := 0
+				for i := range 12 {
+					g, user := a, tc.user
+					if i%2 == 1 {
+						g = b
+					}
+					if user == 0 {
+						user = int64(100 + i)
+					}
+					err := g.Admit(ctx, Claim, user, tc.ip)
+					if err == nil {
+						admitted++
+						continue
+					}
+					r := refusal(t, err, ErrLimited)
+					if r.Kind != tc.by || r.RetryAfter <= 0 || r.RetryAfter > time.Second {
+						t.Errorf("refusal %+v, want by %s with a retry within 1s", r, tc.by)
+					}
+				}
+				if admitted != tc.admitted {
+					t.Errorf("admitted %d of 12, want the burst %d", admitted, tc.admitted)
+				}
+			})
+		}
+		if err := a.Admit(ctx, Subscribe, 1, ip1); err != nil {
+			t.Errorf("another action has its own limits (none here): %v", err)
+		}
+	})
+}
+
+func TestBlocks(t *testing.T) {
+	t.Parallel()
+	onEngines(t, func(t *testing.T, _ redis.UniversalClient, guard func(func(*Config)) *Guard) {
+		ctx := context.Background()
+		placed := map[Who]int{}
+		blocked := map[Kind]int{}
+		g := guard(func(c *Config) {
+			c.OnPlaced = func(w Who) { placed[w]++ }
+			c.OnBlocked = func(_ Action, k Kind) { blocked[k]++ }
+		})
+		if _, err := g.Block(ctx, UserSubject(7), time.Second, "bot"); err != nil {
+			t.Fatal(err)
+		}
+		long, err := g.Block(ctx, IPSubject(netip.MustParseAddr("::ffff:192.0.2.1")), time.Hour, "scraper")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if long.Subject.ID != "192.0.2.1" || time.Until(long.Until) < 59*time.Minute {
+			t.Errorf("block %+v", long)
+		}
+		if r := refusal(t, g.Admit(ctx, Claim, 7, netip.Addr{}), ErrBlocked); r.Kind != User {
+			t.Errorf("refused by %s, want user", r.Kind)
+		}
+		if r := refusal(t, g.Admit(ctx, Subscribe, 8, ip1), ErrBlocked); r.Kind != IP {
+			t.Errorf("refused by %s, want ip", r.Kind)
+		}
+		list, err := g.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 2 || list[0].Subject != UserSubject(7) || list[0].Reason != "bot" || list[0].Who != Operator ||
+			list[1].Subject.Kind != IP || list[1].Reason != "scraper" {
+			t.Fatalf("list %+v", list)
+		}
+		// The user's block expires by itself.
+		enginetest.Eventually(t, "the 1s block to expire", 20*time.Second, func() bool {
+			return g.Admit(ctx, Claim, 7, netip.Addr{}) == nil
+		})
+		enginetest.Eventually(t, "the list to drop the expired block", 20*time.Second, func() bool {
+			l, err := g.List(ctx)
+			return err == nil && len(l) == 1 && l[0].Subject.Kind == IP
+		})
+		// The IP's is released.
+		if err := g.Release(ctx, long.Subject); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Release(ctx, long.Subject); !errors.Is(err, ErrNoBlock) {
+			t.Errorf("second release: %v, want ErrNoBlock", err)
+		}
+		if err := g.Admit(ctx, Claim, 8, ip1); err != nil {
+			t.Errorf("after release: %v", err)
+		}
+		if l, err := g.List(ctx); err != nil || len(l) != 0 {
+			t.Errorf("list after release: %+v %v", l, err)
+		}
+		if placed[Operator] != 2 || blocked[User] < 1 || blocked[IP] != 1 {
+			t.Errorf("placed %v, blocked %v", placed, blocked)
+		}
+	})
+}
+
+func TestBlockBounds(t *testing.T) {
+	t.Parallel()
+	g := newGuard(t, newClient(t, []string{enginetest.RedisAddr(t)}), enginetest.Prefix(t), nil)
+	for _, tc := range []struct {
+		name   string
+		d      time.Duration
+		reason string
+	}{
+		{"too short", 0, "x"},
+		{"too long", MaxBlock + time.Second, "x"},
+		{"reason too long", time.Second, strings.Repeat("é", MaxReason+1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := g.Block(context.Background(), UserSubject(1), tc.d, tc.reason); err == nil {
+				t.Error("Block accepted it")
+			}
+		})
+	}
+}
+
+// TestListToleratesAFailedBlockWrite: an index entry whose block key was
+// never written (the second write of a block failed) is not listed.
+func TestListToleratesAFailedBlockWrite(t *testing.T) {
+	t.Parallel()
+	onEngines(t, func(t *testing.T, rdb redis.UniversalClient, guard func(func(*Config)) *Guard) {
+		ctx := context.Background()
+		g := guard(nil)
+		if err := indexAddScript.Run(ctx, rdb, []string{g.keys.index()}, UserSubject(9).String(), 60000).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Block(ctx, UserSubject(10), time.Minute, "r"); err != nil {
+			t.Fatal(err)
+		}
+		l, err := g.List(ctx)
+		if err != nil || len(l) != 1 || l[0].Subject != UserSubject(10) {
+			t.Fatalf("list %+v %v", l, err)
+		}
+		if err := g.Admit(ctx, Claim, 9, netip.Addr{}); err != nil {
+			t.Errorf("an entry without a block blocks: %v", err)
+		}
+	})
+}
+
+func TestAutoBlock(t *testing.T) {
+	t.Parallel()
+	onEngines(t, func(t *testing.T, rdb redis.UniversalClient, guard func(func(*Config)) *Guard) {
+		ctx := context.Background()
+		placed := map[Who]int{}
+		g := guard(func(c *Config) {
+			c.Limits = map[Rule]Limit{{Claim, User}: {Rate: 1, Burst: 1}}
+			c.AutoBlock = AutoBlock{Trips: 3, Window: time.Minute, For: 2 * time.Second}
+			c.OnPlaced = func(w Who) { placed[w]++ }
+		})
+		// A longer operator block on another user is not replaced.
+		if _, err := g.Block(ctx, UserSubject(2), time.Hour, "by hand"); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Admit(ctx, Claim, 1, netip.Addr{}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 4 { // 4 trips: more than 3
+			refusal(t, g.Admit(ctx, Claim, 1, netip.Addr{}), ErrLimited)
+			if i < 3 && placed[Auto] != 0 {
+				t.Fatalf("blocked after %d trips", i+1)
+			}
+		}
+		refusal(t, g.Admit(ctx, Claim, 1, netip.Addr{}), ErrBlocked)
+		l, err := g.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l) != 2 || l[0].Subject != UserSubject(1) || l[0].Who != Auto || l[0].Reason != "auto: rate limit tripped 3 times in 1m0s" {
+			t.Fatalf("list %+v", l)
+		}
+		if n, _ := rdb.Exists(ctx, g.keys.trips(UserSubject(1))).Result(); n != 0 {
+			t.Error("the trips counter outlived the block it caused")
+		}
+		enginetest.Eventually(t, "the automatic block to expire", 20*time.Second, func() bool {
+			return !errors.Is(g.Admit(ctx, Claim, 1, netip.Addr{}), ErrBlocked)
+		})
+		if placed[Auto] != 1 {
+			t.Errorf("placed %v", placed)
+		}
+	})
+}
+
+// TestKeysCarryTheirPrefix: every key the guard writes starts with the
+// prefix (redis_rate's with "rate:" before it) and lies on its tag's slot.
+func TestKeysCarryTheirPrefix(t *testing.T) {
+	t.Parallel()
+	k := keys{"p"}
+	for _, tc := range []struct{ got, want string }{
+		{k.rate(Claim, UserSubject(42)), "p:{p:rl:claim:u:42}"},
+		{k.rate(Subscribe, IPSubject(netip.MustParseAddr("2001:db8::1"))), "p:{p:rl:subscribe:ip:2001:db8::1}"},
+		{k.trips(IPSubject(ip1)), "p:{p:rl:trips:ip:192.0.2.1}"},
+		{k.block(UserSubject(7)), "p:{p:block:u:7}"},
+		{k.index(), "p:{p:blocks}"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("key %q, want %q", tc.got, tc.want)
+		}
+	}
+	for _, s := range []string{"u:7", "ip:2001:db8::1"} {
+		if got, ok := parseSubject(s); !ok || got.String() != s {
+			t.Errorf("parseSubject(%q) = %v, %v", s, got, ok)
+		}
+	}
+	for _, s := range []string{"", "u:", "ip:", "x:1"} {
+		if _, ok := parseSubject(s); ok {
+			t.Errorf("parseSubject(%q) accepted", s)
+		}
+	}
+}

@@ -1,0 +1,48 @@
+package abuse
+
+import "github.com/redis/go-redis/v9"
+
+// Lua scripts of the package. Each touches exactly one key (KEYS[1]).
+// Times are the Redis server's clock in milliseconds, so workers whose
+// clocks differ agree on when a block ends.
+
+// indexAddScript enters a block in the blocks index: it drops the entries
+// whose end has passed, adds or moves the block's entry (only ever later:
+// ZADD GT, so the index never ends an entry before its block), and keeps
+// the index key until its last entry ends.
+//
+//	KEYS[1] blocks index
+//	ARGV[1] subject ("u:<id>" | "ip:<addr>")  ARGV[2] block time, ms
+//	→ the block's end, ms since the epoch
+var indexAddScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local till = now + tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], 'GT', till, ARGV[1])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return till`)
+
+// indexListScript drops the index entries whose end has passed and returns
+// the first ones left, soonest end first.
+//
+//	KEYS[1] blocks index
+//	ARGV[1] most entries
+//	→ {subject, ...}
+var indexListScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)`)
+
+// tripScript counts a tripped limit in the subject's current auto-block
+// window, which starts with its first trip.
+//
+//	KEYS[1] trips counter
+//	ARGV[1] window, ms
+//	→ trips in the window, this one included
+var tripScript = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n`)
