@@ -46,6 +46,7 @@ func TestAbuseByEnvAndFlag(t *testing.T) {
 	w, err := LoadWorker([]string{"-redis-addr", "r:6379", "-mysql-dsn", "u:p@tcp(h:3306)/db", "-nsqd-tcp", "n:4150",
 		"-limit-claim-ip-rate", "50"}, env(map[string]string{
 		"COUPONPUSH_RATE_LIMITS":         "off",
+		"COUPONPUSH_AUTH":                "off",
 		"COUPONPUSH_TRUSTED_PROXIES":     "10.1.0.0/16, 192.0.2.7",
 		"COUPONPUSH_AUTO_BLOCK_FOR":      "1h",
 		"COUPONPUSH_LIMIT_CLAIM_IP_RATE": "70",
