@@ -75,6 +75,15 @@ type Config struct {
 	MaxBodyBytes int64
 	// Now is the clock for request durations; default time.Now.
 	Now func() time.Time
+
+	// RequestTimeout is every request's deadline: by then an engine that
+	// hangs has made it answer 503 unavailable. Default
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// MaxInFlight caps the requests served at once (probes aside); beyond
+	// it the API answers 503 unavailable at once. Default
+	// DefaultMaxInFlight.
+	MaxInFlight int
 }
 
 // Validate reports a config New cannot use.
@@ -86,6 +95,8 @@ func (c Config) Validate() error {
 		return errors.New("httpapi: config: Subscriptions is required")
 	case c.MaxBodyBytes < 0:
 		return errors.New("httpapi: config: MaxBodyBytes must not be negative")
+	case c.RequestTimeout < 0 || c.MaxInFlight < 0:
+		return errors.New("httpapi: config: RequestTimeout and MaxInFlight must not be negative")
 	}
 	for name, check := range c.Ready {
 		if check == nil {
@@ -96,9 +107,10 @@ func (c Config) Validate() error {
 }
 
 type api struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg   Config
+	log   *slog.Logger
+	mux   *http.ServeMux
+	limit *limiter
 }
 
 // route is one endpoint. Later work (claims, coupons) adds its own slice.
@@ -139,7 +151,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &api{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	a := &api{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), limit: newLimiter(cfg.RequestTimeout, cfg.MaxInFlight)}
 	for _, rt := range a.routes() {
 		h := rt.handler
 		a.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) { h(a, w, r) })
@@ -148,7 +160,9 @@ func New(cfg Config) http.Handler {
 }
 
 // ServeHTTP routes, turns the mux's own 404 and 405 into JSON errors,
-// recovers panics as 500s and reports each request to Observe.
+// recovers panics as 500s and reports each request to Observe. Every
+// request runs under the request deadline, and beyond MaxInFlight requests
+// (probes aside) it answers 503 at once.
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := a.cfg.Now()
 	sw := &statusWriter{ResponseWriter: w}
@@ -173,6 +187,13 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if pattern != "" {
+		release, ok := a.limit.admit(sw, pattern)
+		if !ok {
+			return
+		}
+		defer release()
+		r, cancel := a.limit.bound(r)
+		defer cancel()
 		a.mux.ServeHTTP(sw, r)
 		return
 	}

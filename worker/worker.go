@@ -271,15 +271,17 @@ func (w *Worker) httpPart() part {
 				"nsqd":   func(ctx context.Context) error { return dialCheck(ctx, w.cfg.NSQDAddr) },
 				"consul": w.consul.Ping,
 			},
-			Metrics: w.m.reg.Handler(),
-			Observe: w.m.observeRequest,
-			Logger:  w.log,
+			Metrics:        w.m.reg.Handler(),
+			Observe:        w.m.observeRequest,
+			Logger:         w.log,
+			RequestTimeout: w.cfg.RequestTimeout.Duration(),
+			MaxInFlight:    w.cfg.MaxInFlight,
 		})
 		ln, err := net.Listen("tcp", w.cfg.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", w.cfg.HTTPAddr, err)
 		}
-		srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		srv = newHTTPServer(w.cfg, h)
 		go func() { served <- srv.Serve(ln) }()
 		return nil
 	}, func() {
