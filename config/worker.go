@@ -209,6 +209,30 @@ type Worker struct {
 	JWTAudience string `json:"jwt_audience"`
 	// JWTIssuer, if set, must be a user token's iss.
 	JWTIssuer string `json:"jwt_issuer"`
+	// Request bounds of the api role (see deadline.go).
+
+	// RequestTimeout is every API request's deadline: when an engine
+	// hangs, the request answers 503 unavailable by then. Default 5s.
+	RequestTimeout Duration `json:"request_timeout"`
+	// MaxInFlight caps the API requests served at once (/healthz, /readyz
+	// and /metrics are not counted); beyond it a request answers 503
+	// unavailable at once. Default 2048.
+	MaxInFlight int `json:"max_in_flight"`
+	// HTTPReadHeaderTimeout bounds reading a request's headers. Default 5s.
+	HTTPReadHeaderTimeout Duration `json:"http_read_header_timeout"`
+	// HTTPReadTimeout bounds reading a whole request, body included.
+	// Default 10s.
+	HTTPReadTimeout Duration `json:"http_read_timeout"`
+	// HTTPWriteTimeout bounds a request from the end of its headers to the
+	// end of its answer; it must be longer than RequestTimeout, so a
+	// request cut short by its deadline still gets its 503. Default 15s.
+	HTTPWriteTimeout Duration `json:"http_write_timeout"`
+	// HTTPIdleTimeout closes keep-alive connections idle this long.
+	// Default 2m.
+	HTTPIdleTimeout Duration `json:"http_idle_timeout"`
+	// HTTPMaxHeaderBytes bounds the size of a request's headers. Default
+	// 65536.
+	HTTPMaxHeaderBytes int `json:"http_max_header_bytes"`
 }
 
 // WithDefaults returns w with every zero field set to its default.
@@ -243,6 +267,7 @@ func (w Worker) WithDefaults() Worker {
 	setDefault(&w.LogLevel, "info")
 	setDefault(&w.LogFormat, "text")
 	setDefault(&w.Auth, AuthOn)
+	w.deadlineDefaults()
 	return w
 }
 
@@ -381,6 +406,7 @@ func (w Worker) Validate() error {
 		bad("log_format", "%q is not text or json", w.LogFormat)
 	}
 	w.validateAuth(bad)
+	w.validateDeadlines(bad)
 	return errors.Join(errs...)
 }
 

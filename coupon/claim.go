@@ -146,10 +146,49 @@ func (s *Service) tryClaim(ctx context.Context, t template.Template, user int64,
 	slot, _ := strconv.Atoi(res[1])
 	c.resv = reservation{raw: "p|" + res[1] + "|" + res[2], slot: slot, at: redisNow}
 
+	s.step(ctx, StepReserved)
 	if err := s.take(ctx, c); err != nil {
-		s.unreserve(c)
+		if ctx.Err() != nil {
+			// The caller went away mid-take: a hold may stand unseen.
+			s.abandon(c)
+		} else {
+			s.unreserve(c)
+		}
 		return Coupon{}, false, nil, err
 	}
+	s.step(ctx, StepTaken)
+	if err := ctx.Err(); err != nil {
+		// The caller went away before the write: give the coupon and the
+		// slot back now rather than leave them for reconcile.
+		s.unreserve(c)
+		s.giveback(c)
+		return Coupon{}, false, nil, fmt.Errorf("claim %q: the caller went away before the write: %w", requestID, err)
+	}
+	// From here the write completes and settles whether or not the caller
+	// stays; a caller that leaves is answered by its own deadline.
+	done := make(chan claimResult, 1)
+	err = s.finish.Do(ctx, func(wctx context.Context) error {
+		s.step(ctx, StepWriting)
+		done <- s.write(wctx, c, now)
+		return nil
+	})
+	if err != nil {
+		return Coupon{}, false, nil, fmt.Errorf("%w: claim %q: %w", ErrOutcomeUnknown, requestID, err)
+	}
+	r := <-done
+	return r.coupon, r.created, nil, r.err
+}
+
+// claimResult is what a claim's write decided.
+type claimResult struct {
+	coupon  Coupon
+	created bool
+	err     error
+}
+
+// write writes claim c and settles its slot and hold by the outcome.
+func (s *Service) write(ctx context.Context, c *claim, now time.Time) claimResult {
+	t, user, requestID := c.template, c.user, c.requestID
 	out := s.writer.write(ctx, c)
 	switch {
 	case out.err == nil:
@@ -158,23 +197,49 @@ func (s *Service) tryClaim(ctx context.Context, t template.Template, user int64,
 		if !now.Before(cp.ExpiresAt) {
 			cp.Status = Expired
 		}
-		return cp, true, nil, nil
+		return claimResult{coupon: cp, created: true}
 	case out.known:
 		// Nothing was written: give the slot and the coupon back.
 		s.unreserve(c)
 		s.giveback(c)
 		if out.existing != nil {
 			if out.existing.UserID == user {
-				return *out.existing, false, nil, nil
+				return claimResult{coupon: *out.existing}
 			}
-			return Coupon{}, false, nil, fmt.Errorf("claim %q: %w", requestID, ErrRequestConflict)
+			return claimResult{err: fmt.Errorf("claim %q: %w", requestID, ErrRequestConflict)}
 		}
-		return Coupon{}, false, nil, out.err
+		return claimResult{err: out.err}
 	}
 	// Unknown outcome: the hold and the reservation stay for reconcile.
 	s.log.WarnContext(ctx, "claim outcome unknown; left for reconcile", "template_id", t.ID, "user_id", user,
 		"request_id", requestID, "err", out.err)
-	return Coupon{}, false, nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, out.err)
+	return claimResult{err: fmt.Errorf("%w: %w", ErrOutcomeUnknown, out.err)}
+}
+
+// Steps of a claim, told to Config.Step (tests).
+const (
+	StepReserved = "reserved" // the slot is reserved; the take comes next
+	StepTaken    = "taken"    // a coupon is held; the MySQL write comes next
+	StepWriting  = "writing"  // the MySQL write is about to be sent
+)
+
+func (s *Service) step(ctx context.Context, name string) {
+	if s.cfg.Step != nil {
+		s.cfg.Step(ctx, name)
+	}
+}
+
+// abandon gives back what a claim whose caller went away mid-take may
+// hold: any hold of its request in the template's sub-stocks, then its
+// slot. No write was sent, so nothing can commit after.
+func (s *Service) abandon(c *claim) {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	if err := s.releaseHolds(ctx, c.template, c.user, c.requestID, false); err != nil {
+		s.log.Warn("give back stock of a claim whose caller left; reconcile will", "template_id", c.template.ID,
+			"request_id", c.requestID, "err", err)
+	}
+	s.unreserve(c)
 }
 
 // take takes one coupon from a sub-stock of c's template.
@@ -268,7 +333,19 @@ func (s *Service) settle(ctx context.Context, t template.Template, user int64, r
 	// Another user's row may hold the request_id: then this reservation
 	// never wrote, and is given back.
 	found := err == nil && cp.UserID == user
-	// The hold, if any, is in one of the sub-stocks.
+	if err := s.releaseHolds(ctx, t, user, requestID, found); err != nil {
+		return err
+	}
+	userKey := s.keys.user(t.ID, user)
+	if found {
+		return doneScript.Run(ctx, s.rdb, []string{userKey}, requestID, "d|"+strconv.Itoa(r.slot)+"|"+strconv.FormatInt(cp.ID, 10)).Err()
+	}
+	return unreserveScript.Run(ctx, s.rdb, []string{userKey}, requestID, r.raw).Err()
+}
+
+// releaseHolds drops user's hold for requestID, if any, from t's
+// sub-stocks: kept as issued when written (found), else given back.
+func (s *Service) releaseHolds(ctx context.Context, t template.Template, user int64, requestID string, found bool) error {
 	for i := range t.SubStocks {
 		key := s.keys.sub(t.ID, i)
 		h, err := s.rdb.HGet(ctx, key, "h:"+requestID).Result()
@@ -287,11 +364,7 @@ func (s *Service) settle(ctx context.Context, t template.Template, user int64, r
 			return fmt.Errorf("coupon: settle hold %q: %w", requestID, err)
 		}
 	}
-	userKey := s.keys.user(t.ID, user)
-	if found {
-		return doneScript.Run(ctx, s.rdb, []string{userKey}, requestID, "d|"+strconv.Itoa(r.slot)+"|"+strconv.FormatInt(cp.ID, 10)).Err()
-	}
-	return unreserveScript.Run(ctx, s.rdb, []string{userKey}, requestID, r.raw).Err()
+	return nil
 }
 
 // claimAfterEnd answers a claim after grab_end: a retry of a claim that

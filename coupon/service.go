@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"couponpush/internal/finish"
 	"couponpush/template"
 )
 
@@ -67,6 +68,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Step, if set, is told each step of a claim (StepReserved, ...) with
+	// the claim's context, for tests that end a caller at a chosen step.
+	Step func(ctx context.Context, step string)
 }
 
 // StockAdder raises a template's stock in MySQL and records the addition
@@ -89,6 +93,8 @@ type Service struct {
 	writer    *claimWriter
 	ids       *idAllocator
 	pipe      *pipeliner
+
+	finish finish.Group // claim writes that complete after their caller left
 
 	hintMu sync.Mutex
 	hints  map[int64][]time.Time // template → per sub-stock: empty until
@@ -305,5 +311,9 @@ func norm(t time.Time) time.Time {
 
 type rowScanner interface{ Scan(dest ...any) error }
 
-// Stop ends the claim writer after the batches in hand.
-func (s *Service) Stop() { s.writer.stop() }
+// Stop waits for claim writes whose callers left, then ends the claim
+// writer after the batches in hand.
+func (s *Service) Stop() {
+	s.finish.Wait()
+	s.writer.stop()
+}

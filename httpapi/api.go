@@ -92,6 +92,14 @@ type Config struct {
 	// AuthOff serves every route to anyone, for local runs and tests on
 	// loopback; the worker refuses it on any other address.
 	AuthOff bool
+	// RequestTimeout is every request's deadline: by then an engine that
+	// hangs has made it answer 503 unavailable. Default
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// MaxInFlight caps the requests served at once (probes aside); beyond
+	// it the API answers 503 unavailable at once. Default
+	// DefaultMaxInFlight.
+	MaxInFlight int
 }
 
 // Validate reports a config New cannot use.
@@ -107,6 +115,8 @@ func (c Config) Validate() error {
 		return errors.New("httpapi: config: Auth is required (or AuthOff, for local runs)")
 	case c.Auth != nil && c.AuthOff:
 		return errors.New("httpapi: config: Auth and AuthOff are both set")
+	case c.RequestTimeout < 0 || c.MaxInFlight < 0:
+		return errors.New("httpapi: config: RequestTimeout and MaxInFlight must not be negative")
 	}
 	for name, check := range c.Ready {
 		if check == nil {
@@ -117,9 +127,10 @@ func (c Config) Validate() error {
 }
 
 type api struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg   Config
+	log   *slog.Logger
+	mux   *http.ServeMux
+	limit *limiter
 }
 
 // route is one endpoint and the kind of caller it is for. Later work
@@ -163,7 +174,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &api{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	a := &api{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), limit: newLimiter(cfg.RequestTimeout, cfg.MaxInFlight)}
 	for _, rt := range a.routes() {
 		if err := checkRoute(rt); err != nil {
 			panic(err)
@@ -179,7 +190,9 @@ func New(cfg Config) http.Handler {
 }
 
 // ServeHTTP routes, turns the mux's own 404 and 405 into JSON errors,
-// recovers panics as 500s and reports each request to Observe.
+// recovers panics as 500s and reports each request to Observe. Every
+// request runs under the request deadline, and beyond MaxInFlight requests
+// (probes aside) it answers 503 at once.
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := a.cfg.Now()
 	sw := &statusWriter{ResponseWriter: w}
@@ -204,6 +217,13 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if pattern != "" {
+		release, ok := a.limit.admit(sw, pattern)
+		if !ok {
+			return
+		}
+		defer release()
+		r, cancel := a.limit.bound(r)
+		defer cancel()
 		a.mux.ServeHTTP(sw, r)
 		return
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"couponpush/abuse"
 	"couponpush/coupon"
@@ -227,7 +229,7 @@ func couponError(w http.ResponseWriter, err error) bool {
 	for _, ce := range couponErrors {
 		if errors.Is(err, ce.err) {
 			if ce.status == http.StatusServiceUnavailable {
-				w.Header().Set("Retry-After", "1")
+				w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter/time.Second)))
 			}
 			writeError(w, ce.status, ce.code, ce.msg)
 			return true

@@ -112,7 +112,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case couponError(w, err):
 	case unavailable(err):
 		a.log.WarnContext(r.Context(), "engine unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "a backing service is unavailable; retry later")
+		writeUnavailable(w, "a backing service is unavailable; retry later")
 	default:
 		a.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", "internal error")

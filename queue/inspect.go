@@ -232,6 +232,21 @@ func ParseRecord(rec string) ([]RecordEntry, error) {
 // record in transit between them; 0 when the index has none. One
 // pipelined round trip; it only reads.
 func (c *Client) States(ctx context.Context, l Layout, entries []Entry) ([]EntryState, error) {
+	recs, err := c.Records(ctx, l, entries)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]EntryState, len(entries))
+	for i, r := range recs {
+		out[i] = r.State
+	}
+	return out, nil
+}
+
+// Records is States with the whole entry the index holds for each (user,
+// template): its version, push time and state (State 0 when none). One
+// pipelined round trip; it only reads.
+func (c *Client) Records(ctx context.Context, l Layout, entries []Entry) ([]RecordEntry, error) {
 	if l.To < 1 || l.From < 1 {
 		return nil, fmt.Errorf("queue states: bad layout %s", l)
 	}
@@ -257,7 +272,7 @@ func (c *Client) States(ctx context.Context, l Layout, entries []Entry) ([]Entry
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("queue states: %w", err)
 	}
-	out := make([]EntryState, len(entries))
+	out := make([]RecordEntry, len(entries))
 	for i, e := range entries {
 		for _, r := range recs[i] {
 			rec, err := r.rec.Result()
@@ -279,8 +294,8 @@ func (c *Client) States(ctx context.Context, l Layout, entries []Entry) ([]Entry
 				resolveTaken(es, scored)
 			}
 			for _, x := range es {
-				if x.TemplateID == e.TemplateID && out[i] == 0 {
-					out[i] = x.State
+				if x.TemplateID == e.TemplateID && out[i].State == 0 {
+					out[i] = x
 				}
 			}
 		}

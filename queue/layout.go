@@ -494,6 +494,16 @@ func (r *Router) Observe(l Layout) {
 	r.cur.Store(&l)
 }
 
+// Records reads, for each entry, what the index holds for its (user,
+// template) under the router's view of the layout (see Client.Records).
+func (r *Router) Records(ctx context.Context, entries []Entry) ([]RecordEntry, error) {
+	l, err := r.Layout(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.c.Records(ctx, l, entries)
+}
+
 // Indexed reports, for each entry, whether a queue that may hold its user
 // under the router's view holds that (user, template) in any state, or
 // holds it in transit between queues (see Client.States).

@@ -6,6 +6,15 @@
 // its time may already have been taken and sent, with its sent-mark still
 // on its way to MySQL, and indexing it again would send it twice. Margin
 // must therefore exceed the merge window plus the worst clock skew.
+//
+// It also finds rows pending in MySQL whose index entry is a tombstone at
+// the row's version or newer: a DELETE wrote the tombstone and then its
+// MySQL write failed, so the reminder would never be pushed although MySQL
+// (and every read) says pending. A DELETE in progress looks the same for
+// a moment, so a row is repaired only when a later run, at least Grace
+// after the first, finds it unchanged: the row's version is moved above
+// the tombstone (a compare-and-set, so a DELETE that goes on wins) and the
+// reminder indexed there.
 package reindex
 
 import (
@@ -21,7 +30,8 @@ import (
 // Index is the part of the queue index the job uses; *queue.Router is one
 // (it follows the live queue layout, also while N changes).
 type Index interface {
-	Indexed(ctx context.Context, entries []queue.Entry) ([]bool, error)
+	// Records reads what the index holds for each entry (State 0: none).
+	Records(ctx context.Context, entries []queue.Entry) ([]queue.RecordEntry, error)
 	Add(ctx context.Context, e queue.Entry) error
 }
 
@@ -30,8 +40,12 @@ type Config struct {
 	Margin  time.Duration // skip reminders due before now+Margin; default 30 s
 	Horizon time.Duration // look at reminders due up to now+Horizon; default 10 min
 	Page    int           // rows per MySQL query; default 1000
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// Grace: a pending row under a newer tombstone is repaired when seen so
+	// again at least this long after first; longer than a DELETE can take
+	// (request deadline plus its completing writes). Default 1 min.
+	Grace  time.Duration
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Job re-indexes pending reminders missing from Redis.
@@ -39,6 +53,16 @@ type Job struct {
 	db  *sql.DB
 	idx Index
 	cfg Config
+
+	suspects map[suspectKey]suspect // pending rows under a newer tombstone, by the run that first saw them
+}
+
+type suspectKey struct{ user, template int64 }
+
+// suspect is one pending row seen under a newer tombstone.
+type suspect struct {
+	row, tomb int64 // the row's and the tombstone's versions
+	since     time.Time
 }
 
 // New returns a Job reading subscriptions from db.
@@ -52,29 +76,39 @@ func New(db *sql.DB, idx Index, cfg Config) (*Job, error) {
 	if cfg.Page == 0 {
 		cfg.Page = 1000
 	}
+	if cfg.Grace == 0 {
+		cfg.Grace = time.Minute
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Margin < 0 || cfg.Horizon <= cfg.Margin || cfg.Page < 1 {
+	if cfg.Margin < 0 || cfg.Horizon <= cfg.Margin || cfg.Page < 1 || cfg.Grace < 0 {
 		return nil, fmt.Errorf("reindex: need 0 ≤ margin < horizon and page ≥ 1, got %+v", cfg)
 	}
-	return &Job{db: db, idx: idx, cfg: cfg}, nil
+	return &Job{db: db, idx: idx, cfg: cfg, suspects: map[suspectKey]suspect{}}, nil
 }
 
 // Result counts one run.
 type Result struct {
 	Checked  int // pending reminders in the window
 	Repaired int // of those, indexed by this run
+	// Tombstoned: of those, under a newer tombstone (a failed DELETE, or
+	// one in progress); Revived: of these, repaired by this run.
+	Tombstoned, Revived int
 }
 
 // Run checks every pending reminder due in (now+Margin, now+Horizon] and
 // indexes the missing ones. Adding is idempotent and version-aware, so a
-// run racing a PUT or a DELETE cannot revive a cancel.
+// run racing a PUT or a DELETE cannot revive a cancel. Rows under a newer
+// tombstone are repaired once seen so for Grace (see the package doc).
+// Run is not safe for concurrent use (the cron lock runs one at a time).
 func (j *Job) Run(ctx context.Context) (Result, error) {
 	now := j.cfg.Now()
+	seen := map[suspectKey]suspect{}
+	defer func() { j.suspects = seen }() // a suspect not seen again is dropped
 	from, to := now.Add(j.cfg.Margin), now.Add(j.cfg.Horizon)
 	var res Result
 	var afterID int64
@@ -102,12 +136,19 @@ func (j *Job) Run(ctx context.Context) (Result, error) {
 			return res, nil
 		}
 		res.Checked += len(page)
-		has, err := j.idx.Indexed(ctx, page)
+		recs, err := j.idx.Records(ctx, page)
 		if err != nil {
 			return res, fmt.Errorf("reindex: %w", err)
 		}
 		for i, e := range page {
-			if has[i] {
+			if r := recs[i]; r.State == queue.StateCancelled && r.Version >= e.Version {
+				res.Tombstoned++
+				if err := j.tombstoned(ctx, now, e, r.Version, seen, &res); err != nil {
+					return res, err
+				}
+				continue
+			}
+			if recs[i].State != 0 {
 				continue
 			}
 			if err := j.idx.Add(ctx, e); err != nil {
@@ -120,4 +161,41 @@ func (j *Job) Run(ctx context.Context) (Result, error) {
 			return res, nil
 		}
 	}
+}
+
+// tombstoned handles pending row e under a tombstone at version tomb: the
+// first sighting is noted; one Grace later, still the same, the row's
+// version moves above the tombstone and the reminder is indexed there.
+func (j *Job) tombstoned(ctx context.Context, now time.Time, e queue.Entry, tomb int64, seen map[suspectKey]suspect, res *Result) error {
+	k := suspectKey{e.UserID, e.TemplateID}
+	s, ok := j.suspects[k]
+	if !ok || s.row != e.Version || s.tomb != tomb {
+		seen[k] = suspect{row: e.Version, tomb: tomb, since: now}
+		return nil
+	}
+	if now.Sub(s.since) < j.cfg.Grace {
+		seen[k] = s
+		return nil
+	}
+	v := tomb + 1
+	r, err := j.db.ExecContext(ctx, `UPDATE subscriptions SET version = ?, updated_at = ?
+		WHERE user_id = ? AND template_id = ? AND version = ? AND status = 'pending'`,
+		v, now.UTC().Truncate(time.Millisecond), e.UserID, e.TemplateID, e.Version)
+	if err != nil {
+		return fmt.Errorf("reindex: revive user %d template %d: %w", e.UserID, e.TemplateID, err)
+	}
+	if n, err := r.RowsAffected(); err != nil {
+		return fmt.Errorf("reindex: revive user %d template %d: %w", e.UserID, e.TemplateID, err)
+	} else if n != 1 {
+		return nil // changed meanwhile: a DELETE or PUT went on
+	}
+	e.Version = v
+	if err := j.idx.Add(ctx, e); err != nil {
+		// The row is above the tombstone now: the next run indexes it.
+		return fmt.Errorf("reindex: %w", err)
+	}
+	res.Revived++
+	j.cfg.Logger.Warn("re-indexed a pending reminder over a newer tombstone (a DELETE whose MySQL write failed)",
+		"user_id", e.UserID, "template_id", e.TemplateID, "version", v, "tombstone_version", tomb)
+	return nil
 }

@@ -105,3 +105,26 @@ func (f *fakeIndex) setFail(add, cancel error) {
 	defer f.mu.Unlock()
 	f.failAdd, f.failCancel = add, cancel
 }
+
+// Records reports what the fake holds, as queue.Router.Records does.
+func (f *fakeIndex) Records(_ context.Context, entries []queue.Entry) ([]queue.RecordEntry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]queue.RecordEntry, len(entries))
+	for i, e := range entries {
+		k := pair{e.UserID, e.TemplateID}
+		cur, ok := f.state[k]
+		if !ok {
+			continue
+		}
+		st := queue.StatePending
+		switch {
+		case f.inFlight[k]:
+			st = queue.StateTaken
+		case cur.cancelled:
+			st = queue.StateCancelled
+		}
+		out[i] = queue.RecordEntry{TemplateID: e.TemplateID, PushAt: cur.pushAt, Version: cur.version, State: st}
+	}
+	return out, nil
+}

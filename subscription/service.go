@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"couponpush/internal/finish"
 	"couponpush/internal/sqlretry"
 	"couponpush/queue"
 	"couponpush/template"
@@ -75,6 +76,14 @@ type Index interface {
 	// the reminder was already taken from its queue (being published or
 	// published).
 	Cancel(ctx context.Context, e queue.Entry) error
+}
+
+// Records is optional on an Index (*queue.Router has it): with it, a PUT
+// that finds its row pending reads what the index holds, and repairs a
+// tombstone newer than the row (left by a DELETE whose MySQL write failed
+// after its index write) by re-indexing above it.
+type Records interface {
+	Records(ctx context.Context, entries []queue.Entry) ([]queue.RecordEntry, error)
 }
 
 // Templates reads coupon templates (template.Cache is one).
@@ -166,6 +175,12 @@ type Service struct {
 
 	inserts *inserter       // group commit of new subscriptions (hot path)
 	retry   sqlretry.Policy // of exec: retryDeadlock, logged
+
+	// finish runs the writes that complete after the caller has gone: a
+	// cancel's index and MySQL writes, a reminder's indexing after its row.
+	finish finish.Group
+
+	afterIndexCancel func() // test hook: between a cancel's index and MySQL writes
 }
 
 // NewService returns a service over db (table subscriptions, see migrate/),
@@ -188,8 +203,10 @@ func NewService(db *sql.DB, t Templates, idx Index, cfg Config) *Service {
 // any request waits.
 var retryDeadlock = sqlretry.Policy{On: []uint16{sqlretry.ErLockDeadlock}, Attempts: maxAttempts}
 
-// Close frees the prepared statements. The service must not be used after.
+// Close waits for writes finishing after their callers went away, then
+// frees the prepared statements. The service must not be used after.
 func (s *Service) Close() error {
+	s.finish.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
@@ -258,6 +275,10 @@ WHERE user_id = ? AND template_id = ? AND version = ? AND status = 'pending'`
 	qReactivate = `UPDATE subscriptions SET status = 'pending', push_at = ?, version = version + 1, updated_at = ?
 WHERE user_id = ? AND template_id = ? AND version = ? AND status = 'cancelled'`
 	qCancel = `UPDATE subscriptions SET status = 'cancelled', version = version + 1, updated_at = ?
+WHERE user_id = ? AND template_id = ? AND version = ? AND status = 'pending'`
+	// qRevive moves a pending row's version above a tombstone the index
+	// holds for it, so the reminder can be indexed again.
+	qRevive = `UPDATE subscriptions SET version = ?, updated_at = ?
 WHERE user_id = ? AND template_id = ? AND version = ? AND status = 'pending'`
 	qList = `SELECT template_id, push_at, status, version, push_id, sent_at, created_at
 FROM subscriptions WHERE user_id = ? AND template_id > ? ORDER BY template_id LIMIT ?`
@@ -408,7 +429,11 @@ func (s *Service) resubscribe(ctx context.Context, t template.Template, cur Subs
 			return cur, false, nil
 		case StatusPending:
 			if cur.PushAt.Equal(pushAt) {
-				return cur, false, s.add(ctx, cur)
+				next, err := s.reindex(ctx, cur)
+				if !errors.Is(err, errChanged) {
+					return next, false, err
+				}
+				break // the row changed under the repair: read it again
 			}
 			query = qRepoint
 		case StatusCancelled:
@@ -416,25 +441,28 @@ func (s *Service) resubscribe(ctx context.Context, t template.Template, cur Subs
 		default:
 			return Subscription{}, false, fmt.Errorf("subscription: user %d template %d has unknown status %q", cur.UserID, cur.TemplateID, cur.Status)
 		}
-		now := s.cfg.Now()
-		if !pushAt.After(now) {
-			return Subscription{}, false, ErrTooLate
-		}
-		res, err := s.exec(ctx, query, pushAt, ms(now), cur.UserID, cur.TemplateID, cur.Version)
-		if err != nil {
-			return Subscription{}, false, fmt.Errorf("subscription: update user %d template %d: %w", cur.UserID, cur.TemplateID, err)
-		}
-		if ok, err := oneRow(res); err != nil {
-			return Subscription{}, false, fmt.Errorf("subscription: update user %d template %d: %w", cur.UserID, cur.TemplateID, err)
-		} else if ok {
-			cur.Status, cur.PushAt, cur.Version = StatusPending, pushAt, cur.Version+1
-			return cur, created, s.add(ctx, cur)
+		if query != "" {
+			now := s.cfg.Now()
+			if !pushAt.After(now) {
+				return Subscription{}, false, ErrTooLate
+			}
+			res, err := s.exec(ctx, query, pushAt, ms(now), cur.UserID, cur.TemplateID, cur.Version)
+			if err != nil {
+				return Subscription{}, false, fmt.Errorf("subscription: update user %d template %d: %w", cur.UserID, cur.TemplateID, err)
+			}
+			if ok, err := oneRow(res); err != nil {
+				return Subscription{}, false, fmt.Errorf("subscription: update user %d template %d: %w", cur.UserID, cur.TemplateID, err)
+			} else if ok {
+				cur.Status, cur.PushAt, cur.Version = StatusPending, pushAt, cur.Version+1
+				return cur, created, s.add(ctx, cur)
+			}
 		}
 		if attempt == maxAttempts {
 			return Subscription{}, false, fmt.Errorf("subscription: user %d template %d changed concurrently %d times; giving up", cur.UserID, cur.TemplateID, attempt)
 		}
 		s.log.DebugContext(ctx, "subscription changed concurrently; retrying",
 			"user_id", cur.UserID, "template_id", cur.TemplateID, "attempt", attempt)
+		var err error
 		if cur, err = s.get(ctx, cur.UserID, cur.TemplateID); err != nil {
 			return Subscription{}, false, err
 		}
@@ -446,18 +474,82 @@ func oneRow(res sql.Result) (bool, error) {
 	return n == 1, err
 }
 
+// add indexes sub. It follows a MySQL write, so it completes (bounded)
+// when the caller goes away meanwhile: a row left unindexed waits for a
+// retry or the reindex job.
 func (s *Service) add(ctx context.Context, sub Subscription) error {
-	if err := s.idx.Add(ctx, sub.entry()); err != nil {
+	if err := s.finish.Do(ctx, func(ctx context.Context) error { return s.idx.Add(ctx, sub.entry()) }); err != nil {
 		return fmt.Errorf("subscription: index user %d template %d version %d: %w: %w",
 			sub.UserID, sub.TemplateID, sub.Version, ErrIndex, err)
 	}
 	return nil
 }
 
+// errChanged: a compare-and-set on a row's version lost to a concurrent
+// change; the caller reads the row again.
+var errChanged = errors.New("subscription: changed concurrently")
+
+// reindex (re)indexes the pending row cur. If the index holds a tombstone
+// at cur's version or newer (a DELETE wrote it, then its MySQL write
+// failed or has not happened yet), Add alone changes nothing and the
+// reminder would never be pushed: the row's version is moved above the
+// tombstone and the reminder indexed at it. A DELETE still in progress
+// then loses its compare-and-set and tries again, so it still wins.
+func (s *Service) reindex(ctx context.Context, cur Subscription) (Subscription, error) {
+	if err := s.add(ctx, cur); err != nil {
+		return Subscription{}, err
+	}
+	rr, ok := s.idx.(Records)
+	if !ok {
+		return cur, nil
+	}
+	recs, err := rr.Records(ctx, []queue.Entry{cur.entry()})
+	if err != nil {
+		return Subscription{}, fmt.Errorf("subscription: read index user %d template %d: %w: %w", cur.UserID, cur.TemplateID, ErrIndex, err)
+	}
+	tomb := recs[0]
+	if tomb.State != queue.StateCancelled || tomb.Version < cur.Version {
+		return cur, nil
+	}
+	next, err := s.revive(ctx, cur, tomb.Version)
+	if err != nil {
+		return Subscription{}, err
+	}
+	s.log.WarnContext(ctx, "re-indexed a pending reminder over a newer tombstone",
+		"user_id", cur.UserID, "template_id", cur.TemplateID, "version", next.Version, "tombstone_version", tomb.Version)
+	return next, nil
+}
+
+// revive moves pending row cur to a version above tombVersion, the
+// version of a tombstone the index holds for it, and indexes it there.
+// It returns errChanged when the row is no longer pending at cur.Version.
+// (The reindex job does the same for rows it finds in that state.)
+func (s *Service) revive(ctx context.Context, cur Subscription, tombVersion int64) (Subscription, error) {
+	v := tombVersion + 1
+	res, err := s.exec(ctx, qRevive, v, ms(s.cfg.Now()), cur.UserID, cur.TemplateID, cur.Version)
+	if err != nil {
+		return Subscription{}, fmt.Errorf("subscription: revive user %d template %d: %w", cur.UserID, cur.TemplateID, err)
+	}
+	if ok, err := oneRow(res); err != nil {
+		return Subscription{}, fmt.Errorf("subscription: revive user %d template %d: %w", cur.UserID, cur.TemplateID, err)
+	} else if !ok {
+		return Subscription{}, fmt.Errorf("revive user %d template %d: %w", cur.UserID, cur.TemplateID, errChanged)
+	}
+	cur.Version = v
+	return cur, s.add(ctx, cur)
+}
+
 // Cancel cancels userID's reminder for templateID. Cancelling a cancelled
 // subscription succeeds; ErrNotFound if there is none; ErrAlreadySent if it
 // was sent or is being published (the row then stays as it is). The index
-// is told first, so after a nil return the reminder is never pushed.
+// is told first, so after a nil return the reminder is never pushed, and
+// so a reminder taken meanwhile is never marked cancelled.
+//
+// Once the index write has started, it and the MySQL write complete
+// (bounded) even when the caller goes away. If the MySQL write fails after
+// the index write, the index holds a tombstone newer than the pending row:
+// a PUT (see reindex) or the reindex job re-indexes the reminder above it,
+// and a retried DELETE cancels it.
 func (s *Service) Cancel(ctx context.Context, userID, templateID int64) error {
 	if err := checkIDs(userID, templateID); err != nil {
 		return err
@@ -473,21 +565,9 @@ func (s *Service) Cancel(ctx context.Context, userID, templateID int64) error {
 		case StatusSent:
 			return ErrAlreadySent
 		}
-		e := cur.entry()
-		e.Version++
-		if err := s.idx.Cancel(ctx, e); errors.Is(err, queue.ErrInFlight) {
-			return fmt.Errorf("cancel user %d template %d: %w", userID, templateID, ErrAlreadySent)
-		} else if err != nil {
-			return fmt.Errorf("subscription: cancel user %d template %d in the index: %w: %w", userID, templateID, ErrIndex, err)
-		}
-		res, err := s.exec(ctx, qCancel, ms(s.cfg.Now()), userID, templateID, cur.Version)
-		if err != nil {
-			return fmt.Errorf("subscription: cancel user %d template %d: %w", userID, templateID, err)
-		}
-		if ok, err := oneRow(res); err != nil {
-			return fmt.Errorf("subscription: cancel user %d template %d: %w", userID, templateID, err)
-		} else if ok {
-			return nil
+		err = s.finish.Do(ctx, func(ctx context.Context) error { return s.cancel(ctx, cur) })
+		if !errors.Is(err, errChanged) {
+			return err
 		}
 		if attempt == maxAttempts {
 			return fmt.Errorf("subscription: cancel user %d template %d: changed concurrently %d times; giving up", userID, templateID, attempt)
@@ -495,6 +575,32 @@ func (s *Service) Cancel(ctx context.Context, userID, templateID int64) error {
 		s.log.DebugContext(ctx, "subscription changed concurrently; retrying cancel",
 			"user_id", userID, "template_id", templateID, "attempt", attempt)
 	}
+}
+
+// cancel writes the tombstone of pending row cur, then the row's cancel;
+// errChanged when the row changed since it was read.
+func (s *Service) cancel(ctx context.Context, cur Subscription) error {
+	userID, templateID := cur.UserID, cur.TemplateID
+	e := cur.entry()
+	e.Version++
+	if err := s.idx.Cancel(ctx, e); errors.Is(err, queue.ErrInFlight) {
+		return fmt.Errorf("cancel user %d template %d: %w", userID, templateID, ErrAlreadySent)
+	} else if err != nil {
+		return fmt.Errorf("subscription: cancel user %d template %d in the index: %w: %w", userID, templateID, ErrIndex, err)
+	}
+	if s.afterIndexCancel != nil {
+		s.afterIndexCancel()
+	}
+	res, err := s.exec(ctx, qCancel, ms(s.cfg.Now()), userID, templateID, cur.Version)
+	if err != nil {
+		return fmt.Errorf("subscription: cancel user %d template %d: %w", userID, templateID, err)
+	}
+	if ok, err := oneRow(res); err != nil {
+		return fmt.Errorf("subscription: cancel user %d template %d: %w", userID, templateID, err)
+	} else if !ok {
+		return errChanged
+	}
+	return nil
 }
 
 func scanSub(r interface{ Scan(...any) error }, sub *Subscription) error {

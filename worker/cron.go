@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"couponpush/internal/finish"
 	"couponpush/reindex"
 )
 
@@ -16,13 +17,19 @@ func (w *Worker) reindexPart() part {
 		res, err := rx.Run(ctx)
 		w.m.reindexChecked.Add(float64(res.Checked))
 		w.m.reindexRepaired.Add(float64(res.Repaired))
+		w.m.reindexRevived.Add(float64(res.Revived))
 		if err != nil {
 			w.log.Warn("reindex safety net", "err", err)
 		}
 	}, w.log)
 	return newPart("reindex safety net", func(ctx context.Context) error {
 		var err error
-		rx, err = reindex.New(w.db, w.router, reindex.Config{Margin: w.cfg.MergeWindow.Duration() + 20*time.Second, Logger: w.log})
+		rx, err = reindex.New(w.db, w.router, reindex.Config{
+			Margin: w.cfg.MergeWindow.Duration() + 20*time.Second,
+			// A DELETE in hand ends within its deadline and completing writes.
+			Grace:  max(time.Minute, 2*(w.cfg.RequestTimeout.Duration()+finish.DefaultTimeout)),
+			Logger: w.log,
+		})
 		if err != nil {
 			return err
 		}

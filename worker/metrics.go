@@ -31,6 +31,7 @@ type workerMetrics struct {
 	// cron role: the reindex safety net
 	reindexChecked  *metrics.Counter
 	reindexRepaired *metrics.Counter
+	reindexRevived  *metrics.Counter // pending rows under a newer tombstone, repaired
 
 	// coupon role
 	templatesRefreshed *metrics.Counter
@@ -110,6 +111,8 @@ func (m *workerMetrics) cronRole() {
 	m.reindexRepaired = m.reg.Counter("couponpush_reindex_repaired_total",
 		"Pending reminders the Redis index lacked and the safety net re-indexed.")
 	m.reindexChecked = m.reg.Counter("couponpush_reindex_checked_total", "Pending reminders the safety net checked.")
+	m.reindexRevived = m.reg.Counter("couponpush_reindex_revived_total",
+		"Pending reminders found under a newer tombstone (a DELETE whose MySQL write failed) and indexed again.")
 }
 
 // couponRole registers the coupon role's metrics.

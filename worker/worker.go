@@ -288,12 +288,14 @@ func (w *Worker) httpPart() part {
 
 			Guard:          guard,
 			TrustedProxies: w.cfg.TrustedProxyPrefixes(),
+			RequestTimeout: w.cfg.RequestTimeout.Duration(),
+			MaxInFlight:    w.cfg.MaxInFlight,
 		})
 		ln, err := net.Listen("tcp", w.cfg.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", w.cfg.HTTPAddr, err)
 		}
-		srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		srv = newHTTPServer(w.cfg, h)
 		go func() { served <- srv.Serve(ln) }()
 		return nil
 	}, func() {
