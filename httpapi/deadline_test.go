@@ -51,7 +51,7 @@ func (h *hangingServices) Subscribe(ctx context.Context, _, _ int64, _ *time.Dur
 	return subscription.Subscription{}, false, h.wait(ctx)
 }
 func (h *hangingServices) Cancel(ctx context.Context, _, _ int64) error { return h.wait(ctx) }
-func (h *hangingServices) List(ctx context.Context, _ int64) ([]subscription.Subscription, error) {
+func (h *hangingServices) List(ctx context.Context, _ int64, _ subscription.Page) ([]subscription.Subscription, error) {
 	return nil, h.wait(ctx)
 }
 
