@@ -25,7 +25,7 @@ type field struct {
 	flag  string            // flag name, without the dash
 	env   string            // environment variable
 	usage string            // one line for Usage
-	ptr   func(*Worker) any // *string, *[]string, *int or *Duration
+	ptr   func(*Worker) any // *string, *Secret, *bool, *[]string, *int or *Duration
 }
 
 // fields lists every Worker field, in the order Usage shows them.
@@ -71,6 +71,18 @@ func (f field) set(w *Worker, s string) error {
 		if s = strings.TrimSpace(s); s != "" {
 			*p = s
 		}
+	case *Secret:
+		if s = strings.TrimSpace(s); s != "" {
+			*p = Secret(s)
+		}
+	case *bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", s)
+		}
+		if b {
+			*p = b
+		}
 	case *[]string:
 		if l := splitList(s); len(l) > 0 {
 			*p = l
@@ -108,6 +120,12 @@ func (f field) show(w *Worker) string {
 		return p.String()
 	case *string:
 		return *p
+	case *Secret:
+		return p.String()
+	case *bool:
+		if *p {
+			return "true"
+		}
 	}
 	return ""
 }
@@ -121,6 +139,8 @@ func (f field) kind() string {
 		return "int"
 	case *Duration:
 		return "duration"
+	case *bool:
+		return "bool"
 	}
 	return "string"
 }
@@ -202,6 +222,9 @@ func LoadWorker(args []string, getenv func(string) string) (Worker, error) {
 		}
 	}
 
+	if err := w.ReadSecretFiles(); err != nil {
+		return Worker{}, fmt.Errorf("invalid worker config:\n%w", err)
+	}
 	w = w.WithDefaults()
 	if err := w.Validate(); err != nil {
 		return Worker{}, fmt.Errorf("invalid worker config:\n%w", err)

@@ -143,6 +143,9 @@ type Worker struct {
 	LogLevel string `json:"log_level"`
 	// LogFormat is text or json. Default text.
 	LogFormat string `json:"log_format"`
+
+	// Engines are the engines' credentials and TLS (config/engines.go).
+	Engines
 }
 
 // WithDefaults returns w with every zero field set to its default.
@@ -311,6 +314,7 @@ func (w Worker) Validate() error {
 	if w.LogFormat != "text" && w.LogFormat != "json" {
 		bad("log_format", "%q is not text or json", w.LogFormat)
 	}
+	w.Engines.validate(bad, w.MySQLDSN)
 	return errors.Join(errs...)
 }
 
