@@ -102,8 +102,10 @@ type Engines struct {
 	ConsulTLSServerName string `json:"consul_tls_server_name"`
 }
 
-// Secret is a password, token or auth secret. It prints, logs and
-// marshals as "[redacted]" (or "" when empty); Reveal gives the value.
+// Secret is a password, token or auth secret. It prints and logs as
+// "[redacted]" (or "" when empty); Reveal gives the value. JSON encoding
+// keeps it, so a config written out reads back the same: never log a
+// json.Marshal of a config.
 type Secret string
 
 // redacted is what a non-empty Secret shows.
@@ -125,10 +127,6 @@ func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
 
 // LogValue hides the secret from slog.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
-
-// MarshalJSON hides the secret from JSON output (a config dumped for
-// debugging); reading a config file is unaffected.
-func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
 
 // engineFields are the flags and environment variables of Engines; they
 // join the worker's fields table (see init) and EngineFlags.
@@ -316,8 +314,9 @@ func (w Worker) String() string { return fmt.Sprintf("%+v", w.redacted()) }
 // GoString is String for %#v.
 func (w Worker) GoString() string { return fmt.Sprintf("%#v", w.redacted()) }
 
-// LogValue logs w with every secret redacted.
-func (w Worker) LogValue() slog.Value { return slog.AnyValue(w.redacted()) }
+// LogValue logs w as String does, with every secret redacted, whatever
+// the handler.
+func (w Worker) LogValue() slog.Value { return slog.StringValue(w.String()) }
 
 // plainWorker is Worker without its methods, so printing it does not
 // recurse into String.
@@ -361,7 +360,7 @@ func EngineFlags(fs *flag.FlagSet, getenv func(string) string, engines ...string
 	var scratch Worker
 	raw := map[string]string{}
 	for _, f := range mine {
-		fs.Func(f.flag, f.usage+" (env "+EnvPrefix+f.env+")", func(s string) error {
+		f.register(fs, f.usage+" (env "+EnvPrefix+f.env+")", func(s string) error {
 			raw[f.flag] = s
 			return f.set(&scratch, s)
 		})

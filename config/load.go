@@ -109,6 +109,16 @@ func (f field) set(w *Worker, s string) error {
 	return nil
 }
 
+// register adds f to fs as a flag that calls set: a bool flag (-redis-tls)
+// needs no value.
+func (f field) register(fs *flag.FlagSet, usage string, set func(string) error) {
+	if f.kind() == "bool" {
+		fs.BoolFunc(f.flag, usage, set)
+		return
+	}
+	fs.Func(f.flag, usage, set)
+}
+
 // show formats f's field of w for Usage.
 func (f field) show(w *Worker) string {
 	switch p := f.ptr(w).(type) {
@@ -175,7 +185,7 @@ func LoadWorker(args []string, getenv func(string) string) (Worker, error) {
 	var scratch Worker // flags are parsed here first, so a bad value fails at once
 	raw := map[string]string{}
 	for _, f := range fields {
-		fs.Func(f.flag, f.usage, func(s string) error {
+		f.register(fs, f.usage, func(s string) error {
 			raw[f.flag] = s
 			return f.set(&scratch, s)
 		})
