@@ -12,7 +12,8 @@ STATICCHECK_VERSION := v0.8.2
 # Per-run engine directories: on disk (MariaDB data must not be on tmpfs),
 # outside the checkout.
 RUN_DIR := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/couponpush/run
-GO_TEST_FLAGS ?= -race -count=1 -timeout 25m
+# -tags failpoint compiles the test-only fault hooks (worker/failpoint_on.go).
+GO_TEST_FLAGS ?= -race -count=1 -timeout 25m -tags failpoint
 PKGS ?= ./...
 
 .PHONY: engines test check bench bench-claims run

@@ -21,7 +21,7 @@ func withIdentity(wc config.Worker, t apiclient.Tokens) config.Worker {
 		wc.Auth = config.AuthOff
 		return wc
 	}
-	wc.OperatorToken, wc.JWTHS256Secret = t.Operator, string(t.Secret)
+	wc.OperatorToken, wc.JWTHS256Secret = config.Secret(t.Operator), config.Secret(t.Secret)
 	return wc
 }
 

@@ -14,7 +14,7 @@ import (
 // Timings of the watcher; variables so tests can shorten them.
 var (
 	// watchWait is the WaitTime of each blocking query.
-	watchWait = 30 * time.Second
+	watchWait = MaxBlockingWait
 	// watchMinGap spaces queries that return at once, so a misbehaving
 	// index cannot make the watcher spin.
 	watchMinGap = 50 * time.Millisecond

@@ -32,9 +32,9 @@ func (w Worker) listeners() []listener {
 // auth.Load.
 func (w Worker) AuthSources() auth.Sources {
 	return auth.Sources{
-		OperatorToken:      w.OperatorToken,
+		OperatorToken:      w.OperatorToken.Reveal(),
 		OperatorTokensFile: w.OperatorTokensFile,
-		HS256Secret:        w.JWTHS256Secret,
+		HS256Secret:        w.JWTHS256Secret.Reveal(),
 		HS256SecretFile:    w.JWTHS256SecretFile,
 		PublicKeysFile:     w.JWTPublicKeys,
 		JWKSFile:           w.JWTJWKS,

@@ -68,14 +68,14 @@ func TestLoadAuth(t *testing.T) {
 	}
 	want(t, "auth", w.Auth, AuthOn)
 	want(t, "operator tokens file (file)", w.OperatorTokensFile, "/file/ops")
-	want(t, "operator token (env)", w.OperatorToken, "env-operator-token-1234")
+	want(t, "operator token (env)", w.OperatorToken.Reveal(), "env-operator-token-1234")
 	want(t, "jwks (env over file)", w.JWTJWKS, "/env/jwks.json")
 	want(t, "secret file (env)", w.JWTHS256SecretFile, "/env/secret")
 	want(t, "public keys (flag)", w.JWTPublicKeys, "/flag/keys.pem")
 	want(t, "audience (flag)", w.JWTAudience, "flag-aud")
 	want(t, "issuer (file)", w.JWTIssuer, "file-iss")
 	s := w.AuthSources()
-	if s.OperatorToken != w.OperatorToken || s.HS256SecretFile != "/env/secret" || s.PublicKeysFile != "/flag/keys.pem" ||
+	if s.OperatorToken != w.OperatorToken.Reveal() || s.HS256SecretFile != "/env/secret" || s.PublicKeysFile != "/flag/keys.pem" ||
 		s.JWKSFile != "/env/jwks.json" || s.Audience != "flag-aud" || s.Issuer != "file-iss" || s.OperatorTokensFile != "/file/ops" {
 		t.Errorf("AuthSources = %+v", s)
 	}

@@ -45,6 +45,7 @@ func TestDeadlineEnv(t *testing.T) {
 		EnvPrefix + "NSQD_TCP":        "127.0.0.1:4150",
 		EnvPrefix + "REQUEST_TIMEOUT": "2s",
 		EnvPrefix + "MAX_IN_FLIGHT":   "7",
+		EnvPrefix + "AUTH":            "off",
 	}
 	w, err := LoadWorker([]string{"-http-max-header-bytes", "8192"}, func(k string) string { return env[k] })
 	if err != nil {

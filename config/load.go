@@ -25,7 +25,7 @@ type field struct {
 	flag  string            // flag name, without the dash
 	env   string            // environment variable
 	usage string            // one line for Usage
-	ptr   func(*Worker) any // *string, *[]string, *int or *Duration
+	ptr   func(*Worker) any // *string, *Secret, *bool, *[]string, *int or *Duration
 }
 
 // fields lists every Worker field, in the order Usage shows them.
@@ -94,6 +94,18 @@ func (f field) set(w *Worker, s string) error {
 		if s = strings.TrimSpace(s); s != "" {
 			*p = s
 		}
+	case *Secret:
+		if s = strings.TrimSpace(s); s != "" {
+			*p = Secret(s)
+		}
+	case *bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", s)
+		}
+		if b {
+			*p = b
+		}
 	case *[]string:
 		if l := splitList(s); len(l) > 0 {
 			*p = l
@@ -120,6 +132,16 @@ func (f field) set(w *Worker, s string) error {
 	return nil
 }
 
+// register adds f to fs as a flag that calls set: a bool flag (-redis-tls)
+// needs no value.
+func (f field) register(fs *flag.FlagSet, usage string, set func(string) error) {
+	if f.kind() == "bool" {
+		fs.BoolFunc(f.flag, usage, set)
+		return
+	}
+	fs.Func(f.flag, usage, set)
+}
+
 // show formats f's field of w for Usage.
 func (f field) show(w *Worker) string {
 	switch p := f.ptr(w).(type) {
@@ -131,6 +153,12 @@ func (f field) show(w *Worker) string {
 		return p.String()
 	case *string:
 		return *p
+	case *Secret:
+		return p.String()
+	case *bool:
+		if *p {
+			return "true"
+		}
 	}
 	return ""
 }
@@ -144,6 +172,8 @@ func (f field) kind() string {
 		return "int"
 	case *Duration:
 		return "duration"
+	case *bool:
+		return "bool"
 	}
 	return "string"
 }
@@ -178,7 +208,7 @@ func LoadWorker(args []string, getenv func(string) string) (Worker, error) {
 	var scratch Worker // flags are parsed here first, so a bad value fails at once
 	raw := map[string]string{}
 	for _, f := range fields {
-		fs.Func(f.flag, f.usage, func(s string) error {
+		f.register(fs, f.usage, func(s string) error {
 			raw[f.flag] = s
 			return f.set(&scratch, s)
 		})
@@ -225,6 +255,9 @@ func LoadWorker(args []string, getenv func(string) string) (Worker, error) {
 		}
 	}
 
+	if err := w.ReadSecretFiles(); err != nil {
+		return Worker{}, fmt.Errorf("invalid worker config:\n%w", err)
+	}
 	w = w.WithDefaults()
 	if err := w.Validate(); err != nil {
 		return Worker{}, fmt.Errorf("invalid worker config:\n%w", err)

@@ -189,14 +189,14 @@ type Worker struct {
 	// unless every listener is on loopback. Default on.
 	Auth string `json:"auth"`
 	// OperatorToken is one operator token (at least 16 bytes).
-	OperatorToken string `json:"operator_token"`
+	OperatorToken Secret `json:"operator_token"`
 	// OperatorTokensFile names a file of operator tokens, one a line (#
 	// comments and blank lines skipped); all are valid at once, for
 	// rotation.
 	OperatorTokensFile string `json:"operator_tokens_file"`
 	// JWTHS256Secret is the shared secret of HS256 user tokens (at least
 	// 32 bytes).
-	JWTHS256Secret string `json:"jwt_hs256_secret"`
+	JWTHS256Secret Secret `json:"jwt_hs256_secret"`
 	// JWTHS256SecretFile names a file holding the HS256 secret.
 	JWTHS256SecretFile string `json:"jwt_hs256_secret_file"`
 	// JWTPublicKeys names a PEM file of public keys for RS256 (RSA),
@@ -233,6 +233,8 @@ type Worker struct {
 	// HTTPMaxHeaderBytes bounds the size of a request's headers. Default
 	// 65536.
 	HTTPMaxHeaderBytes int `json:"http_max_header_bytes"`
+	// Engines are the engines' credentials and TLS (config/engines.go).
+	Engines
 }
 
 // WithDefaults returns w with every zero field set to its default.
@@ -407,6 +409,7 @@ func (w Worker) Validate() error {
 	}
 	w.validateAuth(bad)
 	w.validateDeadlines(bad)
+	w.Engines.validate(bad, w.MySQLDSN)
 	return errors.Join(errs...)
 }
 

@@ -51,6 +51,8 @@ type ConsumerConfig struct {
 	Handle func(p Push, late time.Duration)
 	// Now is the clock for arrival times. nil means time.Now.
 	Now func() time.Time
+	// NSQ holds the TLS and auth settings of the connection.
+	NSQ NSQAuth
 	// Logger receives malformed messages (warn) and go-nsq's own lines
 	// (debug). nil discards.
 	Logger *slog.Logger
@@ -153,6 +155,10 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return errors.New("push: consumer already started")
 	}
 	nc := nsq.NewConfig()
+	nc.DialTimeout = nsqDialTimeout
+	nc.ReadTimeout = nsqReadTimeout
+	nc.WriteTimeout = nsqWriteTimeout
+	c.cfg.NSQ.apply(nc, c.cfg.NSQDAddr)
 	nc.MaxInFlight = c.cfg.MaxInFlight
 	nc.LookupdPollInterval = c.cfg.ReconnectInterval // without nsqlookupd: the reconnect pause
 	nc.LookupdPollJitter = 0

@@ -31,6 +31,10 @@ const (
 	DefaultRetryMin = 50 * time.Millisecond
 	// DefaultRetryMax caps the pause between failed MPUBs.
 	DefaultRetryMax = 2 * time.Second
+	// DefaultAttemptTimeout bounds how long one MPUB attempt waits for
+	// nsqd's answers before the connection is dropped and the batches not
+	// yet accepted are retried.
+	DefaultAttemptTimeout = 10 * time.Second
 	// MinMessageBytes is the smallest MaxMessageBytes accepted: room for a
 	// batch's envelope and a push with a few items.
 	MinMessageBytes = 1 << 10
@@ -79,6 +83,12 @@ type PublisherConfig struct {
 	// RetryMax caps the pause between failed MPUBs. 0 means
 	// DefaultRetryMax; otherwise at least RetryMin.
 	RetryMax time.Duration
+	// AttemptTimeout bounds one MPUB attempt: nsqd's answers not received
+	// by then count as failures (retried like any other). 0 means
+	// DefaultAttemptTimeout.
+	AttemptTimeout time.Duration
+	// NSQ holds the TLS and auth settings of the connection.
+	NSQ NSQAuth
 	// Logger receives retries (warn) and go-nsq's own lines (debug). nil
 	// discards.
 	Logger *slog.Logger
@@ -102,6 +112,8 @@ func (c PublisherConfig) Validate() error {
 		return fmt.Errorf("push: RetryMin %s is negative", c.RetryMin)
 	case d.RetryMax < d.RetryMin:
 		return fmt.Errorf("push: RetryMax %s is below RetryMin %s", d.RetryMax, d.RetryMin)
+	case c.AttemptTimeout < 0:
+		return fmt.Errorf("push: AttemptTimeout %s is negative", c.AttemptTimeout)
 	}
 	return nil
 }
@@ -136,6 +148,9 @@ func (c PublisherConfig) withDefaults() PublisherConfig {
 	}
 	if c.RetryMax == 0 {
 		c.RetryMax = max(DefaultRetryMax, c.RetryMin)
+	}
+	if c.AttemptTimeout == 0 {
+		c.AttemptTimeout = DefaultAttemptTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -174,7 +189,9 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	cfg = cfg.withDefaults()
 	nc := nsq.NewConfig()
 	nc.DialTimeout = time.Second
+	nc.ReadTimeout = nsqReadTimeout
 	nc.WriteTimeout = 5 * time.Second // one MPUB body is up to 5 MiB
+	cfg.NSQ.apply(nc, cfg.NSQDAddr)
 	if err := nc.Validate(); err != nil {
 		return nil, fmt.Errorf("push: nsq config: %w", err)
 	}
@@ -479,6 +496,8 @@ func (p *Publisher) sendOnce(ctx context.Context, groups [][][]byte) ([][][]byte
 		sent++
 	}
 	p.enqueue.Unlock()
+	bound := time.NewTimer(p.cfg.AttemptTimeout)
+	defer bound.Stop()
 	for range sent {
 		select {
 		case t := <-done:
@@ -499,6 +518,11 @@ func (p *Publisher) sendOnce(ctx context.Context, groups [][][]byte) ([][][]byte
 			return unaccepted(groups, ok), ctx.Err()
 		case <-p.stop:
 			return nil, ErrStopped
+		case <-bound.C:
+			// nsqd holds the connection but does not answer: a fresh one
+			// carries the retry.
+			p.discard(prod)
+			return unaccepted(groups, ok), fmt.Errorf("nsqd did not answer within %s", p.cfg.AttemptTimeout)
 		}
 	}
 	if firstErr != nil {

@@ -20,7 +20,7 @@ import (
 // so each group-commit INSERT is one round trip rather than a prepare, an
 // execute and a close.
 func (w *Worker) newCoupons(context.Context) error {
-	c, err := mysql.ParseDSN(w.cfg.MySQLDSN)
+	c, err := mysql.ParseDSN(w.dsn)
 	if err != nil {
 		return fmt.Errorf("mysql dsn: %w", err)
 	}

@@ -75,7 +75,8 @@ var (
 )
 
 // buildWorker builds cmd/worker once per test binary, with -race, so the
-// processes under test are checked as strictly as the tests.
+// processes under test are checked as strictly as the tests, and with
+// -tags failpoint, so FailpointEnv can arm its fault.
 func buildWorker(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -85,7 +86,7 @@ func buildWorker(t *testing.T) string {
 			return
 		}
 		buildPath = filepath.Join(dir, "worker")
-		out, err := exec.Command("go", "build", "-race", "-o", buildPath, "couponpush/cmd/worker").CombinedOutput()
+		out, err := exec.Command("go", "build", "-race", "-tags", "failpoint", "-o", buildPath, "couponpush/cmd/worker").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build cmd/worker: %v\n%s", err, out)
 		}

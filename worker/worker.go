@@ -21,6 +21,7 @@ import (
 	"couponpush/config"
 	"couponpush/coupon"
 	"couponpush/httpapi"
+	"couponpush/internal/engine"
 	"couponpush/migrate"
 	"couponpush/push"
 	"couponpush/queue"
@@ -57,6 +58,7 @@ type Worker struct {
 	rdb       redis.UniversalClient
 	db        *sql.DB
 	couponDB  *sql.DB // the claim writer's pool
+	dsn       string  // the MySQL DSN with credentials, TLS and time limits (holds the password)
 	watcher   *cluster.QueueCountWatcher
 	idx       *queue.Client
 	router    *queue.Router
@@ -76,7 +78,7 @@ type Worker struct {
 // those it started in reverse. cfg must be validated. Stop ends it.
 func Start(ctx context.Context, cfg config.Worker, log *slog.Logger) (*Worker, error) {
 	w := &Worker{log: log, cfg: cfg, m: newMetrics()}
-	consul, err := cluster.New(cfg.ConsulAddr, cfg.ConsulPrefix, log)
+	consul, err := cluster.NewWithAuth(cfg.ConsulAddr, cfg.ConsulPrefix, engine.ConsulAuth(cfg.Engines), log)
 	if err != nil {
 		return nil, fmt.Errorf("consul: %w", err)
 	}
@@ -169,18 +171,25 @@ func (w *Worker) Stop() error {
 // openEngines connects to Redis and MySQL and applies the migrations.
 func (w *Worker) openEngines(ctx context.Context) error {
 	cfg := w.cfg
-	w.rdb = redis.NewUniversalClient(&redis.UniversalOptions{Addrs: cfg.RedisAddrs, PoolSize: 128})
+	opts, err := engine.RedisOptions(cfg.RedisAddrs, cfg.Engines)
+	if err != nil {
+		return err
+	}
+	opts.PoolSize = 128
+	w.rdb = redis.NewUniversalClient(opts)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := w.rdb.Ping(pctx).Err(); err != nil {
 		return fmt.Errorf("redis %v unreachable: %w", cfg.RedisAddrs, err)
 	}
 
-	if err := migrate.EnsureDatabase(pctx, cfg.MySQLDSN); err != nil {
+	if w.dsn, err = engine.MySQLDSN(cfg.MySQLDSN, cfg.Engines); err != nil {
+		return err
+	}
+	if err := migrate.EnsureDatabase(pctx, w.dsn); err != nil {
 		return fmt.Errorf("mysql: %w", err)
 	}
-	var err error
-	if w.db, err = openMySQL(cfg.MySQLDSN); err != nil {
+	if w.db, err = openMySQL(w.dsn); err != nil {
 		return err
 	}
 	if err := w.db.PingContext(pctx); err != nil {
@@ -350,8 +359,11 @@ func (w *Worker) register(ctx context.Context) error {
 
 // newPublisher prepares the NSQ publisher; it connects on first use.
 func (w *Worker) newPublisher(context.Context) error {
-	var err error
-	w.pub, err = push.NewPublisher(push.PublisherConfig{NSQDAddr: w.cfg.NSQDAddr, Topic: w.cfg.Topic, Logger: w.log})
+	auth, err := engine.NSQ(w.cfg.Engines)
+	if err != nil {
+		return err
+	}
+	w.pub, err = push.NewPublisher(push.PublisherConfig{NSQDAddr: w.cfg.NSQDAddr, Topic: w.cfg.Topic, NSQ: auth, Logger: w.log})
 	return err
 }
 

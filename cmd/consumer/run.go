@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	cpconfig "couponpush/config"
+	"couponpush/internal/engine"
 	"couponpush/push"
 )
 
@@ -29,6 +31,9 @@ type config struct {
 	Quiet bool
 	// Every is the pause between summary lines: -every, default 1s.
 	Every time.Duration
+	// Engines holds nsqd's TLS and auth secret: the worker's -nsqd-tls*
+	// and -nsqd-auth-secret* flags and environment variables.
+	Engines cpconfig.Engines
 }
 
 // parseConfig reads args over the environment given by getenv and
@@ -48,11 +53,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.Channel, "channel", "message_center", "NSQ channel to read")
 	fs.BoolVar(&c.Quiet, "quiet", false, "print only the summary lines, not one line per push")
 	fs.DurationVar(&c.Every, "every", time.Second, "pause between summary lines")
+	loadEngines := cpconfig.EngineFlags(fs, getenv, cpconfig.EngineNSQD)
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var err error
+	if c.Engines, err = loadEngines(); err != nil {
+		return config{}, err
 	}
 	return c, c.Validate()
 }
@@ -62,12 +72,20 @@ func (c config) Validate() error {
 	if c.Every <= 0 {
 		return fmt.Errorf("-every %s is not positive", c.Every)
 	}
-	return c.consumer(nil, nil).Validate()
+	cc, err := c.consumer(nil, nil)
+	if err != nil {
+		return err
+	}
+	return cc.Validate()
 }
 
 // consumer is the push.ConsumerConfig for c.
-func (c config) consumer(handle func(push.Push, time.Duration), logger *slog.Logger) push.ConsumerConfig {
-	return push.ConsumerConfig{NSQDAddr: c.NSQD, Topic: c.Topic, Channel: c.Channel, Handle: handle, Logger: logger}
+func (c config) consumer(handle func(push.Push, time.Duration), logger *slog.Logger) (push.ConsumerConfig, error) {
+	auth, err := engine.NSQ(c.Engines)
+	if err != nil {
+		return push.ConsumerConfig{}, err
+	}
+	return push.ConsumerConfig{NSQDAddr: c.NSQD, Topic: c.Topic, Channel: c.Channel, NSQ: auth, Handle: handle, Logger: logger}, nil
 }
 
 // run consumes until ctx is done, then stops the consumer (letting the
@@ -93,7 +111,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	c, err := push.NewConsumer(cfg.consumer(handle, logger))
+	cc, err := cfg.consumer(handle, logger)
+	if err != nil {
+		return err
+	}
+	c, err := push.NewConsumer(cc)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"couponpush/cluster"
+	"couponpush/config"
+	"couponpush/internal/engine"
 	"couponpush/queue"
 )
 
@@ -95,6 +97,7 @@ type options struct {
 	timeout, waitTimeout              time.Duration
 	wait                              bool
 	queues, batch                     int
+	engines                           config.Engines // credentials and TLS
 }
 
 // admin is what a command needs: its options, where to print, and the
@@ -130,6 +133,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.waitTimeout, "wait-timeout", 10*time.Minute, "give up waiting for a move (queues set) or on a rebuild after this `duration`")
 	fs.IntVar(&o.queues, "queues", 0, "queue `count` to use while no layout is recorded in Redis (default: N from Consul)")
 	fs.IntVar(&o.batch, "batch", 1000, "rebuild: MySQL rows per batch (1-10000)")
+	// The worker's credential and TLS flags, for the engines used here.
+	loadEngines := config.EngineFlags(fs, nil, config.EngineRedis, config.EngineMySQL, config.EngineConsul)
 
 	// Flags may come before or after the command words.
 	var words []string
@@ -167,6 +172,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err := o.check(); err != nil {
 		fmt.Fprintf(stderr, "scheduler-admin: %v\n\n%s", err, usage(fs))
+		return exitUsage
+	}
+	var err error
+	if o.engines, err = loadEngines(); err != nil {
+		fmt.Fprintf(stderr, "scheduler-admin: %v\n", err)
 		return exitUsage
 	}
 
@@ -263,7 +273,7 @@ func (a *admin) needConsul() (*cluster.Client, error) {
 	if a.consul != nil {
 		return a.consul, nil
 	}
-	c, err := cluster.New(a.opt.consulAddr, a.opt.consulPrefix, nil)
+	c, err := cluster.NewWithAuth(a.opt.consulAddr, a.opt.consulPrefix, engine.ConsulAuth(a.opt.engines), nil)
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
@@ -285,16 +295,19 @@ func (a *admin) needRedis(ctx context.Context) (*queue.Client, error) {
 	if len(addrs) == 0 {
 		return nil, usagef("no Redis address: set -redis or %s", envRedisAddr)
 	}
-	a.rdb = redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:           addrs,
-		DialTimeout:     dialTimeout,
-		ReadTimeout:     ioTimeout,
-		WriteTimeout:    ioTimeout,
-		MaxRetries:      1,
-		DialerRetries:   1, // a refused dial fails at once, not after five tries
-		PoolSize:        32,
-		DisableIdentity: true,
-	})
+	opts, err := engine.RedisOptions(addrs, a.opt.engines)
+	if err != nil {
+		return nil, err
+	}
+	opts.DialTimeout = dialTimeout
+	opts.ReadTimeout = ioTimeout
+	opts.WriteTimeout = ioTimeout
+	opts.PoolTimeout = ioTimeout
+	opts.MaxRetries = 1
+	opts.DialerRetries = 1 // a refused dial fails at once, not after five tries
+	opts.PoolSize = 32
+	opts.DisableIdentity = true
+	a.rdb = redis.NewUniversalClient(opts)
 	pctx, cancel := context.WithTimeout(ctx, min(a.opt.timeout, 2*dialTimeout))
 	defer cancel()
 	if err := a.rdb.Ping(pctx).Err(); err != nil {
@@ -312,7 +325,11 @@ func (a *admin) needMySQL(ctx context.Context) (*sql.DB, error) {
 	if a.opt.mysqlDSN == "" {
 		return nil, usagef("no MySQL DSN: set -mysql or %s", envMySQLDSN)
 	}
-	cfg, err := mysql.ParseDSN(a.opt.mysqlDSN)
+	dsn, err := engine.MySQLDSN(a.opt.mysqlDSN, a.opt.engines)
+	if err != nil {
+		return nil, usagef("bad -mysql DSN: %v", err)
+	}
+	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, usagef("bad -mysql DSN: %v", err)
 	}

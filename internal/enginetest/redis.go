@@ -110,8 +110,9 @@ func redisProcess(dir string, cluster bool, extra []string) (*Process, error) {
 	return p, p.start()
 }
 
-// redisPing sends PING over a raw connection and wants +PONG (not, for
-// example, -LOADING while an AOF is read back).
+// redisPing sends PING over a raw connection and wants +PONG, or -NOAUTH
+// from a server with a password (not, for example, -LOADING while an AOF
+// is read back).
 func redisPing(ctx context.Context, addr string) error {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
@@ -129,7 +130,8 @@ func redisPing(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	if line = strings.TrimSpace(line); line != "+PONG" {
+	// A server with a password answers -NOAUTH: it is up.
+	if line = strings.TrimSpace(line); line != "+PONG" && !strings.HasPrefix(line, "-NOAUTH") {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
