@@ -11,6 +11,7 @@ package reindex
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -110,7 +111,13 @@ func (j *Job) Run(ctx context.Context) (Result, error) {
 			if has[i] {
 				continue
 			}
-			if err := j.idx.Add(ctx, e); err != nil {
+			err := j.idx.Add(ctx, e)
+			if errors.Is(err, queue.ErrUserFull) {
+				// The service cancels such a row; one left pending must not stop the run.
+				j.cfg.Logger.Warn("pending reminder refused by its queue: the user holds too many", "user_id", e.UserID, "template_id", e.TemplateID)
+				continue
+			}
+			if err != nil {
 				return res, fmt.Errorf("reindex: %w", err)
 			}
 			res.Repaired++
