@@ -107,6 +107,8 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusConflict, "too_late", "the reminder's push time has passed")
 	case errors.Is(err, subscription.ErrAlreadySent):
 		writeError(w, http.StatusConflict, "already_sent", "the reminder is being published or was sent")
+	case errors.Is(err, subscription.ErrTooManyReminders):
+		writeError(w, http.StatusConflict, "too_many_reminders", "the user holds as many reminders as allowed; cancel one first")
 	case errors.Is(err, subscription.ErrTemplateChanged):
 		writeError(w, http.StatusConflict, "template_changed", "the template changed while subscribing; retry")
 	case couponError(w, err):

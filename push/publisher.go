@@ -595,3 +595,14 @@ func (p *Publisher) Stop() {
 		}
 	})
 }
+
+// Unsendable reports whether err, from Publish, means the same pushes will
+// never be accepted however often they are sent: a push too large for a
+// message (ErrTooLarge), an invalid push (ErrInvalid), or nsqd refusing the
+// message itself (ErrRejected: E_BAD_MESSAGE, E_BAD_BODY, E_BAD_TOPIC). A
+// batch of several pushes that fails so may still hold pushes that pass on
+// their own: callers split it. Every other error (nsqd down, refused
+// connections, timeouts, ctx, ErrStopped) is worth retrying.
+func Unsendable(err error) bool {
+	return errors.Is(err, ErrTooLarge) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrRejected)
+}

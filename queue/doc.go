@@ -16,6 +16,9 @@
 //   - Writes are versioned: an add or cancel older than what the queue
 //     holds changes nothing, and a taken reminder can be neither cancelled
 //     nor added again until MySQL knows it was sent.
+//   - A push that can never be published leaves the flight set only for the
+//     queue's bounded dead-letter set (DeadLetter, under the lease), its
+//     items still taken, until Replay puts it back in flight unchanged.
 //   - Due checks use the Redis server's clock unless a test passes a time.
 //
 // The package imports nothing else of the project but leaf helpers that

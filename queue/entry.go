@@ -26,4 +26,23 @@ var (
 	// ErrStaleCount means the caller computed the queue from a queue count
 	// that is no longer current; it must reload the count and retry.
 	ErrStaleCount = errors.New("queue: stale queue count")
+	// ErrUserFull means the user holds MaxRemindersPerUser reminders in its
+	// queue already: Add indexed nothing.
+	ErrUserFull = errors.New("queue: user holds too many reminders")
+	// ErrDeadFull means the queue's dead-letter set holds MaxDead pushes:
+	// DeadLetter changed nothing and the chunk stays in flight.
+	ErrDeadFull = errors.New("queue: dead-letter set is full")
+)
+
+// Caps on what one user and one push may carry, and on a queue's dead
+// letters. They bound the work of every script and the size of every
+// push: DefaultMaxItemsPerPush items of about 110 bytes each stay far
+// below nsqd's message size limit.
+const (
+	// DefaultMaxRemindersPerUser is Options.MaxRemindersPerUser's default.
+	DefaultMaxRemindersPerUser = 500
+	// DefaultMaxItemsPerPush is PopOptions.MaxItems's default.
+	DefaultMaxItemsPerPush = 100
+	// DefaultMaxDead is Options.MaxDead's default.
+	DefaultMaxDead = 10_000
 )

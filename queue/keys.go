@@ -9,6 +9,7 @@ import "strconv"
 //	<prefix>:{<prefix>:q<i>}:items   HASH  user_id → packed records "tid,ms,ver,state;..." (see lua/prelude.lua)
 //	<prefix>:{<prefix>:q<i>}:flight  ZSET  chunk of fixed pushes ("user|tid:ms,..." lines) → redelivery deadline (ms)
 //	<prefix>:{<prefix>:q<i>}:marks   ZSET  acked chunk → time it was acked (ms), until MySQL knows it was sent
+//	<prefix>:{<prefix>:q<i>}:dead    HASH  push line "user|tid:ms,..." that can never be published → "<ms> <reason>" (see dead.go)
 //	<prefix>:{<prefix>:q<i>}:lease   STRING the holder's random token, with a PX expiry
 //	<prefix>:{<prefix>:q<i>}:epoch   STRING the layout "gen:from:to" this queue follows (absent = any; see layout.go)
 //	<prefix>:{<prefix>:q<i>}:moving  HASH  user_id → record taken out while N changes, until merged into its new queue
@@ -19,7 +20,7 @@ import "strconv"
 //	<prefix>:paused STRING present while operators have paused emitting
 //	<prefix>:layout HASH  the current layout and the progress of a move (see layout.go)
 type queueKeys struct {
-	due, items, flight, marks, lease, epoch, moving string
+	due, items, flight, marks, dead, lease, epoch, moving string
 }
 
 func (c *Client) keys(q int) queueKeys {
@@ -29,6 +30,7 @@ func (c *Client) keys(q int) queueKeys {
 		items:  tag + "items",
 		flight: tag + "flight",
 		marks:  tag + "marks",
+		dead:   tag + "dead",
 		lease:  tag + "lease",
 		epoch:  tag + "epoch",
 		moving: tag + "moving",

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -27,15 +28,25 @@ type Options struct {
 	// TombstoneTTL is how long past its push time a cancel is remembered, so
 	// that a late, older add cannot revive the reminder. Default 10 minutes.
 	TombstoneTTL time.Duration
+	// MaxRemindersPerUser bounds the reminders (pending or taken, not
+	// cancelled) one user may hold in its queue; Add refuses one more with
+	// ErrUserFull. 0 means DefaultMaxRemindersPerUser.
+	MaxRemindersPerUser int
+	// MaxDead bounds the pushes a queue's dead-letter set may hold; past it
+	// DeadLetter fails with ErrDeadFull and the chunk stays in flight.
+	// 0 means DefaultMaxDead.
+	MaxDead int
 }
 
 // Client is the Redis schedule index: N queues of reminders, the scripts that
 // move them, and the leases that make one worker own a queue at a time.
 type Client struct {
-	rdb       redis.UniversalClient
-	prefix    string
-	owner     string
-	tombTTLms int64
+	rdb          redis.UniversalClient
+	prefix       string
+	owner        string
+	tombTTLms    int64
+	maxReminders int
+	maxDead      int
 }
 
 // New returns a Client over rdb, which may be a standalone or cluster client.
@@ -47,6 +58,8 @@ func New(rdb redis.UniversalClient, opts Options) *Client {
 	if c.tombTTLms <= 0 {
 		c.tombTTLms = (10 * time.Minute).Milliseconds()
 	}
+	c.maxReminders = cmp.Or(max(opts.MaxRemindersPerUser, 0), DefaultMaxRemindersPerUser)
+	c.maxDead = cmp.Or(max(opts.MaxDead, 0), DefaultMaxDead)
 	return c
 }
 
@@ -108,6 +121,7 @@ const (
 	wrote     = 1
 	unchanged = 0
 	taken     = 2
+	full      = 3  // the user holds MaxRemindersPerUser reminders already
 	stale     = -1 // the queue follows another layout
 	forward   = -2 // the user's record lives in its new queue
 	moving    = -3 // the user is being moved: retry
@@ -121,6 +135,8 @@ func writeErr(op string, e Entry, status int64) error {
 		return fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, ErrInFlight)
 	case stale:
 		return fmt.Errorf("queue %s user %d: %w", op, e.UserID, ErrStaleCount)
+	case full:
+		return fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, ErrUserFull)
 	}
 	return fmt.Errorf("queue %s user %d: unexpected status %d", op, e.UserID, status)
 }
@@ -138,7 +154,7 @@ func (c *Client) writeAt(ctx context.Context, s *redis.Script, op, lk string, q,
 	if fwd {
 		f = "1"
 	}
-	args := []any{lk, e.UserID, e.TemplateID, e.PushAt.UnixMilli(), e.Version, c.tombTTLms, q, home, f}
+	args := []any{lk, e.UserID, e.TemplateID, e.PushAt.UnixMilli(), e.Version, c.tombTTLms, q, home, f, c.maxReminders}
 	// A script the server lost (restart, SCRIPT FLUSH) is sent again by
 	// EVAL, which loads it; the ZADD is not repeated.
 	pipe := redisscript.NewPipeline(c.rdb)
@@ -211,6 +227,10 @@ type PopOptions struct {
 	MergeWindow time.Duration // items due within this of a user's earliest are merged
 	MaxUsers    int           // at most this many users per call (≤ 5000)
 	Deadline    time.Duration // a flight not acked within this is redelivered
+	// MaxItems bounds the items of one push (0: DefaultMaxItemsPerPush): a
+	// user with more due within the window gets its earliest MaxItems now
+	// and the rest in a later push of their own.
+	MaxItems int
 }
 
 // Popped is the result of one pop: the chunk of fixed pushes taken (none
@@ -225,9 +245,12 @@ func (c *Client) Pop(ctx context.Context, l *Lease, o PopOptions) (Popped, error
 	if o.MaxUsers < 1 || o.MaxUsers > 5000 {
 		return Popped{}, fmt.Errorf("queue pop: max users %d out of 1..5000", o.MaxUsers)
 	}
+	if o.MaxItems < 0 {
+		return Popped{}, fmt.Errorf("queue pop: max items %d is negative", o.MaxItems)
+	}
 	k := c.keys(l.Queue)
 	res, err := popScript.Run(ctx, c.rdb, []string{k.due, k.items, k.flight, k.lease},
-		l.token, nowArg(o.Now), o.MergeWindow.Milliseconds(), o.MaxUsers, o.Deadline.Milliseconds(), c.tombTTLms).Slice()
+		l.token, nowArg(o.Now), o.MergeWindow.Milliseconds(), o.MaxUsers, o.Deadline.Milliseconds(), c.tombTTLms, cmp.Or(o.MaxItems, DefaultMaxItemsPerPush)).Slice()
 	if err != nil {
 		return Popped{}, leaseErr("pop", l.Queue, err)
 	}
@@ -410,6 +433,9 @@ func nowArg(t time.Time) string {
 func leaseErr(op string, q int, err error) error {
 	if strings.Contains(err.Error(), "LEASE lost") {
 		return fmt.Errorf("queue %s %d: %w", op, q, ErrLeaseLost)
+	}
+	if strings.Contains(err.Error(), "DEAD full") {
+		return fmt.Errorf("queue %s %d: %w", op, q, ErrDeadFull)
 	}
 	return fmt.Errorf("queue %s %d: %w", op, q, err)
 }

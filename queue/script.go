@@ -33,4 +33,6 @@ var (
 	moveOutScript  = load("move_out")
 	moveInScript   = load("move_in")
 	moveDoneScript = load("move_done")
+	deadScript     = load("dead")
+	replayScript   = load("replay")
 )

@@ -48,6 +48,7 @@ type RebuildResult struct {
 	Indexed int64 // of those, absent from the index and written to it
 	Present int64 // pending or cancelled in the index already; Add ran anyway and kept the newer version
 	Taken   int64 // taken from their queue (being published, or sent and not yet marked): left alone
+	Refused int64 // refused by their queue: the user holds queue.Options.MaxRemindersPerUser already
 }
 
 // rebuildWriters is how many Adds of one batch run at once.
@@ -61,7 +62,10 @@ const rebuildWriters = 16
 //   - Add ignores an entry the index holds at an equal or newer version,
 //     so a cancel or a newer PUT is never undone;
 //   - a reminder already taken from its queue answers queue.ErrInFlight and
-//     is counted in Taken, not indexed again;
+//     is counted in Taken, not indexed again (a dead-lettered one too: it
+//     stays taken until it is replayed and sent);
+//   - a reminder of a user at the queue's cap answers queue.ErrUserFull and
+//     is counted in Refused;
 //   - each batch's rows are read with a shared lock held until their Adds
 //     are done, so a sent-mark for one of them waits: a reminder cannot be
 //     marked sent and dropped from the index between the read that saw it
@@ -139,13 +143,15 @@ func rebuildBatch(ctx context.Context, db *sql.DB, idx Adder, afterID int64, bat
 			return 0, 0, fmt.Errorf("reindex rebuild: %w", err)
 		}
 	}
-	taken := make([]bool, len(page))
-	if err := addAll(ctx, idx, page, taken); err != nil {
+	taken, refused := make([]bool, len(page)), make([]bool, len(page))
+	if err := addAll(ctx, idx, page, taken, refused); err != nil {
 		return 0, 0, fmt.Errorf("reindex rebuild: %w", err)
 	}
 	res.Read += int64(len(page))
 	for i := range page {
 		switch {
+		case refused[i]:
+			res.Refused++
 		case taken[i] || before[i] == queue.StateTaken || before[i] == queue.StateTakenMoved:
 			res.Taken++
 		case before[i] != 0:
@@ -158,9 +164,9 @@ func rebuildBatch(ctx context.Context, db *sql.DB, idx Adder, afterID int64, bat
 }
 
 // addAll adds page with a few concurrent writers, marking in taken the
-// entries that answered queue.ErrInFlight. It stops at the first other
-// error.
-func addAll(ctx context.Context, idx Adder, page []queue.Entry, taken []bool) error {
+// entries that answered queue.ErrInFlight and in refused those that
+// answered queue.ErrUserFull. It stops at the first other error.
+func addAll(ctx context.Context, idx Adder, page []queue.Entry, taken, refused []bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	next := make(chan int)
@@ -176,6 +182,8 @@ func addAll(ctx context.Context, idx Adder, page []queue.Entry, taken []bool) er
 				switch {
 				case errors.Is(err, queue.ErrInFlight):
 					taken[i] = true
+				case errors.Is(err, queue.ErrUserFull):
+					refused[i] = true
 				case err != nil:
 					mu.Lock()
 					if first == nil {

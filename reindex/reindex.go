@@ -20,6 +20,7 @@ package reindex
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -151,7 +152,13 @@ func (j *Job) Run(ctx context.Context) (Result, error) {
 			if recs[i].State != 0 {
 				continue
 			}
-			if err := j.idx.Add(ctx, e); err != nil {
+			err := j.idx.Add(ctx, e)
+			if errors.Is(err, queue.ErrUserFull) {
+				// The service cancels such a row; one left pending must not stop the run.
+				j.cfg.Logger.Warn("pending reminder refused by its queue: the user holds too many", "user_id", e.UserID, "template_id", e.TemplateID)
+				continue
+			}
+			if err != nil {
 				return res, fmt.Errorf("reindex: %w", err)
 			}
 			res.Repaired++

@@ -25,6 +25,9 @@ type Index interface {
 	Marks(ctx context.Context, q int, t time.Time, max int) ([]queue.Marked, error)
 	OldestMark(ctx context.Context, q int) (time.Time, error)
 	Forget(ctx context.Context, q int, chunks []queue.Chunk) error
+	// DeadLetter settles a chunk some of whose pushes can never be
+	// published (see queue.Client.DeadLetter).
+	DeadLetter(ctx context.Context, l *queue.Lease, ch queue.Chunk, unsent []queue.Unsent) (queue.Chunk, bool, error)
 	Time(ctx context.Context) (time.Time, error)
 	Paused(ctx context.Context) (bool, error)
 	Reconcile(ctx context.Context, n int, now time.Time) error
@@ -37,8 +40,15 @@ type Publisher interface {
 
 // Templates tells a template's grab start, which every push item carries.
 type Templates interface {
+	// GrabStart returns templateID's grab start; an error wrapping
+	// ErrNoTemplate when the template does not exist (its pushes are then
+	// dead-lettered), any other error when it cannot be read now (retried).
 	GrabStart(ctx context.Context, templateID int64) (time.Time, error)
 }
+
+// ErrNoTemplate is what Templates wraps for a template that does not exist:
+// a push that carries it can never be built.
+var ErrNoTemplate = errors.New("scheduler: template does not exist")
 
 // Sent is one reminder whose push nsqd accepted.
 type Sent struct {
@@ -68,6 +78,10 @@ type Config struct {
 	// OrphanMarkAge is how old an unmarked ack must be before any worker,
 	// not only the one that acked it, marks it (its worker may have died).
 	OrphanMarkAge time.Duration // default 30 s
+	// MaxItemsPerPush bounds the reminders one push carries (a user with
+	// more due within MergeWindow gets them in several pushes); default
+	// queue.DefaultMaxItemsPerPush.
+	MaxItemsPerPush int
 	// Observe, when set, sees every published push and its lateness (time
 	// from due to nsqd's acceptance, by the Redis clock).
 	Observe func(p push.Push, late time.Duration)
@@ -102,10 +116,13 @@ func (c *Config) defaults() error {
 	if c.MarkBatch == 0 {
 		c.MarkBatch = 1000
 	}
+	if c.MaxItemsPerPush == 0 {
+		c.MaxItemsPerPush = queue.DefaultMaxItemsPerPush
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.MergeWindow < 0 || c.Tick <= 0 || c.Deadline <= 0 || c.PopBatch < 1 || c.PopBatch > 5000 || c.Slots < 1 || c.MarkBatch < 1 {
+	if c.MergeWindow < 0 || c.Tick <= 0 || c.Deadline <= 0 || c.PopBatch < 1 || c.PopBatch > 5000 || c.Slots < 1 || c.MarkBatch < 1 || c.MaxItemsPerPush < 1 {
 		return fmt.Errorf("scheduler: invalid config %+v", *c)
 	}
 	return nil
@@ -119,7 +136,10 @@ type Stats struct {
 	Marked      atomic.Int64 // reminders recorded as sent in MySQL
 	MarkLagMs   atomic.Int64 // age of the oldest unmarked ack seen by the last sweep
 	PublishErrs atomic.Int64
-	Ticks       atomic.Int64 // loop iterations, busy or idle
+	// DeadLettered counts pushes set aside as never publishable (see
+	// deadletter.go).
+	DeadLettered atomic.Int64
+	Ticks        atomic.Int64 // loop iterations, busy or idle
 	// Time spent in each step of delivery, summed over slots (ns).
 	PopNs, BuildNs, PublishNs, AckNs atomic.Int64
 }
@@ -369,7 +389,7 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 		}
 		all = false
 		began := time.Now()
-		p, err := s.idx.Pop(ctx, l, queue.PopOptions{MergeWindow: s.cfg.MergeWindow, MaxUsers: s.cfg.PopBatch, Deadline: s.cfg.Deadline})
+		p, err := s.idx.Pop(ctx, l, queue.PopOptions{MergeWindow: s.cfg.MergeWindow, MaxUsers: s.cfg.PopBatch, Deadline: s.cfg.Deadline, MaxItems: s.cfg.MaxItemsPerPush})
 		s.stats.PopNs.Add(int64(time.Since(began)))
 		if err != nil {
 			return s.leaseErr(lost, err)
@@ -401,29 +421,31 @@ func (s *Scheduler) leaseErr(lost <-chan struct{}, err error) error {
 	return err
 }
 
-// deliver publishes a taken chunk, acks it and hands it to the marker.
+// deliver publishes a taken chunk, acks it and hands it to the marker. A
+// chunk some of whose pushes can never be published goes to settle
+// instead (deadletter.go), so that they do not hold up their queue.
 func (s *Scheduler) deliver(ctx context.Context, l *queue.Lease, ch queue.Chunk) error {
 	began := time.Now()
-	out, err := s.build(ctx, ch)
+	out, unsent, err := s.build(ctx, ch)
 	if err != nil {
 		return err
 	}
 	built := time.Now()
 	s.stats.BuildNs.Add(int64(built.Sub(began)))
+	if len(unsent) > 0 {
+		return s.settle(ctx, l, ch, out, unsent, nil)
+	}
 	err = s.pub.Publish(ctx, out)
 	published := time.Now()
 	s.stats.PublishNs.Add(int64(published.Sub(built)))
+	if push.Unsendable(err) {
+		return s.settle(ctx, l, ch, out, nil, err)
+	}
 	if err != nil {
 		s.stats.PublishErrs.Add(1)
 		return fmt.Errorf("publish %d pushes of queue %d: %w", len(out), l.Queue, err)
 	}
-	s.stats.Published.Add(int64(len(out)))
-	if s.cfg.Observe != nil {
-		at := s.now()
-		for _, p := range out {
-			s.cfg.Observe(p, at.Sub(p.DueAt))
-		}
-	}
+	s.observe(out)
 	if s.cfg.BeforeAck != nil {
 		s.cfg.BeforeAck()
 	}
@@ -437,27 +459,52 @@ func (s *Scheduler) deliver(ctx context.Context, l *queue.Lease, ch queue.Chunk)
 	return nil
 }
 
+// observe counts pushes nsqd accepted and shows them to Observe.
+func (s *Scheduler) observe(out []push.Push) {
+	s.stats.Published.Add(int64(len(out)))
+	if s.cfg.Observe != nil {
+		at := s.now()
+		for _, p := range out {
+			s.cfg.Observe(p, at.Sub(p.DueAt))
+		}
+	}
+}
+
 // build turns a taken chunk into messages, each with its deterministic id.
 // A chunk mostly carries one template, so grab starts are looked up once
-// per template, not once per item.
-func (s *Scheduler) build(ctx context.Context, ch queue.Chunk) ([]push.Push, error) {
-	grab := map[int64]time.Time{}
-	out := make([]push.Push, len(ch.Pushes))
+// per template, not once per item. A push naming a template that does not
+// exist cannot be built: it is left zero in out and listed in unsent.
+func (s *Scheduler) build(ctx context.Context, ch queue.Chunk) (out []push.Push, unsent []queue.Unsent, err error) {
+	type grab struct {
+		at  time.Time
+		err error // ErrNoTemplate
+	}
+	grabs := map[int64]grab{}
+	out = make([]push.Push, len(ch.Pushes))
 	var items []push.Item // scratch: NewPush copies it
+pushes:
 	for i, t := range ch.Pushes {
 		items = slices.Grow(items[:0], len(t.Items))[:len(t.Items)]
 		for j, it := range t.Items {
-			gs, ok := grab[it.TemplateID]
+			g, ok := grabs[it.TemplateID]
 			if !ok {
-				var err error
-				if gs, err = s.templates.GrabStart(ctx, it.TemplateID); err != nil {
-					return nil, fmt.Errorf("template %d of push for user %d: %w", it.TemplateID, t.UserID, err)
+				gs, err := s.templates.GrabStart(ctx, it.TemplateID)
+				switch {
+				case errors.Is(err, ErrNoTemplate):
+					g.err = err
+				case err != nil:
+					return nil, nil, fmt.Errorf("template %d of push for user %d: %w", it.TemplateID, t.UserID, err)
 				}
-				grab[it.TemplateID] = gs
+				g.at = gs
+				grabs[it.TemplateID] = g
 			}
-			items[j] = push.Item{TemplateID: it.TemplateID, PushAt: it.PushAt, GrabStart: gs}
+			if g.err != nil {
+				unsent = append(unsent, queue.Unsent{Index: i, Reason: fmt.Sprintf("template %d: %v", it.TemplateID, g.err)})
+				continue pushes
+			}
+			items[j] = push.Item{TemplateID: it.TemplateID, PushAt: it.PushAt, GrabStart: g.at}
 		}
 		out[i] = push.NewPush(t.UserID, items)
 	}
-	return out, nil
+	return out, unsent, nil
 }

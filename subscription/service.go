@@ -28,6 +28,10 @@ var (
 	// ErrIndex marks a failure of the schedule index (Redis). The MySQL row
 	// is written; retrying the same call repairs the index.
 	ErrIndex = errors.New("subscription: schedule index failed")
+	// ErrTooManyReminders means the user holds as many reminders as its
+	// queue allows (queue.Options.MaxRemindersPerUser); the subscription
+	// was not made (a row written for it is cancelled again).
+	ErrTooManyReminders = errors.New("subscription: too many reminders for this user")
 	// ErrTemplateChanged means the template's grab_start changed while
 	// subscribing; the caller may retry.
 	ErrTemplateChanged = errors.New("subscription: template changed while subscribing; retry")
@@ -478,7 +482,11 @@ func oneRow(res sql.Result) (bool, error) {
 // when the caller goes away meanwhile: a row left unindexed waits for a
 // retry or the reindex job.
 func (s *Service) add(ctx context.Context, sub Subscription) error {
-	if err := s.finish.Do(ctx, func(ctx context.Context) error { return s.idx.Add(ctx, sub.entry()) }); err != nil {
+	err := s.finish.Do(ctx, func(ctx context.Context) error { return s.idx.Add(ctx, sub.entry()) })
+	if errors.Is(err, queue.ErrUserFull) {
+		return s.refuse(ctx, sub)
+	}
+	if err != nil {
 		return fmt.Errorf("subscription: index user %d template %d version %d: %w: %w",
 			sub.UserID, sub.TemplateID, sub.Version, ErrIndex, err)
 	}
@@ -537,6 +545,18 @@ func (s *Service) revive(ctx context.Context, cur Subscription, tombVersion int6
 	}
 	cur.Version = v
 	return cur, s.add(ctx, cur)
+}
+
+// refuse undoes the pending row of sub, which its queue refused because the
+// user holds too many reminders: it is cancelled at its version, so the
+// safety net does not try to index it again (a concurrent newer write
+// wins and decides for itself).
+func (s *Service) refuse(ctx context.Context, sub Subscription) error {
+	if _, err := s.exec(ctx, qCancel, ms(s.cfg.Now()), sub.UserID, sub.TemplateID, sub.Version); err != nil {
+		return fmt.Errorf("subscription: user %d template %d: %w; cancelling its row: %w: %w",
+			sub.UserID, sub.TemplateID, ErrTooManyReminders, ErrIndex, err)
+	}
+	return fmt.Errorf("subscription: user %d template %d: %w", sub.UserID, sub.TemplateID, ErrTooManyReminders)
 }
 
 // Cancel cancels userID's reminder for templateID. Cancelling a cancelled

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"couponpush/scheduler"
@@ -29,6 +31,9 @@ func (g *grabStarts) GrabStart(ctx context.Context, id int64) (time.Time, error)
 		return gs, nil
 	}
 	t, err := g.c.Get(ctx, id)
+	if errors.Is(err, template.ErrNotFound) {
+		return time.Time{}, fmt.Errorf("%w: %w", scheduler.ErrNoTemplate, err)
+	}
 	if err != nil {
 		return time.Time{}, err
 	}

@@ -78,6 +78,7 @@ func (m *workerMetrics) watchScheduler(st *scheduler.Stats) {
 	m.reg.CounterFunc("couponpush_leases_lost_total", "Queue leases lost while working.", func() float64 { return float64(st.LeasesLost.Load()) })
 	m.reg.CounterFunc("couponpush_reminders_marked_total", "Reminders recorded as sent in MySQL.", func() float64 { return float64(st.Marked.Load()) })
 	m.reg.GaugeFunc("couponpush_mark_lag_seconds", "Age of the oldest acked push whose sent-mark has not reached MySQL.", func() float64 { return float64(st.MarkLagMs.Load()) / 1000 })
+	m.reg.CounterFunc("couponpush_pushes_dead_lettered_total", "Pushes that can never be published (too large, refused by nsqd, template missing), moved to their queue's dead letters.", func() float64 { return float64(st.DeadLettered.Load()) })
 	m.reg.CounterFunc("couponpush_publish_errors_total", "Publishes abandoned (lease lost or shutdown) and left for redelivery.", func() float64 { return float64(st.PublishErrs.Load()) })
 }
 

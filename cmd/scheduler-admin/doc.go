@@ -9,6 +9,9 @@
 //	scheduler-admin [flags] user ID         a user's MySQL rows joined with their queue and state in Redis
 //	scheduler-admin [flags] pause | resume  stop or restart emitting, for every worker of the prefix
 //	scheduler-admin [flags] rebuild         re-index every pending reminder from MySQL (DESIGN R8)
+//	scheduler-admin [flags] deadletters     pushes that can never be published, per queue, with why
+//	scheduler-admin [flags] deadletters replay [-queue Q] [push_id...]
+//	                                        put them back for publishing, with the same push ids
 //
 // Flags may come before or after the command. The engines are named by
 // flag or by the variables the worker reads: -consul, -prefix, -service

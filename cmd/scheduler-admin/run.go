@@ -66,6 +66,8 @@ var commands = []command{
 	{"user", "ID", "show a user's reminders: MySQL rows joined with their queue and state in Redis (MySQL, Redis)", false, cmdUser},
 	{"pause", "", "stop every worker emitting pushes; nothing is lost (Redis)", false, cmdPause},
 	{"resume", "", "resume emitting; the backlog goes out oldest first (Redis)", false, cmdResume},
+	{"deadletters", "", "list pushes that can never be published, per queue: push id, user, templates, when, reason (Redis; Consul while no layout is recorded)", false, cmdDeadletters},
+	{"deadletters replay", "[push_id...]", "put dead-lettered pushes back for publishing with the same push ids: the named ones, or all of -queue or of every queue (Redis)", false, cmdDeadlettersReplay},
 	{"rebuild", "", "re-index every pending reminder from MySQL into Redis; idempotent, safe while workers run (MySQL, Redis)", true, cmdRebuild},
 }
 
@@ -74,6 +76,9 @@ func lookup(words []string) (command, []string, bool) {
 	name, args := words[0], words[1:]
 	if name == "queues" && len(args) > 0 && args[0] == "set" {
 		name, args = "queues set", args[1:]
+	}
+	if name == "deadletters" && len(args) > 0 && args[0] == "replay" {
+		name, args = "deadletters replay", args[1:]
 	}
 	i := slices.IndexFunc(commands, func(c command) bool { return c.name == name })
 	if i < 0 {
@@ -98,6 +103,7 @@ type options struct {
 	wait                              bool
 	queues, batch                     int
 	engines                           config.Engines // credentials and TLS
+	queue                             int            // deadletters: -queue, or -1 for every queue
 }
 
 // admin is what a command needs: its options, where to print, and the
@@ -135,6 +141,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.batch, "batch", 1000, "rebuild: MySQL rows per batch (1-10000)")
 	// The worker's credential and TLS flags, for the engines used here.
 	loadEngines := config.EngineFlags(fs, nil, config.EngineRedis, config.EngineMySQL, config.EngineConsul)
+	fs.IntVar(&o.queue, "queue", -1, "deadletters: only this queue `index` (default: every queue)")
 
 	// Flags may come before or after the command words.
 	var words []string
@@ -217,6 +224,8 @@ func (o options) check() error {
 		return errors.New("-wait-timeout must be positive")
 	case o.queues < 0 || o.queues > cluster.MaxQueueCount:
 		return fmt.Errorf("-queues must be 1-%d (0: N from Consul)", cluster.MaxQueueCount)
+	case o.queue < -1 || o.queue >= cluster.MaxQueueCount:
+		return fmt.Errorf("-queue must be 0-%d", cluster.MaxQueueCount-1)
 	case o.batch < 1 || o.batch > 10000:
 		return errors.New("-batch must be 1-10000")
 	case strings.ContainsAny(o.redisPrefix, "{}") || o.redisPrefix == "":

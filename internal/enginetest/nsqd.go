@@ -48,7 +48,16 @@ func StartNSQD(t testing.TB) *Process {
 	return startPerTest(t, "nsqd", nsqdProcess)
 }
 
-func nsqdProcess(dir string) (*Process, error) {
+// StartNSQDArgs is StartNSQD with extra nsqd flags, for example
+// "--max-msg-size=4096" to make large messages unpublishable.
+func StartNSQDArgs(t testing.TB, args ...string) *Process {
+	t.Helper()
+	return startPerTest(t, "nsqd", func(dir string) (*Process, error) { return nsqdProcessArgs(dir, args) })
+}
+
+func nsqdProcess(dir string) (*Process, error) { return nsqdProcessArgs(dir, nil) }
+
+func nsqdProcessArgs(dir string, extra []string) (*Process, error) {
 	path, err := binPath("nsqd")
 	if err != nil {
 		return nil, err
@@ -72,6 +81,7 @@ func nsqdProcess(dir string) (*Process, error) {
 		ready:        func(ctx context.Context) error { return httpWant(ctx, "http://"+web+"/ping", "OK") },
 		readyTimeout: 20 * time.Second,
 	}
+	p.args = append(p.args, extra...)
 	return p, p.start()
 }
 

@@ -4,9 +4,10 @@
 -- ARGV[1] layout  ARGV[2] user  ARGV[3] template  ARGV[4] push ms
 -- ARGV[5] version  ARGV[6] tombstone ttl ms  ARGV[7] this queue
 -- ARGV[8] the user's home queue under the layout's target  ARGV[9] "1" forwarded
+-- ARGV[10] most reminders (entries not cancelled) a user may hold here
 -- Returns {status, x}: status 1 written (x: the user's score or false),
 -- 0 unchanged (equal or newer version present), 2 taken already (in flight
--- or sent), or a route status (-1 stale: x is this queue's layout, -2
+-- or sent), 3 refused (the user holds ARGV[10] reminders already), or a route status (-1 stale: x is this queue's layout, -2
 -- forward, -3 retry; see route in prelude.lua).
 local code, e = route(KEYS[3], KEYS[2], KEYS[4], ARGV[1], ARGV[2], ARGV[7], ARGV[8], ARGV[9])
 if code then return {code, e or false} end
@@ -19,6 +20,11 @@ if found then
   if found.st == 'F' or found.st == 'S' then return {2, false} end
   found.ms, found.ver, found.st = ms, ver, 'P'
 else
+  local held = 0
+  for _, e in ipairs(list) do
+    if e.st ~= 'C' then held = held + 1 end
+  end
+  if held >= tonumber(ARGV[10]) then return {3, false} end
   list[#list + 1] = {tid = tid, ms = ms, ver = ver, st = 'P'}
 end
 local s = store(KEYS[1], KEYS[2], user, list, tonumber(ARGV[6]))

@@ -13,12 +13,14 @@
 -- KEYS[1] due  KEYS[2] items  KEYS[3] flight  KEYS[4] lease
 -- ARGV[1] lease token  ARGV[2] now ms ("" = Redis clock)  ARGV[3] merge window ms
 -- ARGV[4] max users  ARGV[5] flight deadline ms  ARGV[6] tombstone ttl ms
+-- ARGV[7] max items per push: a user with more due within the window gets
+-- its earliest ones now; the rest stay pending (already due) for the next pop.
 -- Returns {next, chunk}: next is the queue's earliest remaining work time
 -- (due user or flight deadline) or false; chunk is false when nothing was
 -- due. A lost lease is an error.
 if redis.call('GET', KEYS[4]) ~= ARGV[1] then return redis.error_reply('LEASE lost') end
 local now = now_ms(ARGV[2])
-local window, ttl = tonumber(ARGV[3]), tonumber(ARGV[6])
+local window, ttl, max_items = tonumber(ARGV[3]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local users = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
 if #users == 0 then return {next_work(KEYS[1], KEYS[3]), false} end
 local recs = redis.call('HMGET', KEYS[2], unpack(users))
@@ -41,7 +43,6 @@ for i = 1, #users do
     local keep, taken = {}, {}
     for _, e in ipairs(list) do
       if first and e.st == 'P' and e.ms <= first + window then
-        e.st = 'F'
         taken[#taken + 1] = e
         keep[#keep + 1] = e
       elseif (e.st == 'C' or e.st == 'S') and e.ms + ttl <= now then
@@ -55,6 +56,8 @@ for i = 1, #users do
         if a.ms ~= b.ms then return a.ms < b.ms end
         return a.tid < b.tid
       end)
+      for j = #taken, max_items + 1, -1 do taken[j] = nil end
+      for _, e in ipairs(taken) do e.st = 'F' end
       local parts = {}
       for j, e in ipairs(taken) do parts[j] = e.tid .. ':' .. string.format('%d', e.ms) end
       np = np + 1
