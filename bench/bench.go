@@ -147,7 +147,7 @@ func (s *stack) start(ctx context.Context) error {
 			HTTPAddr: addr, RedisAddrs: []string{s.cfg.RedisAddr}, RedisPrefix: s.prefix,
 			MySQLDSN: s.cfg.MySQLDSN, NSQDAddr: s.cfg.NSQDAddr, Topic: s.prefix,
 			ConsulAddr: s.cfg.ConsulAddr, ConsulPrefix: s.prefix, ServiceName: s.prefix,
-			WorkerID: fmt.Sprintf("%s-w%d", s.prefix, i+1), LogLevel: "warn", RateLimits: "off",
+			WorkerID: fmt.Sprintf("%s-w%d", s.prefix, i+1), LogLevel: "warn", RateLimits: config.RateLimitsOff,
 			Slots: s.cfg.Slots, PopBatch: s.cfg.PopBatch,
 		}
 		wc = withIdentity(wc, s.tokens).WithDefaults()

@@ -88,7 +88,7 @@ func RunClaims(ctx context.Context, cfg ClaimConfig, out io.Writer) error {
 		wc := config.Worker{
 			Roles: []string{config.RoleAPI}, HTTPAddr: addr, RedisAddrs: []string{cfg.RedisAddr}, RedisPrefix: prefix,
 			MySQLDSN: cfg.MySQLDSN, ConsulAddr: cfg.ConsulAddr, ConsulPrefix: prefix, ServiceName: prefix,
-			WorkerID: fmt.Sprintf("%s-w%d", prefix, i+1), LogLevel: "warn", RateLimits: "off",
+			WorkerID: fmt.Sprintf("%s-w%d", prefix, i+1), LogLevel: "warn", RateLimits: config.RateLimitsOff,
 		}
 		wc = withIdentity(wc, tokens).WithDefaults()
 		if err := wc.Validate(); err != nil {

@@ -16,7 +16,7 @@ const (
 
 // withAbuseDefaults sets the abuse limits' defaults (see Worker).
 func (w Worker) withAbuseDefaults() Worker {
-	setDefault(&w.RateLimits, "on")
+	setDefault(&w.RateLimits, RateLimitsOn)
 	setDefault(&w.LimitClaimUserRate, 3)
 	setDefault(&w.LimitClaimUserBurst, 6)
 	setDefault(&w.LimitClaimIPRate, 300)
@@ -31,9 +31,15 @@ func (w Worker) withAbuseDefaults() Worker {
 	return w
 }
 
+// Values of Worker.RateLimits.
+const (
+	RateLimitsOn  = "on"  // rate limits and automatic blocks apply (the default)
+	RateLimitsOff = "off" // none apply (benches, tests); operators' blocks still do
+)
+
 // validateAbuse checks the abuse limits.
 func (w Worker) validateAbuse(bad func(string, string, ...any)) {
-	if w.RateLimits != "on" && w.RateLimits != "off" {
+	if w.RateLimits != RateLimitsOn && w.RateLimits != RateLimitsOff {
 		bad("rate_limits", "%q is not on or off", w.RateLimits)
 	}
 	for _, p := range w.TrustedProxies {

@@ -10,7 +10,7 @@ import (
 func (w *Worker) newGuard() (*abuse.Guard, error) {
 	cfg := w.cfg
 	c := abuse.Config{Prefix: cfg.RedisPrefix, Logger: w.log}
-	if cfg.RateLimits != "off" {
+	if cfg.RateLimits != config.RateLimitsOff {
 		c.Limits = limits(cfg)
 		c.AutoBlock = abuse.AutoBlock{Trips: cfg.AutoBlockTrips, Window: cfg.AutoBlockWindow.Duration(), For: cfg.AutoBlockFor.Duration()}
 	}

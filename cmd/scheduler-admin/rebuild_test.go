@@ -120,6 +120,8 @@ func TestRebuildAfterFlush(t *testing.T) {
 		LeaseRenew:  config.Duration(500 * time.Millisecond),
 		LogLevel:    "warn",
 		Auth:        config.AuthOff,
+		// The test subscribes from one IP as fast as it can.
+		RateLimits: config.RateLimitsOff,
 	}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
