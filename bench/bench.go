@@ -66,7 +66,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	env := &stack{cfg: cfg, prefix: prefix, rdb: rdb, db: db, idx: queue.New(rdb, queue.Options{Prefix: prefix})}
+	idx, err := queue.New(rdb, queue.Options{Prefix: prefix})
+	if err != nil {
+		return err
+	}
+	env := &stack{cfg: cfg, prefix: prefix, rdb: rdb, db: db, idx: idx}
 	if err := env.start(ctx); err != nil {
 		return err
 	}

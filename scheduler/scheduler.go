@@ -20,7 +20,7 @@ type Index interface {
 	DueQueues(ctx context.Context, t time.Time, max int) ([]int, error)
 	Pop(ctx context.Context, l *queue.Lease, o queue.PopOptions) (queue.Popped, error)
 	Ack(ctx context.Context, l *queue.Lease, ch queue.Chunk) (bool, error)
-	Recover(ctx context.Context, l *queue.Lease, now time.Time, deadline time.Duration, max int, all bool) ([]queue.Chunk, error)
+	Recover(ctx context.Context, l *queue.Lease, o queue.RecoverOptions) ([]queue.Chunk, error)
 	SetNext(ctx context.Context, q int, next time.Time) error
 	Marks(ctx context.Context, q int, t time.Time, max int) ([]queue.Marked, error)
 	OldestMark(ctx context.Context, q int) (time.Time, error)
@@ -351,7 +351,7 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 		if err := ctx.Err(); err != nil {
 			return s.leaseErr(lost, err)
 		}
-		rec, err := s.idx.Recover(ctx, l, time.Time{}, s.cfg.Deadline, 16, all)
+		rec, err := s.idx.Recover(ctx, l, queue.RecoverOptions{Deadline: s.cfg.Deadline, Max: 16, All: all})
 		if err != nil {
 			return s.leaseErr(lost, err)
 		}

@@ -222,7 +222,11 @@ func (w *Worker) resizePart() part {
 	var cancel context.CancelFunc
 	done := make(chan struct{})
 	return newPart("resize coordinator", func(ctx context.Context) error {
-		w.idx = queue.New(w.rdb, queue.Options{Prefix: w.cfg.RedisPrefix, Owner: w.cfg.WorkerID})
+		idx, err := queue.New(w.rdb, queue.Options{Prefix: w.cfg.RedisPrefix, Owner: w.cfg.WorkerID})
+		if err != nil {
+			return err
+		}
+		w.idx = idx
 		w.router = w.idx.NewRouter(w.watcher.Count)
 		rctx, stop := context.WithTimeout(ctx, 5*time.Second)
 		defer stop()

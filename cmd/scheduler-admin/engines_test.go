@@ -41,7 +41,9 @@ func newEngines(t *testing.T) *engines {
 	t.Cleanup(e.consul.Close)
 	e.rdb = redis.NewClient(&redis.Options{Addr: e.redisAddr})
 	t.Cleanup(func() { _ = e.rdb.Close() })
-	e.queue = queue.New(e.rdb, queue.Options{Prefix: e.prefix})
+	if e.queue, err = queue.New(e.rdb, queue.Options{Prefix: e.prefix}); err != nil {
+		t.Fatal(err)
+	}
 	if e.db, err = sql.Open("mysql", e.dsn); err != nil {
 		t.Fatal(err)
 	}

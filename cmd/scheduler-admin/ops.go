@@ -33,7 +33,11 @@ func setPaused(ctx context.Context, a *admin, args []string, paused bool) error 
 	if err != nil {
 		return err
 	}
-	if err := qcl.SetPaused(ctx, paused); err != nil {
+	set := qcl.Resume
+	if paused {
+		set = qcl.Pause
+	}
+	if err := set(ctx); err != nil {
 		return err
 	}
 	now, err := qcl.Paused(ctx)

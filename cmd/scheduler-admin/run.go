@@ -300,7 +300,11 @@ func (a *admin) needRedis(ctx context.Context) (*queue.Client, error) {
 	if err := a.rdb.Ping(pctx).Err(); err != nil {
 		return nil, fmt.Errorf("redis %s unreachable: %w", strings.Join(addrs, ","), err)
 	}
-	a.queue = queue.New(a.rdb, queue.Options{Prefix: a.opt.redisPrefix})
+	qcl, err := queue.New(a.rdb, queue.Options{Prefix: a.opt.redisPrefix})
+	if err != nil {
+		return nil, err
+	}
+	a.queue = qcl
 	return a.queue, nil
 }
 
