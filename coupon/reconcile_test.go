@@ -207,7 +207,10 @@ func TestClaimChildProcess(t *testing.T) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv(childRedisEnv), PoolSize: 64})
 	store := template.NewStore(db, template.StoreConfig{})
-	svc := NewService(Config{DB: db, Redis: rdb, Prefix: os.Getenv(childPrefixEnv), Templates: template.NewCache(store, template.CacheConfig{})})
+	svc, err := NewService(Config{DB: db, Redis: rdb, Prefix: os.Getenv(childPrefixEnv), Templates: template.NewCache(store, template.CacheConfig{})})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tid, _ := strconv.ParseInt(os.Getenv(childTemplateEnv), 10, 64)
 	var next atomic.Int64
 	var out sync.Mutex

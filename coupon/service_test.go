@@ -18,6 +18,7 @@ import (
 // fixture is one test's coupon stack on the shared engines: its own
 // database and Redis key prefix.
 type fixture struct {
+	t      testing.TB
 	dsn    string
 	db     *sql.DB
 	rdb    redis.UniversalClient
@@ -54,7 +55,7 @@ func newFixture(t testing.TB, rdb redis.UniversalClient, opts ...fixtureOpt) *fi
 	if rdb == nil {
 		rdb = newRedisClient(t)
 	}
-	f := &fixture{rdb: rdb, prefix: enginetest.Prefix(t)}
+	f := &fixture{t: t, rdb: rdb, prefix: enginetest.Prefix(t)}
 	f.dsn = newDSN(t)
 	f.db = openDB(t, f.dsn)
 	if _, err := migrate.Up(context.Background(), f.db); err != nil {
@@ -83,7 +84,10 @@ func (f *fixture) service(opts ...fixtureOpt) *Service {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := NewService(cfg)
+	s, err := NewService(cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
 	return s
 }
 

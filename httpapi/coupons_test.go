@@ -24,8 +24,12 @@ func newCouponFixture(t *testing.T) *couponFixture {
 	var svc *coupon.Service
 	f := newFixtureOf(t, func(f *fixture, c *Config) {
 		cache := template.NewCache(f.store, template.CacheConfig{})
-		svc = coupon.NewService(coupon.Config{DB: f.db, Redis: enginetest.Redis(t), Prefix: enginetest.Prefix(t),
+		var err error
+		svc, err = coupon.NewService(coupon.Config{DB: f.db, Redis: enginetest.Redis(t), Prefix: enginetest.Prefix(t),
 			Templates: cache, Stock: f.store, Invalidate: cache.Invalidate})
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(svc.Stop)
 		c.Templates = cache
 		c.Coupons = svc

@@ -35,12 +35,14 @@ func (w *Worker) newCoupons(context.Context) error {
 	store := template.NewStore(w.db, template.StoreConfig{})
 	w.tiers = template.NewRedis(w.rdb, w.cfg.RedisPrefix, store)
 	w.templates = template.NewCache(w.tiers, template.CacheConfig{})
-	w.coupons = coupon.NewService(coupon.Config{
+	if w.coupons, err = coupon.NewService(coupon.Config{
 		DB: w.db, WriteDB: w.couponDB, Redis: w.rdb, Prefix: w.cfg.RedisPrefix,
 		Templates: w.templates, Stock: w.tiers, Invalidate: w.templates.Invalidate,
 		ReconcileDeadline: w.cfg.CouponReconcileDeadline.Duration(),
 		Logger:            w.log,
-	})
+	}); err != nil {
+		return err
+	}
 	w.subs = subscription.NewService(w.db, w.templates, w.router,
 		subscription.Config{DefaultLead: w.cfg.Lead.Duration(), Logger: w.log})
 	return nil
