@@ -51,7 +51,10 @@ func BenchmarkPutSubscription(b *testing.B) {
 		b.Fatal(err)
 	}
 	cache := template.NewCache(store, template.CacheConfig{})
-	subs := subscription.NewService(db, cache, nopIndex{}, subscription.Config{Now: func() time.Time { return base }})
+	subs, err := subscription.NewService(db, cache, nopIndex{}, subscription.Config{Now: func() time.Time { return base }})
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer subs.Close()
 	srv := httptest.NewServer(New(Config{Templates: cache, Subscriptions: subs,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))

@@ -111,7 +111,9 @@ func newFixtureOf(t *testing.T, edit func(*fixture, *Config)) *fixture {
 	f := &fixture{db: db, idx: newFakeIndex()}
 	f.store = template.NewStore(db, template.StoreConfig{})
 	cache := template.NewCache(f.store, template.CacheConfig{})
-	f.subs = subscription.NewService(db, cache, f.idx, subscription.Config{Now: func() time.Time { return base }})
+	if f.subs, err = subscription.NewService(db, cache, f.idx, subscription.Config{Now: func() time.Time { return base }}); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { f.subs.Close() })
 	cfg := Config{
 		Templates:     cache,

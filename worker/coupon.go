@@ -43,9 +43,9 @@ func (w *Worker) newCoupons(context.Context) error {
 	}); err != nil {
 		return err
 	}
-	w.subs = subscription.NewService(w.db, w.templates, w.router,
+	w.subs, err = subscription.NewService(w.db, w.templates, w.router,
 		subscription.Config{DefaultLead: w.cfg.Lead.Duration(), Logger: w.log})
-	return nil
+	return err
 }
 
 // stopCoupons commits the claims in hand and closes the claim writer's
