@@ -206,8 +206,15 @@ func TestClaimChildProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv(childRedisEnv), PoolSize: 64})
-	store := template.NewStore(db, template.StoreConfig{})
-	svc, err := NewService(Config{DB: db, Redis: rdb, Prefix: os.Getenv(childPrefixEnv), Templates: template.NewCache(store, template.CacheConfig{})})
+	store, err := template.NewStore(db, template.StoreConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := template.NewCache(store, template.CacheConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := NewService(Config{DB: db, Redis: rdb, Prefix: os.Getenv(childPrefixEnv), Templates: cache})
 	if err != nil {
 		t.Fatal(err)
 	}

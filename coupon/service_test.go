@@ -71,8 +71,12 @@ func newFixture(t testing.TB, rdb redis.UniversalClient, opts ...fixtureOpt) *fi
 	cfg.InterpolateParams = true
 	writeDB := openDB(t, cfg.FormatDSN())
 	opts = append([]fixtureOpt{func(c *Config) { c.WriteDB = writeDB }}, opts...)
-	f.store = template.NewStore(f.db, template.StoreConfig{})
-	f.cache = template.NewCache(f.store, template.CacheConfig{})
+	if f.store, err = template.NewStore(f.db, template.StoreConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if f.cache, err = template.NewCache(f.store, template.CacheConfig{}); err != nil {
+		t.Fatal(err)
+	}
 	f.svc = f.service(opts...)
 	return f
 }

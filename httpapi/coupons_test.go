@@ -23,8 +23,10 @@ func newCouponFixture(t *testing.T) *couponFixture {
 	t.Helper()
 	var svc *coupon.Service
 	f := newFixtureOf(t, func(f *fixture, c *Config) {
-		cache := template.NewCache(f.store, template.CacheConfig{})
-		var err error
+		cache, err := template.NewCache(f.store, template.CacheConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		svc, err = coupon.NewService(coupon.Config{DB: f.db, Redis: enginetest.Redis(t), Prefix: enginetest.Prefix(t),
 			Templates: cache, Stock: f.store, Invalidate: cache.Invalidate})
 		if err != nil {

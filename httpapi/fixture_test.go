@@ -109,8 +109,13 @@ func newFixtureOf(t *testing.T, edit func(*fixture, *Config)) *fixture {
 		t.Fatalf("migrate: %v", err)
 	}
 	f := &fixture{db: db, idx: newFakeIndex()}
-	f.store = template.NewStore(db, template.StoreConfig{})
-	cache := template.NewCache(f.store, template.CacheConfig{})
+	if f.store, err = template.NewStore(db, template.StoreConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := template.NewCache(f.store, template.CacheConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if f.subs, err = subscription.NewService(db, cache, f.idx, subscription.Config{Now: func() time.Time { return base }}); err != nil {
 		t.Fatal(err)
 	}

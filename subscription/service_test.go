@@ -64,8 +64,15 @@ func openDB(t testing.TB) (*sql.DB, string) {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	db, dsn := openDB(t)
-	store := template.NewStore(db, template.StoreConfig{})
-	e := &env{t: t, db: db, dsn: dsn, store: store, cache: template.NewCache(store, template.CacheConfig{})}
+	store, err := template.NewStore(db, template.StoreConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := template.NewCache(store, template.CacheConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, db: db, dsn: dsn, store: store, cache: cache}
 	e.template = e.newTemplate(t, grabStart)
 	return e
 }
@@ -416,7 +423,10 @@ func TestSubscribeTemplateMovedConcurrently(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	// A long TTL: the cache keeps the old grab_start unless told otherwise.
-	stale := template.NewCache(e.store, template.CacheConfig{TTL: time.Hour})
+	stale, err := template.NewCache(e.store, template.CacheConfig{TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tm := e.newTemplate(t, grabStart)
 	if _, err := stale.Get(ctx, tm.ID); err != nil {
 		t.Fatal(err)
@@ -815,7 +825,10 @@ func TestGrabStartMoveRacesSubscribes(t *testing.T) {
 	ctx := context.Background()
 	for round := range 5 {
 		tm := e.newTemplate(t, grabStart)
-		cache := template.NewCache(e.store, template.CacheConfig{TTL: time.Hour})
+		cache, err := template.NewCache(e.store, template.CacheConfig{TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := cache.Get(ctx, tm.ID); err != nil { // everyone starts from the old grab_start
 			t.Fatal(err)
 		}

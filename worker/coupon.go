@@ -32,9 +32,14 @@ func (w *Worker) newCoupons(context.Context) error {
 	w.couponDB.SetMaxOpenConns(16)
 	w.couponDB.SetMaxIdleConns(16)
 
-	store := template.NewStore(w.db, template.StoreConfig{})
+	store, err := template.NewStore(w.db, template.StoreConfig{})
+	if err != nil {
+		return err
+	}
 	w.tiers = template.NewRedis(w.rdb, w.cfg.RedisPrefix, store)
-	w.templates = template.NewCache(w.tiers, template.CacheConfig{})
+	if w.templates, err = template.NewCache(w.tiers, template.CacheConfig{}); err != nil {
+		return err
+	}
 	if w.coupons, err = coupon.NewService(coupon.Config{
 		DB: w.db, WriteDB: w.couponDB, Redis: w.rdb, Prefix: w.cfg.RedisPrefix,
 		Templates: w.templates, Stock: w.tiers, Invalidate: w.templates.Invalidate,
