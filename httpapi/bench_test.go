@@ -62,8 +62,12 @@ func BenchmarkPutSubscription(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer subs.Close()
-	srv := httptest.NewServer(New(Config{Templates: cache, Subscriptions: subs,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	h, err := New(Config{Templates: cache, Subscriptions: subs,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients}}
 	defer client.CloseIdleConnections()

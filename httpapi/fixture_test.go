@@ -127,7 +127,11 @@ func newFixtureOf(t *testing.T, edit func(*fixture, *Config)) *fixture {
 		MaxBodyBytes:  4096,
 	}
 	edit(f, &cfg)
-	f.srv = httptest.NewServer(New(cfg))
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = httptest.NewServer(h)
 	t.Cleanup(f.srv.Close)
 	days := 7
 	f.tpl, err = f.store.Create(context.Background(), template.Draft{Name: "drop", Type: template.Fixed, Value: 500,

@@ -265,7 +265,7 @@ func (w *Worker) httpPart() part {
 	var srv *http.Server
 	served := make(chan error, 1)
 	return newPart("http listener", func(context.Context) error {
-		h := httpapi.New(httpapi.Config{
+		h, err := httpapi.New(httpapi.Config{
 			Templates:     w.templates,
 			Subscriptions: w.subs,
 			Coupons:       w.coupons,
@@ -279,6 +279,9 @@ func (w *Worker) httpPart() part {
 			Observe: w.m.observeRequest,
 			Logger:  w.log,
 		})
+		if err != nil {
+			return err
+		}
 		ln, err := net.Listen("tcp", w.cfg.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", w.cfg.HTTPAddr, err)
