@@ -92,7 +92,7 @@ func (c *cluster) start(t *testing.T, n int, cfg scheduler.Config) *scheduler.Sc
 		t.Fatal(err)
 	}
 	cfg.Count = func() int { return n }
-	s, err := scheduler.New(cfg, idx, bal, pub, grabStarts{time.Minute}, c.marks)
+	s, err := scheduler.New(cfg, scheduler.Deps{Index: idx, Balancer: bal, Publisher: pub, Templates: grabStarts{time.Minute}, Marker: c.marks})
 	if err != nil {
 		t.Fatal(err)
 	}

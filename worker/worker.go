@@ -348,7 +348,7 @@ func (w *Worker) startScheduler(ctx context.Context) error {
 		Observe:      func(_ push.Push, d time.Duration) { w.m.observeLateness(d) },
 		BeforeAck:    failpoint(w.log),
 		Logger:       w.log,
-	}, w.idx, bal, w.pub, newGrabStarts(w.templates), marker{w.subs})
+	}, scheduler.Deps{Index: w.idx, Balancer: bal, Publisher: w.pub, Templates: newGrabStarts(w.templates), Marker: marker{w.subs}})
 	if err != nil {
 		return err
 	}
