@@ -25,28 +25,55 @@ type Client struct {
 	logger    *slog.Logger
 }
 
-// New returns a Client for the Consul agent at addr (host:port, optionally
-// with an http:// or https:// scheme; "" means 127.0.0.1:8500) whose keys
-// live under prefix ("" means "couponpush"; surrounding slashes are
-// dropped). A nil logger discards logs. New does not contact Consul.
-// ACL tokens and TLS settings come from the usual CONSUL_HTTP_* variables.
-func New(addr, prefix string, logger *slog.Logger) (*Client, error) {
-	if addr == "" {
-		addr = DefaultAddr
+// Config configures a Client. Zero values mean the defaults.
+type Config struct {
+	// Addr is the Consul agent's address, host:port, optionally with an
+	// http:// or https:// scheme. Default DefaultAddr.
+	Addr string
+	// Prefix starts every KV key of the deployment; surrounding slashes
+	// are dropped. Default DefaultPrefix.
+	Prefix string
+	// Logger receives lock and registration events; nil discards.
+	Logger *slog.Logger
+}
+
+// WithDefaults returns a copy of c with every zero field set to its default
+// (and Prefix's surrounding slashes dropped).
+func (c Config) WithDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
 	}
-	if prefix = strings.Trim(prefix, "/"); prefix == "" {
-		prefix = DefaultPrefix
+	if c.Prefix = strings.Trim(c.Prefix, "/"); c.Prefix == "" {
+		c.Prefix = DefaultPrefix
 	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	cfg := api.DefaultConfig()
-	cfg.Address = addr
-	c, err := api.NewClient(cfg)
+	return c
+}
+
+// Validate reports every problem of c (defaults applied first), joined.
+// Every Config is valid today: New reports an address the Consul API
+// client refuses.
+func (c Config) Validate() error {
+	return nil
+}
+
+// New returns a Client for the Consul agent at cfg.Addr whose keys live
+// under cfg.Prefix. New does not contact Consul. ACL tokens and TLS
+// settings come from the usual CONSUL_HTTP_* variables.
+func New(cfg Config) (*Client, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ac := api.DefaultConfig()
+	ac.Address = cfg.Addr
+	c, err := api.NewClient(ac)
 	if err != nil {
-		return nil, fmt.Errorf("consul client for %s: %w", addr, err)
+		return nil, fmt.Errorf("consul client for %s: %w", cfg.Addr, err)
 	}
-	return &Client{api: c, transport: cfg.Transport, prefix: prefix, logger: logger}, nil
+	return &Client{api: c, transport: ac.Transport, prefix: cfg.Prefix, logger: cfg.Logger}, nil
 }
 
 // Close releases the client's idle connections. Stop every watcher,

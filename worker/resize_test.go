@@ -47,7 +47,7 @@ func setQueueCount(t *testing.T, c *cluster.Client, n int) {
 func TestChangeNDuringBurst(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	consul, err := cluster.New(e.consul, e.prefix, nil)
+	consul, err := cluster.New(cluster.Config{Addr: e.consul, Prefix: e.prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func TestConsulOutageKeepsPushing(t *testing.T) {
 	e := newEnv(t)
 	agent := enginetest.StartConsul(t)
 	e.consul = agent.Addr
-	consul, err := cluster.New(e.consul, e.prefix, nil)
+	consul, err := cluster.New(cluster.Config{Addr: e.consul, Prefix: e.prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ type Worker struct {
 // those it started in reverse. cfg must be validated. Stop ends it.
 func Start(ctx context.Context, cfg config.Worker, log *slog.Logger) (*Worker, error) {
 	w := &Worker{log: log, cfg: cfg, m: newMetrics()}
-	consul, err := cluster.New(cfg.ConsulAddr, cfg.ConsulPrefix, log)
+	consul, err := cluster.New(cluster.Config{Addr: cfg.ConsulAddr, Prefix: cfg.ConsulPrefix, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("consul: %w", err)
 	}

@@ -35,7 +35,7 @@ func newEngines(t *testing.T) *engines {
 		prefix:     enginetest.Prefix(t),
 	}
 	var err error
-	if e.consul, err = cluster.New(e.consulAddr, e.prefix, nil); err != nil {
+	if e.consul, err = cluster.New(cluster.Config{Addr: e.consulAddr, Prefix: e.prefix}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.consul.Close)

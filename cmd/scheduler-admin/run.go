@@ -263,7 +263,7 @@ func (a *admin) needConsul() (*cluster.Client, error) {
 	if a.consul != nil {
 		return a.consul, nil
 	}
-	c, err := cluster.New(a.opt.consulAddr, a.opt.consulPrefix, nil)
+	c, err := cluster.New(cluster.Config{Addr: a.opt.consulAddr, Prefix: a.opt.consulPrefix})
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
