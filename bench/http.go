@@ -21,7 +21,7 @@ var client = &http.Client{
 
 // do sends a JSON request to the first worker (see apiclient.Do).
 func (s *stack) do(ctx context.Context, method, path string, body any, want int, out any) error {
-	return apiclient.Do(ctx, client, method, s.api+path, body, want, out)
+	return apiclient.Do(ctx, client, apiclient.Request{Method: method, URL: s.api + path, Body: body, Want: want, Out: out})
 }
 
 // subscribe runs PUTs of new subscriptions from clients goroutines for d and

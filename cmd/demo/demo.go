@@ -71,5 +71,5 @@ func run(ctx context.Context, apis []string, users int, in time.Duration, out io
 }
 
 func call(ctx context.Context, method, url string, body any, want int, out any) error {
-	return apiclient.Do(ctx, http.DefaultClient, method, url, body, want, out)
+	return apiclient.Do(ctx, http.DefaultClient, apiclient.Request{Method: method, URL: url, Body: body, Want: want, Out: out})
 }

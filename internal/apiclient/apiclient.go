@@ -11,9 +11,18 @@ import (
 	"net/http"
 )
 
-// Do sends body (nil: none) as JSON and decodes the answer into out (nil:
-// discard); any status other than want is an error carrying the body.
-func Do(ctx context.Context, c *http.Client, method, url string, body any, want int, out any) error {
+// Request is one JSON call.
+type Request struct {
+	Method string
+	URL    string
+	Body   any // sent as JSON; nil: none
+	Want   int // the expected status; any other is an error carrying the body
+	Out    any // the answer is decoded into it; nil: discarded
+}
+
+// Do sends r with c.
+func Do(ctx context.Context, c *http.Client, r Request) error {
+	method, url, body, want, out := r.Method, r.URL, r.Body, r.Want, r.Out
 	var rd io.Reader = http.NoBody
 	if body != nil {
 		b, err := json.Marshal(body)
