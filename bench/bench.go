@@ -89,7 +89,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		fmt.Fprintf(out, "  %s\n", r.steps)
 		fmt.Fprintf(out, "  due → all marked sent in MySQL  %v\n", r.marked.Round(time.Millisecond))
 		if !cfg.SkipRaw {
-			raw, err := Raw(ctx, rdb, cfg.NSQDAddr, prefix+"_raw", prefix, cfg.Burst)
+			raw, err := Raw(ctx, rdb, RawConfig{NSQDAddr: cfg.NSQDAddr, Topic: prefix + "_raw", Prefix: prefix, Members: cfg.Burst})
 			if err != nil {
 				return fmt.Errorf("raw: %w", err)
 			}
