@@ -20,12 +20,39 @@ type Leaser interface {
 	Release(ctx context.Context, l *queue.Lease) error
 }
 
-// Config configures a Balancer. Zero durations mean the defaults.
+// Config configures a Balancer. Zero values mean the defaults.
 type Config struct {
-	Prefix     string        // Redis key prefix; the counter is <prefix>:balance:counter
+	Prefix     string        // Redis key prefix; the counter is <prefix>:balance:counter; default "couponpush"
 	Lease      time.Duration // lease time; default 5 s
 	RenewEvery time.Duration // renewal period, < Lease; default 1.5 s
-	Logger     *slog.Logger
+	// Logger receives lost leases and failed renewals; nil discards.
+	Logger *slog.Logger
+}
+
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Prefix == "" {
+		c.Prefix = "couponpush"
+	}
+	if c.Lease == 0 {
+		c.Lease = 5 * time.Second
+	}
+	if c.RenewEvery == 0 {
+		c.RenewEvery = 1500 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports every problem of c (defaults applied first), joined.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	if c.RenewEvery >= c.Lease || c.RenewEvery <= 0 {
+		return fmt.Errorf("balance: renew period %v must be in (0, lease %v)", c.RenewEvery, c.Lease)
+	}
+	return nil
 }
 
 // Balancer picks queues and holds their leases.
@@ -40,20 +67,9 @@ type Balancer struct {
 
 // New returns a Balancer; rdb holds the shared counter.
 func New(rdb redis.UniversalClient, leases Leaser, cfg Config) (*Balancer, error) {
-	if cfg.Prefix == "" {
-		cfg.Prefix = "couponpush"
-	}
-	if cfg.Lease == 0 {
-		cfg.Lease = 5 * time.Second
-	}
-	if cfg.RenewEvery == 0 {
-		cfg.RenewEvery = 1500 * time.Millisecond
-	}
-	if cfg.RenewEvery >= cfg.Lease || cfg.RenewEvery <= 0 {
-		return nil, fmt.Errorf("balance: renew period %v must be in (0, lease %v)", cfg.RenewEvery, cfg.Lease)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return &Balancer{rdb: rdb, leases: leases, counter: cfg.Prefix + ":balance:counter",
 		lease: cfg.Lease, renew: cfg.RenewEvery, log: cfg.Logger}, nil

@@ -74,7 +74,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	env := &stack{cfg: cfg, prefix: prefix, rdb: rdb, db: db, idx: queue.New(rdb, queue.Options{Prefix: prefix}), tokens: tokens}
+	idx, err := queue.New(rdb, queue.Options{Prefix: prefix})
+	if err != nil {
+		return err
+	}
+	env := &stack{cfg: cfg, prefix: prefix, rdb: rdb, db: db, idx: idx, tokens: tokens}
 	if err := env.start(ctx); err != nil {
 		return err
 	}
@@ -93,7 +97,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		fmt.Fprintf(out, "  %s\n", r.steps)
 		fmt.Fprintf(out, "  due → all marked sent in MySQL  %v\n", r.marked.Round(time.Millisecond))
 		if !cfg.SkipRaw {
-			raw, err := Raw(ctx, rdb, cfg.NSQDAddr, prefix+"_raw", prefix, cfg.Burst)
+			raw, err := Raw(ctx, rdb, RawConfig{NSQDAddr: cfg.NSQDAddr, Topic: prefix + "_raw", Prefix: prefix, Members: cfg.Burst})
 			if err != nil {
 				return fmt.Errorf("raw: %w", err)
 			}

@@ -107,10 +107,10 @@ func RunClaims(ctx context.Context, cfg ClaimConfig, out io.Writer) error {
 	var tpl struct {
 		ID int64 `json:"id"`
 	}
-	if err := apiclient.DoAs(ctx, client, tokens.Operator, "POST", apis[0]+"/v1/templates", map[string]any{
+	if err := apiclient.Do(ctx, client, apiclient.Request{Method: "POST", URL: apis[0] + "/v1/templates", Token: tokens.Operator, Body: map[string]any{
 		"name": "hot", "type": "fixed", "value": 500, "stock": cfg.Stock, "substocks": cfg.SubStocks,
 		"grab_start": now.Add(-time.Minute).Format(time.RFC3339Nano), "grab_end": now.Add(time.Hour).Format(time.RFC3339Nano),
-		"valid_days": 7}, 201, &tpl); err != nil {
+		"valid_days": 7}, Want: 201, Out: &tpl}); err != nil {
 		return fmt.Errorf("create template: %w", err)
 	}
 	// Warm up connections and caches, outside the measurement.

@@ -20,13 +20,13 @@ var client = &http.Client{
 }
 
 // do sends a JSON request to the first worker as the operator (see
-// apiclient.DoAs).
+// apiclient.Request.Token).
 func (s *stack) do(ctx context.Context, method, path string, body any, want int, out any) error {
 	return s.doAs(ctx, s.tokens.Operator, method, path, body, want, out)
 }
 
 func (s *stack) doAs(ctx context.Context, token, method, path string, body any, want int, out any) error {
-	return apiclient.DoAs(ctx, client, token, method, s.api+path, body, want, out)
+	return apiclient.Do(ctx, client, apiclient.Request{Method: method, URL: s.api + path, Body: body, Want: want, Out: out, Token: token})
 }
 
 // subscribe runs PUTs of new subscriptions from clients goroutines for d and

@@ -18,10 +18,19 @@ local m = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonu
 if #m > 0 then redis.call('ZREM', KEYS[1], unpack(m)) end
 return m`)
 
-// Raw loads k members due at one millisecond into one sorted set, then pops
-// them 1,000 at a time and MPUBs each chunk as 2 messages, and returns the
-// time from the first pop to the last publish accepted.
-func Raw(ctx context.Context, rdb redis.UniversalClient, nsqdAddr, topic, prefix string, k int) (time.Duration, error) {
+// RawConfig says where Raw runs and how big it is.
+type RawConfig struct {
+	NSQDAddr string // nsqd's TCP address
+	Topic    string // the NSQ topic published to
+	Prefix   string // starts the Redis key of the sorted set
+	Members  int    // how many members are loaded and popped
+}
+
+// Raw loads cfg.Members members due at one millisecond into one sorted
+// set, then pops them 1,000 at a time and MPUBs each chunk as 2 messages,
+// and returns the time from the first pop to the last publish accepted.
+func Raw(ctx context.Context, rdb redis.UniversalClient, cfg RawConfig) (time.Duration, error) {
+	nsqdAddr, topic, prefix, k := cfg.NSQDAddr, cfg.Topic, cfg.Prefix, cfg.Members
 	key := prefix + ":raw:{due}"
 	const due = 1_000_000
 	for start := 0; start < k; start += 10_000 {

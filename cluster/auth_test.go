@@ -30,7 +30,7 @@ func TestAuthReachesConsul(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	c, err := NewWithAuth(addr, "", Auth{Token: "acl-token-1", CAFile: ca}, nil)
+	c, err := New(Config{Addr: addr, Auth: Auth{Token: "acl-token-1", CAFile: ca}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestAuthReachesConsul(t *testing.T) {
 	}
 
 	// Without the CA the agent's certificate is refused.
-	plain, err := NewWithAuth("https://"+addr, "", Auth{Token: "acl-token-1"}, nil)
+	plain, err := New(Config{Addr: "https://" + addr, Auth: Auth{Token: "acl-token-1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestAuthReachesConsul(t *testing.T) {
 // TestClientTimeoutsCoverBlockingQueries: every call is bounded, and the
 // bound leaves a blocking query its whole wait plus Consul's jitter.
 func TestClientTimeoutsCoverBlockingQueries(t *testing.T) {
-	c, err := New("127.0.0.1:1", "", nil)
+	c, err := New(Config{Addr: "127.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)
 	}

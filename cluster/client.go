@@ -58,52 +58,77 @@ type Auth struct {
 	ServerName string
 }
 
-// New returns a Client for the Consul agent at addr (host:port, optionally
-// with an http:// or https:// scheme; "" means 127.0.0.1:8500) whose keys
-// live under prefix ("" means "couponpush"; surrounding slashes are
-// dropped). A nil logger discards logs. New does not contact Consul.
-// ACL tokens and TLS settings come from the usual CONSUL_HTTP_* variables;
-// NewWithAuth sets them explicitly.
-func New(addr, prefix string, logger *slog.Logger) (*Client, error) {
-	return NewWithAuth(addr, prefix, Auth{}, logger)
+// Config configures a Client. Zero values mean the defaults.
+type Config struct {
+	// Addr is the Consul agent's address, host:port, optionally with an
+	// http:// or https:// scheme. Default DefaultAddr.
+	Addr string
+	// Prefix starts every KV key of the deployment; surrounding slashes
+	// are dropped. Default DefaultPrefix.
+	Prefix string
+	// Auth is the ACL token and TLS settings; zero fields fall back to the
+	// CONSUL_HTTP_* environment variables.
+	Auth Auth
+	// Logger receives lock and registration events; nil discards.
+	Logger *slog.Logger
 }
 
-// NewWithAuth is New with an ACL token and TLS settings.
-func NewWithAuth(addr, prefix string, auth Auth, logger *slog.Logger) (*Client, error) {
-	if addr == "" {
-		addr = DefaultAddr
+// WithDefaults returns a copy of c with every zero field set to its default
+// (and Prefix's surrounding slashes dropped).
+func (c Config) WithDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
 	}
-	if prefix = strings.Trim(prefix, "/"); prefix == "" {
-		prefix = DefaultPrefix
+	if c.Prefix = strings.Trim(c.Prefix, "/"); c.Prefix == "" {
+		c.Prefix = DefaultPrefix
 	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	cfg := api.DefaultConfig()
-	cfg.Address = addr
-	cfg.WaitTime = MaxBlockingWait
-	cfg.Transport.DialContext = (&net.Dialer{Timeout: consulDialTimeout, KeepAlive: 30 * time.Second}).DialContext
-	cfg.Transport.TLSHandshakeTimeout = consulTLSTimeout
-	cfg.Transport.ResponseHeaderTimeout = consulAnswerTimeout
+	return c
+}
+
+// Validate reports every problem of c (defaults applied first), joined.
+// Every Config is valid today: New reports an address the Consul API
+// client refuses, and the agent a bad token.
+func (c Config) Validate() error {
+	return nil
+}
+
+// New returns a Client for the Consul agent at cfg.Addr whose keys live
+// under cfg.Prefix, with every call bounded (see the time limits above).
+// New does not contact Consul.
+func New(cfg Config) (*Client, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ac := api.DefaultConfig()
+	ac.Address = cfg.Addr
+	ac.WaitTime = MaxBlockingWait
+	ac.Transport.DialContext = (&net.Dialer{Timeout: consulDialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	ac.Transport.TLSHandshakeTimeout = consulTLSTimeout
+	ac.Transport.ResponseHeaderTimeout = consulAnswerTimeout
+	auth := cfg.Auth
 	if auth.Token != "" {
-		cfg.Token = auth.Token
+		ac.Token = auth.Token
 	}
 	if auth.CAFile != "" || auth.CertFile != "" {
-		if !strings.Contains(addr, "://") {
-			cfg.Scheme = "https"
+		if !strings.Contains(cfg.Addr, "://") {
+			ac.Scheme = "https"
 		}
-		cfg.TLSConfig.CAFile = auth.CAFile
-		cfg.TLSConfig.CertFile = auth.CertFile
-		cfg.TLSConfig.KeyFile = auth.KeyFile
+		ac.TLSConfig.CAFile = auth.CAFile
+		ac.TLSConfig.CertFile = auth.CertFile
+		ac.TLSConfig.KeyFile = auth.KeyFile
 	}
 	if auth.ServerName != "" {
-		cfg.TLSConfig.Address = auth.ServerName
+		ac.TLSConfig.Address = auth.ServerName
 	}
-	c, err := api.NewClient(cfg)
+	c, err := api.NewClient(ac)
 	if err != nil {
-		return nil, fmt.Errorf("consul client for %s: %w", addr, err)
+		return nil, fmt.Errorf("consul client for %s: %w", cfg.Addr, err)
 	}
-	return &Client{api: c, transport: cfg.Transport, prefix: prefix, logger: logger}, nil
+	return &Client{api: c, transport: ac.Transport, prefix: cfg.Prefix, logger: cfg.Logger}, nil
 }
 
 // Close releases the client's idle connections. Stop every watcher,

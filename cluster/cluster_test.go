@@ -106,7 +106,7 @@ func newClient(t *testing.T, addr string) (*Client, *logs) {
 	}
 	l := &logs{}
 	logger := slog.New(&logHandler{l: l, next: slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})})
-	c, err := New(addr, enginetest.Prefix(t), logger)
+	c, err := New(Config{Addr: addr, Prefix: enginetest.Prefix(t), Logger: logger})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -141,7 +141,7 @@ func TestKeys(t *testing.T) {
 		{"/a/b/", "a/b/queues/count"},
 		{"run1", "run1/queues/count"},
 	} {
-		c, err := New("", tt.prefix, nil)
+		c, err := New(Config{Prefix: tt.prefix})
 		if err != nil {
 			t.Fatal(err)
 		}

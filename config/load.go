@@ -11,6 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"couponpush/coupon"
+	"couponpush/queue"
+	"couponpush/subscription"
 )
 
 // EnvPrefix starts every environment variable the worker reads.
@@ -50,13 +54,13 @@ var fields = []field{
 	{"in-flight-deadline", "IN_FLIGHT_DEADLINE", "republish a popped push not acknowledged within this", func(w *Worker) any { return &w.InFlightDeadline }},
 	{"mark-interval", "MARK_INTERVAL", "sent-marks go to MySQL once deliveries pause this long cluster-wide (and at least every 10s)", func(w *Worker) any { return &w.MarkInterval }},
 	{"drain-timeout", "DRAIN_TIMEOUT", "how long shutdown waits for in-flight work", func(w *Worker) any { return &w.DrainTimeout }},
-	{"pop-batch", "POP_BATCH", "users per pop call (max 5000)", func(w *Worker) any { return &w.PopBatch }},
+	{"pop-batch", "POP_BATCH", fmt.Sprintf("users per pop call (max %d)", queue.MaxPopUsers), func(w *Worker) any { return &w.PopBatch }},
 	{"slots", "SLOTS", "queues this process works at once", func(w *Worker) any { return &w.Slots }},
-	{"mark-batch", "MARK_BATCH", "rows per sent-mark UPDATE (max 1000)", func(w *Worker) any { return &w.MarkBatch }},
-	{"coupon-reconcile-deadline", "COUPON_RECONCILE_DEADLINE", "settle a claim still in flight after this long (> 10s write budget + lock wait)", func(w *Worker) any { return &w.CouponReconcileDeadline }},
+	{"mark-batch", "MARK_BATCH", fmt.Sprintf("rows per sent-mark UPDATE (max %d)", subscription.MarkSentBatch), func(w *Worker) any { return &w.MarkBatch }},
+	{"coupon-reconcile-deadline", "COUPON_RECONCILE_DEADLINE", fmt.Sprintf("settle a claim still in flight after this long (> %v write budget + lock wait)", coupon.DefaultWriteBudget), func(w *Worker) any { return &w.CouponReconcileDeadline }},
 	{"coupon-reconcile-every", "COUPON_RECONCILE_EVERY", "how often Redis stock is reconciled with MySQL", func(w *Worker) any { return &w.CouponReconcileEvery }},
 	{"coupon-sweep-every", "COUPON_SWEEP_EVERY", "how often expired coupons are swept", func(w *Worker) any { return &w.CouponSweepEvery }},
-	{"coupon-sweep-batch", "COUPON_SWEEP_BATCH", "coupons per expiry UPDATE (max 10000)", func(w *Worker) any { return &w.CouponSweepBatch }},
+	{"coupon-sweep-batch", "COUPON_SWEEP_BATCH", fmt.Sprintf("coupons per expiry UPDATE (max %d)", coupon.MaxSweepBatch), func(w *Worker) any { return &w.CouponSweepBatch }},
 	{"template-refresh-every", "TEMPLATE_REFRESH_EVERY", "how often the Redis template cache is rewritten from MySQL", func(w *Worker) any { return &w.TemplateRefreshEvery }},
 	{"rate-limits", "RATE_LIMITS", "on or off: every rate limit and automatic block", func(w *Worker) any { return &w.RateLimits }},
 	{"trusted-proxies", "TRUSTED_PROXIES", "comma-separated CIDRs of proxies whose X-Forwarded-For gives the client IP", func(w *Worker) any { return &w.TrustedProxies }},

@@ -15,6 +15,12 @@ import (
 	"unicode"
 
 	"github.com/go-sql-driver/mysql"
+
+	"couponpush/cluster"
+	"couponpush/coupon"
+	"couponpush/queue"
+	"couponpush/scheduler"
+	"couponpush/subscription"
 )
 
 // Roles a worker process can take; a Worker with no Roles takes them all.
@@ -27,22 +33,6 @@ const (
 
 // AllRoles lists every role, in the order they start.
 var AllRoles = []string{RoleAPI, RoleScheduler, RoleCron, RoleCoupon}
-
-// Limits that Validate enforces.
-const (
-	// MaxQueueCount is the largest queue count N; it matches the bound that
-	// cluster.ParseQueueCount accepts from Consul.
-	MaxQueueCount = 65536
-	// MaxPopBatch is the most users one pop script may take, so one Lua call
-	// stays short.
-	MaxPopBatch = 5000
-	// MaxMarkBatch is the most rows one sent-mark UPDATE may touch.
-	MaxMarkBatch = 1000
-	// MaxSlots bounds how many queues one process works at once.
-	MaxSlots = 1024
-	// MaxSweepBatch is the most coupons one expiry UPDATE may touch.
-	MaxSweepBatch = 10000
-)
 
 // Worker is the configuration of cmd/worker. A zero field means its
 // default; call WithDefaults (LoadWorker does) and then Validate.
@@ -83,7 +73,7 @@ type Worker struct {
 	// among live workers. Default <hostname>-<pid>.
 	WorkerID string `json:"worker_id"`
 	// DefaultQueueCount is the queue count N used while the Consul key is
-	// absent, 1-65536. Default 16.
+	// absent, 1-cluster.MaxQueueCount (65536). Default 16.
 	DefaultQueueCount int `json:"default_queue_count"`
 	// Lead is how long before a coupon's grab start its reminder is pushed,
 	// for subscriptions that do not ask for their own. Default 60s.
@@ -113,18 +103,20 @@ type Worker struct {
 	// DrainTimeout bounds how long shutdown waits for in-flight work before
 	// handing it back. Default 15s.
 	DrainTimeout Duration `json:"drain_timeout"`
-	// PopBatch is the most users one pop call takes, 1-5000. Default 1000.
+	// PopBatch is the most users one pop call takes, 1-queue.MaxPopUsers
+	// (5000). Default 1000.
 	PopBatch int `json:"pop_batch"`
-	// Slots is how many queues one process works at once, 1-1024.
-	// Default 4.
+	// Slots is how many queues one process works at once,
+	// 1-scheduler.MaxSlots (1024). Default 4.
 	Slots int `json:"slots"`
-	// MarkBatch is the most rows one sent-mark UPDATE touches, 1-1000.
-	// Default 1000.
+	// MarkBatch is the most rows one sent-mark UPDATE touches,
+	// 1-subscription.MarkSentBatch (1000). Default 1000.
 	MarkBatch int `json:"mark_batch"`
 	// CouponReconcileDeadline: the coupon role settles a claim still in
 	// flight after this long, from MySQL. It must exceed the claim write
-	// budget (10s) plus the longest an INSERT can wait on a lock
-	// (innodb_lock_wait_timeout, 50s by default). Default 2m.
+	// budget (coupon.DefaultWriteBudget, 10s) plus the longest an INSERT
+	// can wait on a lock (innodb_lock_wait_timeout, 50s by default).
+	// Default 2m.
 	CouponReconcileDeadline Duration `json:"coupon_reconcile_deadline"`
 	// CouponReconcileEvery is how often the coupon role compares Redis
 	// stock with MySQL and repairs drift. Default 30s.
@@ -133,7 +125,7 @@ type Worker struct {
 	// as expired (reads show them expired before that). Default 1m.
 	CouponSweepEvery Duration `json:"coupon_sweep_every"`
 	// CouponSweepBatch is the most coupons one expiry UPDATE touches,
-	// 1-10000. Default 1000.
+	// 1-coupon.MaxSweepBatch (10000). Default 1000.
 	CouponSweepBatch int `json:"coupon_sweep_batch"`
 	// TemplateRefreshEvery is how often the coupon role rewrites the Redis
 	// template cache from MySQL (one worker at a time); with the 2s local
@@ -318,14 +310,14 @@ func (w Worker) Validate() error {
 		}
 		seen[r] = true
 	}
-	if err := checkHostPort(w.HTTPAddr, false); err != nil {
+	if err := checkListenAddr(w.HTTPAddr); err != nil {
 		bad("http_addr", "%v", err)
 	}
 	if len(w.RedisAddrs) == 0 {
 		bad("redis_addrs", "required (one address for a standalone Redis, several for Cluster seeds)")
 	}
 	for _, a := range w.RedisAddrs {
-		if err := checkHostPort(a, true); err != nil {
+		if err := checkDialAddr(a); err != nil {
 			bad("redis_addrs", "%v", err)
 		}
 	}
@@ -344,7 +336,7 @@ func (w Worker) Validate() error {
 		if w.HasRole(RoleScheduler) {
 			bad("nsqd_addr", "required for the scheduler role")
 		}
-	} else if err := checkHostPort(w.NSQDAddr, true); err != nil {
+	} else if err := checkDialAddr(w.NSQDAddr); err != nil {
 		bad("nsqd_addr", "%v", err)
 	}
 	switch {
@@ -353,7 +345,7 @@ func (w Worker) Validate() error {
 	case !topicRE.MatchString(w.Topic):
 		bad("topic", "%q is not a valid NSQ topic (1-64 characters of [.a-zA-Z0-9_-])", w.Topic)
 	}
-	if err := checkHostPort(stripScheme(w.ConsulAddr), true); err != nil {
+	if err := checkDialAddr(stripScheme(w.ConsulAddr)); err != nil {
 		bad("consul_addr", "%v", err)
 	}
 	checkPrefix(bad, "consul_prefix", w.ConsulPrefix)
@@ -366,7 +358,7 @@ func (w Worker) Validate() error {
 	if w.WorkerID == "" || strings.ContainsFunc(w.WorkerID, isSpaceOrSlash) {
 		bad("worker_id", "%q must be non-empty without spaces or slashes", w.WorkerID)
 	}
-	checkRange(bad, "default_queue_count", w.DefaultQueueCount, 1, MaxQueueCount)
+	checkRange(bad, "default_queue_count", w.DefaultQueueCount, 1, cluster.MaxQueueCount)
 
 	positive := func(field string, d Duration) {
 		if d <= 0 {
@@ -389,16 +381,16 @@ func (w Worker) Validate() error {
 	positive("in_flight_deadline", w.InFlightDeadline)
 	positive("mark_interval", w.MarkInterval)
 	positive("drain_timeout", w.DrainTimeout)
-	checkRange(bad, "pop_batch", w.PopBatch, 1, MaxPopBatch)
-	checkRange(bad, "slots", w.Slots, 1, MaxSlots)
-	checkRange(bad, "mark_batch", w.MarkBatch, 1, MaxMarkBatch)
+	checkRange(bad, "pop_batch", w.PopBatch, 1, queue.MaxPopUsers)
+	checkRange(bad, "slots", w.Slots, 1, scheduler.MaxSlots)
+	checkRange(bad, "mark_batch", w.MarkBatch, 1, subscription.MarkSentBatch)
 	positive("coupon_reconcile_deadline", w.CouponReconcileDeadline)
-	if w.CouponReconcileDeadline > 0 && w.CouponReconcileDeadline <= Duration(10*time.Second) {
-		bad("coupon_reconcile_deadline", "must be longer than the claim write budget (10s), got %v", w.CouponReconcileDeadline)
+	if w.CouponReconcileDeadline > 0 && w.CouponReconcileDeadline <= Duration(coupon.DefaultWriteBudget) {
+		bad("coupon_reconcile_deadline", "must be longer than the claim write budget (%v), got %v", coupon.DefaultWriteBudget, w.CouponReconcileDeadline)
 	}
 	positive("coupon_reconcile_every", w.CouponReconcileEvery)
 	positive("coupon_sweep_every", w.CouponSweepEvery)
-	checkRange(bad, "coupon_sweep_batch", w.CouponSweepBatch, 1, MaxSweepBatch)
+	checkRange(bad, "coupon_sweep_batch", w.CouponSweepBatch, 1, coupon.MaxSweepBatch)
 	positive("template_refresh_every", w.TemplateRefreshEvery)
 	w.validateAbuse(bad)
 	if _, err := parseLevel(w.LogLevel); err != nil {
@@ -438,21 +430,37 @@ func stripScheme(addr string) string {
 	return addr
 }
 
-// checkHostPort checks a host:port address; needHost rejects ":port" and
-// port 0, which only make sense for a listener.
-func checkHostPort(addr string, needHost bool) error {
-	host, port, err := net.SplitHostPort(addr)
+// checkListenAddr checks a host:port address to listen on; ":port" and
+// port 0 are fine.
+func checkListenAddr(addr string) error {
+	_, _, err := splitHostPort(addr)
+	return err
+}
+
+// checkDialAddr checks a host:port address to dial: it needs a host and a
+// non-zero port.
+func checkDialAddr(addr string) error {
+	host, port, err := splitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("%q is not host:port: %w", addr, err)
+		return err
 	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil {
-		return fmt.Errorf("%q has a bad port %q", addr, port)
-	}
-	if needHost && (host == "" || p == 0) {
+	if host == "" || port == 0 {
 		return fmt.Errorf("%q needs a host and a non-zero port", addr)
 	}
 	return nil
+}
+
+// splitHostPort splits a host:port address and parses its port.
+func splitHostPort(addr string) (string, uint64, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q has a bad port %q", addr, port)
+	}
+	return host, p, nil
 }
 
 // parseLevel maps a LogLevel to its slog.Level.

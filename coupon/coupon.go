@@ -188,11 +188,11 @@ func (s *Service) Lock(ctx context.Context, user, id int64, order string) (Coupo
 		return Coupon{}, firstValidation(err)
 	}
 	now := norm(s.now())
-	return s.transition(ctx, user, id, order, now,
-		`UPDATE coupons SET status = 'locked', order_id = ?, updated_at = ?
+	return s.transition(ctx, update{user: user, id: id, order: order,
+		stmt: `UPDATE coupons SET status = 'locked', order_id = ?, updated_at = ?
 WHERE id = ? AND user_id = ? AND status = 'unused' AND expires_at > ?`,
-		[]any{order, now, id, user, now},
-		func(c Coupon) error {
+		args: []any{order, now, id, user, now},
+		explain: func(c Coupon) error {
 			switch {
 			case c.Status == Locked && c.OrderID == order:
 				return nil
@@ -200,7 +200,7 @@ WHERE id = ? AND user_id = ? AND status = 'unused' AND expires_at > ?`,
 				return ErrLocked
 			}
 			return stateError(c)
-		})
+		}})
 }
 
 // Unlock puts coupon id of user back to unused when it is locked for order
@@ -212,11 +212,11 @@ func (s *Service) Unlock(ctx context.Context, user, id int64, order string) (Cou
 		return Coupon{}, firstValidation(err)
 	}
 	now := norm(s.now())
-	return s.transition(ctx, user, id, order, now,
-		`UPDATE coupons SET status = 'unused', order_id = NULL, updated_at = ?
+	return s.transition(ctx, update{user: user, id: id, order: order,
+		stmt: `UPDATE coupons SET status = 'unused', order_id = NULL, updated_at = ?
 WHERE id = ? AND user_id = ? AND status = 'locked' AND order_id = ? AND expires_at > ?`,
-		[]any{now, id, user, order, now},
-		func(c Coupon) error {
+		args: []any{now, id, user, order, now},
+		explain: func(c Coupon) error {
 			switch {
 			case c.Status == Unused:
 				return nil
@@ -226,7 +226,7 @@ WHERE id = ? AND user_id = ? AND status = 'locked' AND order_id = ? AND expires_
 				return ErrAlreadyUsed
 			}
 			return ErrExpired // expired and not locked by this order
-		})
+		}})
 }
 
 // Redeem uses coupon id of user for order: from unused, or from locked by
@@ -239,17 +239,17 @@ func (s *Service) Redeem(ctx context.Context, user, id int64, order string) (Cou
 		return Coupon{}, firstValidation(err)
 	}
 	now := norm(s.now())
-	return s.transition(ctx, user, id, order, now,
-		`UPDATE coupons SET status = 'used', order_id = ?, used_at = ?, updated_at = ?
+	return s.transition(ctx, update{user: user, id: id, order: order,
+		stmt: `UPDATE coupons SET status = 'used', order_id = ?, used_at = ?, updated_at = ?
 WHERE id = ? AND user_id = ? AND expires_at > ?
   AND (status = 'unused' OR (status = 'locked' AND order_id = ?))`,
-		[]any{order, now, now, id, user, now, order},
-		func(c Coupon) error {
+		args: []any{order, now, now, id, user, now, order},
+		explain: func(c Coupon) error {
 			if c.Status == Locked {
 				return ErrLocked
 			}
 			return stateError(c)
-		})
+		}})
 }
 
 func stateError(c Coupon) error {
@@ -264,11 +264,23 @@ func stateError(c Coupon) error {
 	return fmt.Errorf("coupon %d: unexpected state %s", c.ID, c.Status)
 }
 
-// transition runs one conditional UPDATE; when it changes no row, the
-// coupon is read and explain says why (nil: the state is already the
-// wanted one).
-func (s *Service) transition(ctx context.Context, user, id int64, order string, now time.Time, stmt string, args []any, explain func(Coupon) error) (Coupon, error) {
-	res, err := s.execRetry(ctx, stmt, args...)
+// update is one conditional UPDATE of coupon id of user for order (Lock,
+// Unlock, Redeem).
+type update struct {
+	user, id int64
+	order    string
+	stmt     string
+	args     []any
+	// explain says why no row changed, from the coupon read after (nil:
+	// the state is already the wanted one).
+	explain func(Coupon) error
+}
+
+// transition runs u.stmt; when it changes no row, the coupon is read and
+// u.explain says why.
+func (s *Service) transition(ctx context.Context, u update) (Coupon, error) {
+	user, id, order := u.user, u.id, u.order
+	res, err := s.execRetry(ctx, u.stmt, u.args...)
 	if err != nil {
 		return Coupon{}, fmt.Errorf("coupon: update coupon %d: %w", id, err)
 	}
@@ -283,7 +295,7 @@ func (s *Service) transition(ctx context.Context, user, id int64, order string, 
 	if n == 1 {
 		return c, nil
 	}
-	if err := explain(c); err != nil {
+	if err := u.explain(c); err != nil {
 		return Coupon{}, fmt.Errorf("coupon %d, order %q: %w", id, order, err)
 	}
 	return c, nil
@@ -343,6 +355,15 @@ func (s *Service) List(ctx context.Context, user int64, status Status) ([]Coupon
 	return out, nil
 }
 
+// Bounds of SweepExpired's batch.
+const (
+	// DefaultSweepBatch is the batch of a SweepExpired given none.
+	DefaultSweepBatch = 1000
+	// MaxSweepBatch is the most coupons one expiry UPDATE should touch, so
+	// the statement's locks stay short.
+	MaxSweepBatch = 10000
+)
+
 // SweepExpired writes status expired on unused and locked coupons whose
 // expires_at has passed, in conditional UPDATEs of at most batch rows
 // each, until none is left or ctx ends; it returns how many it changed.
@@ -350,7 +371,7 @@ func (s *Service) List(ctx context.Context, user int64, status Status) ([]Coupon
 // state and on expires_at.
 func (s *Service) SweepExpired(ctx context.Context, batch int) (int64, error) {
 	if batch <= 0 {
-		batch = 1000
+		batch = DefaultSweepBatch
 	}
 	var total int64
 	for {

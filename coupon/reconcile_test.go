@@ -206,8 +206,18 @@ func TestClaimChildProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv(childRedisEnv), PoolSize: 64})
-	store := template.NewStore(db, template.StoreConfig{})
-	svc := NewService(Config{DB: db, Redis: rdb, Prefix: os.Getenv(childPrefixEnv), Templates: template.NewCache(store, template.CacheConfig{})})
+	store, err := template.NewStore(db, template.StoreConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := template.NewCache(store, template.CacheConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := NewService(Config{DB: db, Redis: rdb, Prefix: os.Getenv(childPrefixEnv), Templates: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tid, _ := strconv.ParseInt(os.Getenv(childTemplateEnv), 10, 64)
 	var next atomic.Int64
 	var out sync.Mutex

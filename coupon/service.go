@@ -17,6 +17,10 @@ import (
 
 // Service defaults.
 const (
+	// DefaultPrefix is the Redis key prefix of a Config without one.
+	DefaultPrefix = "couponpush"
+	// DefaultWriteBudget is the claim write budget of a Config without one:
+	// a claim whose reservation is this old gives up before writing.
 	DefaultWriteBudget       = 10 * time.Second
 	DefaultReconcileDeadline = 2 * time.Minute
 	DefaultHintTTL           = time.Second
@@ -39,7 +43,7 @@ type Config struct {
 	WriteDB *sql.DB
 	// Redis holds the sub-stocks and reservations (standalone or Cluster).
 	Redis redis.UniversalClient
-	// Prefix starts every Redis key; default "couponpush".
+	// Prefix starts every Redis key; default DefaultPrefix.
 	Prefix string
 	// Templates reads templates (local memory, then Redis, then MySQL).
 	Templates Templates
@@ -66,11 +70,65 @@ type Config struct {
 	RetainAfterEnd time.Duration
 	// Now is the clock for grab windows, expiry and timestamps.
 	Now func() time.Time
-	// Logger; default slog.Default().
+	// Logger receives the service's warnings and debug notes; nil discards.
 	Logger *slog.Logger
 	// Step, if set, is told each step of a claim (StepReserved, ...) with
 	// the claim's context, for tests that end a caller at a chosen step.
 	Step func(ctx context.Context, step string)
+}
+
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.WriteDB == nil {
+		c.WriteDB = c.DB
+	}
+	if c.WriteBudget == 0 {
+		c.WriteBudget = DefaultWriteBudget
+	}
+	if c.ReconcileDeadline == 0 {
+		c.ReconcileDeadline = DefaultReconcileDeadline
+	}
+	if c.HintTTL == 0 {
+		c.HintTTL = DefaultHintTTL
+	}
+	if c.RetainAfterEnd == 0 {
+		c.RetainAfterEnd = DefaultRetainAfterEnd
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports every problem of c (defaults applied first), joined.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("coupon: config: "+format, args...)) }
+	if c.DB == nil {
+		bad("DB is required")
+	}
+	if c.Redis == nil {
+		bad("Redis is required")
+	}
+	if c.Templates == nil {
+		bad("Templates is required")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"WriteBudget", c.WriteBudget}, {"ReconcileDeadline", c.ReconcileDeadline}, {"HintTTL", c.HintTTL}, {"RetainAfterEnd", c.RetainAfterEnd}} {
+		if d.v < 0 {
+			bad("%s must not be negative, got %v", d.name, d.v)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // StockAdder raises a template's stock in MySQL and records the addition
@@ -100,35 +158,11 @@ type Service struct {
 	hints  map[int64][]time.Time // template → per sub-stock: empty until
 }
 
-// NewService returns a Service. It panics on a config missing DB, Redis
-// or Templates: that is a wiring mistake.
-func NewService(cfg Config) *Service {
-	if cfg.DB == nil || cfg.Redis == nil || cfg.Templates == nil {
-		panic("coupon: NewService needs DB, Redis and Templates")
-	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = "couponpush"
-	}
-	if cfg.WriteDB == nil {
-		cfg.WriteDB = cfg.DB
-	}
-	if cfg.WriteBudget <= 0 {
-		cfg.WriteBudget = DefaultWriteBudget
-	}
-	if cfg.ReconcileDeadline <= 0 {
-		cfg.ReconcileDeadline = DefaultReconcileDeadline
-	}
-	if cfg.HintTTL <= 0 {
-		cfg.HintTTL = DefaultHintTTL
-	}
-	if cfg.RetainAfterEnd <= 0 {
-		cfg.RetainAfterEnd = DefaultRetainAfterEnd
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+// NewService returns a Service, or the problems of cfg (see Validate).
+func NewService(cfg Config) (*Service, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	s := &Service{
 		db: cfg.DB, rdb: cfg.Redis, keys: keys{prefix: cfg.Prefix}, templates: cfg.Templates,
@@ -137,7 +171,7 @@ func NewService(cfg Config) *Service {
 	s.writer = newClaimWriter(s)
 	s.pipe = newPipeliner(cfg.Redis)
 	s.ids = &idAllocator{s: s, key: s.keys.couponIDs(), nextID: 1}
-	return s
+	return s, nil
 }
 
 // shares splits amount over n sub-stocks as evenly as possible.

@@ -18,6 +18,7 @@ import (
 // fixture is one test's coupon stack on the shared engines: its own
 // database and Redis key prefix.
 type fixture struct {
+	t      testing.TB
 	dsn    string
 	db     *sql.DB
 	rdb    redis.UniversalClient
@@ -54,7 +55,7 @@ func newFixture(t testing.TB, rdb redis.UniversalClient, opts ...fixtureOpt) *fi
 	if rdb == nil {
 		rdb = newRedisClient(t)
 	}
-	f := &fixture{rdb: rdb, prefix: enginetest.Prefix(t)}
+	f := &fixture{t: t, rdb: rdb, prefix: enginetest.Prefix(t)}
 	f.dsn = newDSN(t)
 	f.db = openDB(t, f.dsn)
 	if _, err := migrate.Up(context.Background(), f.db); err != nil {
@@ -70,8 +71,12 @@ func newFixture(t testing.TB, rdb redis.UniversalClient, opts ...fixtureOpt) *fi
 	cfg.InterpolateParams = true
 	writeDB := openDB(t, cfg.FormatDSN())
 	opts = append([]fixtureOpt{func(c *Config) { c.WriteDB = writeDB }}, opts...)
-	f.store = template.NewStore(f.db, template.StoreConfig{})
-	f.cache = template.NewCache(f.store, template.CacheConfig{})
+	if f.store, err = template.NewStore(f.db, template.StoreConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if f.cache, err = template.NewCache(f.store, template.CacheConfig{}); err != nil {
+		t.Fatal(err)
+	}
 	f.svc = f.service(opts...)
 	return f
 }
@@ -83,7 +88,10 @@ func (f *fixture) service(opts ...fixtureOpt) *Service {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := NewService(cfg)
+	s, err := NewService(cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
 	return s
 }
 

@@ -43,9 +43,15 @@ func newAbuseFixture(t *testing.T, edit func(*abuse.Config)) *abuseFixture {
 	}
 	var second Config
 	f := newFixtureOf(t, func(f *fixture, c *Config) {
-		cache := template.NewCache(f.store, template.CacheConfig{})
-		svc := coupon.NewService(coupon.Config{DB: f.db, Redis: enginetest.Redis(t), Prefix: prefix,
+		cache, err := template.NewCache(f.store, template.CacheConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := coupon.NewService(coupon.Config{DB: f.db, Redis: enginetest.Redis(t), Prefix: prefix,
 			Templates: cache, Stock: f.store, Invalidate: cache.Invalidate})
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(svc.Stop)
 		c.Templates, c.Coupons = cache, svc
 		second = *c
@@ -53,7 +59,11 @@ func newAbuseFixture(t *testing.T, edit func(*abuse.Config)) *abuseFixture {
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	})
 	second.Guard = guard()
-	b := httptest.NewServer(New(second))
+	hb, err := New(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := httptest.NewServer(hb)
 	t.Cleanup(b.Close)
 	af := &abuseFixture{fixture: f, a: f.srv, b: b}
 	start := time.Now().UTC().Add(-time.Hour)

@@ -79,7 +79,7 @@ type Config struct {
 	// Observe, if set, is told every request's route pattern (or
 	// "unmatched"), status and duration, for metrics.
 	Observe func(route string, status int, d time.Duration)
-	// Logger receives 5xx causes; default slog.Default().
+	// Logger receives 5xx causes; nil discards.
 	Logger *slog.Logger
 	// MaxBodyBytes bounds request bodies; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -102,28 +102,61 @@ type Config struct {
 	MaxInFlight int
 }
 
-// Validate reports a config New cannot use.
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = DefaultReadyTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports every problem of c (defaults applied first), joined.
 func (c Config) Validate() error {
-	switch {
-	case c.Templates == nil:
-		return errors.New("httpapi: config: Templates is required")
-	case c.Subscriptions == nil:
-		return errors.New("httpapi: config: Subscriptions is required")
-	case c.MaxBodyBytes < 0:
-		return errors.New("httpapi: config: MaxBodyBytes must not be negative")
-	case c.Auth == nil && !c.AuthOff:
-		return errors.New("httpapi: config: Auth is required (or AuthOff, for local runs)")
-	case c.Auth != nil && c.AuthOff:
-		return errors.New("httpapi: config: Auth and AuthOff are both set")
-	case c.RequestTimeout < 0 || c.MaxInFlight < 0:
-		return errors.New("httpapi: config: RequestTimeout and MaxInFlight must not be negative")
+	c = c.WithDefaults()
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("httpapi: config: "+format, args...)) }
+	if c.Templates == nil {
+		bad("Templates is required")
+	}
+	if c.Subscriptions == nil {
+		bad("Subscriptions is required")
+	}
+	if c.MaxBodyBytes < 0 {
+		bad("MaxBodyBytes must not be negative")
+	}
+	if c.ReadyTimeout < 0 {
+		bad("ReadyTimeout must not be negative")
+	}
+	if c.Auth == nil && !c.AuthOff {
+		bad("Auth is required (or AuthOff, for local runs)")
+	}
+	if c.Auth != nil && c.AuthOff {
+		bad("Auth and AuthOff are both set")
+	}
+	if c.RequestTimeout < 0 || c.MaxInFlight < 0 {
+		bad("RequestTimeout and MaxInFlight must not be negative")
 	}
 	for name, check := range c.Ready {
 		if check == nil {
-			return fmt.Errorf("httpapi: config: readiness check %q is nil", name)
+			bad("readiness check %q is nil", name)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 type api struct {
@@ -155,29 +188,16 @@ func (a *api) routes() []route {
 	}, slices.Concat(a.couponRoutes(), a.blockRoutes())...)
 }
 
-// New returns the API's handler. It panics if cfg does not Validate or a
-// route names no caller kind: those are wiring mistakes, not runtime
-// conditions.
-func New(cfg Config) http.Handler {
+// New returns the API's handler, or the problems of cfg (see Validate).
+func New(cfg Config) (http.Handler, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
-		panic(err)
-	}
-	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if cfg.ReadyTimeout <= 0 {
-		cfg.ReadyTimeout = DefaultReadyTimeout
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+		return nil, err
 	}
 	a := &api{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), limit: newLimiter(cfg.RequestTimeout, cfg.MaxInFlight)}
 	for _, rt := range a.routes() {
 		if err := checkRoute(rt); err != nil {
-			panic(err)
+			return nil, err
 		}
 		h, kind := rt.handler, rt.caller
 		a.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
@@ -186,7 +206,7 @@ func New(cfg Config) http.Handler {
 			}
 		})
 	}
-	return a
+	return a, nil
 }
 
 // ServeHTTP routes, turns the mux's own 404 and 405 into JSON errors,

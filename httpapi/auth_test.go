@@ -269,7 +269,11 @@ func TestAuthOff(t *testing.T) {
 	if r := f.do(t, "PUT", fmt.Sprintf("/v1/subscriptions/5/%d", f.tpl.ID), "", ""); r.status != 201 {
 		t.Fatalf("subscribe without a token, auth off: %d %s", r.status, r.raw)
 	}
-	base := Config{Templates: template.NewCache(f.store, template.CacheConfig{}), Subscriptions: f.subs}
+	cache, err := template.NewCache(f.store, template.CacheConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := Config{Templates: cache, Subscriptions: f.subs}
 	a, err := auth.New(auth.Config{OperatorTokens: []string{testOperator}})
 	if err != nil {
 		t.Fatal(err)

@@ -43,18 +43,31 @@ func BenchmarkPutSubscription(b *testing.B) {
 	if _, err := migrate.Up(ctx, db); err != nil {
 		b.Fatal(err)
 	}
-	store := template.NewStore(db, template.StoreConfig{})
+	store, err := template.NewStore(db, template.StoreConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
 	days := 7
 	tpl, err := store.Create(ctx, template.Draft{Name: "hot", Type: template.Fixed, Value: 500, Stock: 1e6,
 		GrabStart: grabStart, GrabEnd: grabStart.Add(time.Hour), ValidDays: &days})
 	if err != nil {
 		b.Fatal(err)
 	}
-	cache := template.NewCache(store, template.CacheConfig{})
-	subs := subscription.NewService(db, cache, nopIndex{}, subscription.Config{Now: func() time.Time { return base }})
+	cache, err := template.NewCache(store, template.CacheConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	subs, err := subscription.NewService(db, cache, nopIndex{}, subscription.Config{Now: func() time.Time { return base }})
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer subs.Close()
-	srv := httptest.NewServer(New(Config{Templates: cache, Subscriptions: subs, AuthOff: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	h, err := New(Config{Templates: cache, Subscriptions: subs, AuthOff: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients}}
 	defer client.CloseIdleConnections()

@@ -33,9 +33,15 @@ func newCouponFixtureOf(t *testing.T, edit func(*Config), token string) *couponF
 		if edit != nil {
 			edit(c)
 		}
-		cache := template.NewCache(f.store, template.CacheConfig{})
-		svc = coupon.NewService(coupon.Config{DB: f.db, Redis: enginetest.Redis(t), Prefix: enginetest.Prefix(t),
+		cache, err := template.NewCache(f.store, template.CacheConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err = coupon.NewService(coupon.Config{DB: f.db, Redis: enginetest.Redis(t), Prefix: enginetest.Prefix(t),
 			Templates: cache, Stock: f.store, Invalidate: cache.Invalidate})
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(svc.Stop)
 		c.Templates = cache
 		c.Coupons = svc

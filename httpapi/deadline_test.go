@@ -59,7 +59,11 @@ func hangingAPI(t *testing.T, h *hangingServices, edit func(*Config)) *httptest.
 	t.Helper()
 	cfg := Config{Templates: h, Subscriptions: h, AuthOff: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	edit(&cfg)
-	srv := httptest.NewServer(New(cfg))
+	h2, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h2)
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -111,9 +111,16 @@ func newFixtureOf(t *testing.T, edit func(*fixture, *Config)) *fixture {
 		t.Fatalf("migrate: %v", err)
 	}
 	f := &fixture{db: db, idx: newFakeIndex()}
-	f.store = template.NewStore(db, template.StoreConfig{})
-	cache := template.NewCache(f.store, template.CacheConfig{})
-	f.subs = subscription.NewService(db, cache, f.idx, subscription.Config{Now: func() time.Time { return base }})
+	if f.store, err = template.NewStore(db, template.StoreConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := template.NewCache(f.store, template.CacheConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.subs, err = subscription.NewService(db, cache, f.idx, subscription.Config{Now: func() time.Time { return base }}); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { f.subs.Close() })
 	cfg := Config{
 		Templates:     cache,
@@ -123,7 +130,11 @@ func newFixtureOf(t *testing.T, edit func(*fixture, *Config)) *fixture {
 		AuthOff:       true, // the identity tests (auth_test.go) turn it on
 	}
 	edit(f, &cfg)
-	f.srv = httptest.NewServer(New(cfg))
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = httptest.NewServer(h)
 	t.Cleanup(f.srv.Close)
 	days := 7
 	f.tpl, err = f.store.Create(context.Background(), template.Draft{Name: "drop", Type: template.Fixed, Value: 500,

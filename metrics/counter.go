@@ -55,12 +55,12 @@ func (f *counterFamily) meta() (string, string, string) { return f.name, f.help,
 
 func (f *counterFamily) writeSamples(b *bytes.Buffer) bool {
 	if f.single != nil {
-		writeSample(b, f.name, nil, nil, "", "", f.single.Value())
+		writeSample(b, f.name, sampleLabels{}, f.single.Value())
 		return true
 	}
 	all := f.vec.vec.snapshot()
 	for _, s := range all {
-		writeSample(b, f.name, f.vec.vec.labels, s.values, "", "", s.metric.Value())
+		writeSample(b, f.name, sampleLabels{names: f.vec.vec.labels, values: s.values}, s.metric.Value())
 	}
 	return len(all) > 0
 }

@@ -56,15 +56,15 @@ func (f *gaugeFamily) meta() (string, string, string) {
 func (f *gaugeFamily) writeSamples(b *bytes.Buffer) bool {
 	switch {
 	case f.fn != nil:
-		writeSample(b, f.name, nil, nil, "", "", f.fn())
+		writeSample(b, f.name, sampleLabels{}, f.fn())
 		return true
 	case f.single != nil:
-		writeSample(b, f.name, nil, nil, "", "", f.single.Value())
+		writeSample(b, f.name, sampleLabels{}, f.single.Value())
 		return true
 	}
 	all := f.vec.vec.snapshot()
 	for _, s := range all {
-		writeSample(b, f.name, f.vec.vec.labels, s.values, "", "", s.metric.Value())
+		writeSample(b, f.name, sampleLabels{names: f.vec.vec.labels, values: s.values}, s.metric.Value())
 	}
 	return len(all) > 0
 }

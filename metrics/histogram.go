@@ -106,8 +106,8 @@ func (f *histogramFamily) writeOne(b *bytes.Buffer, labels, values []string, h *
 		if i < len(f.upper) {
 			le = f.upper[i]
 		}
-		writeSample(b, f.name+"_bucket", labels, values, "le", formatFloat(le), float64(cum))
+		writeSample(b, f.name+"_bucket", sampleLabels{names: labels, values: values, le: formatFloat(le)}, float64(cum))
 	}
-	writeSample(b, f.name+"_sum", labels, values, "", "", math.Float64frombits(h.sum.Load()))
-	writeSample(b, f.name+"_count", labels, values, "", "", float64(cum))
+	writeSample(b, f.name+"_sum", sampleLabels{names: labels, values: values}, math.Float64frombits(h.sum.Load()))
+	writeSample(b, f.name+"_count", sampleLabels{names: labels, values: values}, float64(cum))
 }

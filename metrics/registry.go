@@ -66,7 +66,7 @@ func (r *Registry) Counter(name, help string) *Counter {
 
 // CounterVec registers and returns a counter split by the given label names.
 func (r *Registry) CounterVec(name, help string, labels ...string) *CounterVec {
-	v := &CounterVec{vec: newVec(labels, false, func() *Counter { return &Counter{} })}
+	v := &CounterVec{vec: newVec(labels, plainVec, func() *Counter { return &Counter{} })}
 	r.register(name, &counterFamily{name: name, help: help, vec: v})
 	return v
 }
@@ -80,7 +80,7 @@ func (r *Registry) Gauge(name, help string) *Gauge {
 
 // GaugeVec registers and returns a gauge split by the given label names.
 func (r *Registry) GaugeVec(name, help string, labels ...string) *GaugeVec {
-	v := &GaugeVec{vec: newVec(labels, false, func() *Gauge { return &Gauge{} })}
+	v := &GaugeVec{vec: newVec(labels, plainVec, func() *Gauge { return &Gauge{} })}
 	r.register(name, &gaugeFamily{name: name, help: help, vec: v})
 	return v
 }
@@ -119,7 +119,7 @@ func (r *Registry) Histogram(name, help string, buckets []float64) *Histogram {
 // names; buckets are as for Histogram. The label name "le" is reserved.
 func (r *Registry) HistogramVec(name, help string, buckets []float64, labels ...string) *HistogramVec {
 	upper := checkBuckets(name, buckets)
-	v := &HistogramVec{vec: newVec(labels, true, func() *Histogram { return newHistogram(upper) })}
+	v := &HistogramVec{vec: newVec(labels, histogramVec, func() *Histogram { return newHistogram(upper) })}
 	r.register(name, &histogramFamily{name: name, help: help, upper: upper, vec: v})
 	return v
 }
@@ -184,15 +184,24 @@ type series[T any] struct {
 	metric *T
 }
 
-// newVec checks the label names and returns an empty vec; histogram
-// reserves the name "le".
-func newVec[T any](labels []string, histogram bool, newChild func() *T) *vec[T] {
+// vecKind says whether a vec's family is a histogram, which reserves the
+// label name "le".
+type vecKind int
+
+// The kinds of vec.
+const (
+	plainVec vecKind = iota
+	histogramVec
+)
+
+// newVec checks the label names and returns an empty vec.
+func newVec[T any](labels []string, kind vecKind, newChild func() *T) *vec[T] {
 	seen := make(map[string]bool, len(labels))
 	for _, l := range labels {
 		switch {
 		case !labelNameRE.MatchString(l) || strings.HasPrefix(l, "__"):
 			panic(fmt.Sprintf("metrics: invalid label name %q", l))
-		case histogram && l == "le":
+		case kind == histogramVec && l == "le":
 			panic(`metrics: label name "le" is reserved for histogram buckets`)
 		case seen[l]:
 			panic(fmt.Sprintf("metrics: label name %q given twice", l))

@@ -15,11 +15,17 @@ var (
 // escapeHelp escapes a HELP text for the text format.
 func escapeHelp(s string) string { return helpEscaper.Replace(strings.ToValidUTF8(s, "\uFFFD")) }
 
-// writeSample appends one sample line: name{labels...,extra="..."} value.
-// extraName is the histogram's "le" label, or "" for none.
-func writeSample(b *bytes.Buffer, name string, labels, values []string, extraName, extraValue string, v float64) {
+// sampleLabels are the labels of one sample line.
+type sampleLabels struct {
+	names, values []string // the series' labels and their values
+	le            string   // a histogram bucket's upper bound; "" for none
+}
+
+// writeSample appends one sample line: name{labels...,le="..."} value.
+func writeSample(b *bytes.Buffer, name string, l sampleLabels, v float64) {
+	labels, values := l.names, l.values
 	b.WriteString(name)
-	if len(labels) > 0 || extraName != "" {
+	if len(labels) > 0 || l.le != "" {
 		b.WriteByte('{')
 		for i, l := range labels {
 			if i > 0 {
@@ -27,11 +33,11 @@ func writeSample(b *bytes.Buffer, name string, labels, values []string, extraNam
 			}
 			writeLabel(b, l, values[i])
 		}
-		if extraName != "" {
+		if l.le != "" {
 			if len(labels) > 0 {
 				b.WriteByte(',')
 			}
-			writeLabel(b, extraName, extraValue)
+			writeLabel(b, "le", l.le)
 		}
 		b.WriteByte('}')
 	}

@@ -58,28 +58,31 @@ type ConsumerConfig struct {
 	Logger *slog.Logger
 }
 
-// Validate reports the first field of c that is unusable.
+// Validate reports every field of c that is unusable, joined, with zero
+// values taken as their defaults.
 func (c ConsumerConfig) Validate() error {
-	if err := validateNSQ(c.NSQDAddr, c.Topic); err != nil {
-		return err
+	errs := []error{validateNSQ(c.NSQDAddr, c.Topic)}
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if !nsq.IsValidChannelName(c.Channel) {
+		bad("push: Channel %q is not a valid NSQ channel name", c.Channel)
+	}
+	if c.DedupCapacity < 0 {
+		bad("push: DedupCapacity %d is negative", c.DedupCapacity)
+	}
+	if c.MaxInFlight < 0 {
+		bad("push: MaxInFlight %d is negative", c.MaxInFlight)
 	}
 	switch {
-	case !nsq.IsValidChannelName(c.Channel):
-		return fmt.Errorf("push: Channel %q is not a valid NSQ channel name", c.Channel)
-	case c.DedupCapacity < 0:
-		return fmt.Errorf("push: DedupCapacity %d is negative", c.DedupCapacity)
-	case c.MaxInFlight < 0:
-		return fmt.Errorf("push: MaxInFlight %d is negative", c.MaxInFlight)
 	case c.ReconnectInterval < 0:
-		return fmt.Errorf("push: ReconnectInterval %s is negative", c.ReconnectInterval)
+		bad("push: ReconnectInterval %s is negative", c.ReconnectInterval)
 	case c.ReconnectInterval != 0 && c.ReconnectInterval < 10*time.Millisecond:
-		return fmt.Errorf("push: ReconnectInterval %s is below 10ms", c.ReconnectInterval)
+		bad("push: ReconnectInterval %s is below 10ms", c.ReconnectInterval)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// withDefaults returns c with every zero field set to its default.
-func (c ConsumerConfig) withDefaults() ConsumerConfig {
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c ConsumerConfig) WithDefaults() ConsumerConfig {
 	if c.DedupCapacity == 0 {
 		c.DedupCapacity = DefaultDedupCapacity
 	}
@@ -129,10 +132,10 @@ type Consumer struct {
 
 // NewConsumer validates cfg and returns a Consumer; Start connects it.
 func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
 	return &Consumer{
 		cfg:      cfg,
 		log:      cfg.Logger.With("nsqd", cfg.NSQDAddr, "topic", cfg.Topic, "channel", cfg.Channel),

@@ -94,28 +94,31 @@ type PublisherConfig struct {
 	Logger *slog.Logger
 }
 
-// Validate reports the first field of c that is unusable, with zero values
-// taken as their defaults.
+// Validate reports every field of c that is unusable, joined, with zero
+// values taken as their defaults.
 func (c PublisherConfig) Validate() error {
-	if err := validateNSQ(c.NSQDAddr, c.Topic); err != nil {
-		return err
+	errs := []error{validateNSQ(c.NSQDAddr, c.Topic)}
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	d := c.WithDefaults()
+	if c.MaxMessageBytes < 0 || d.MaxMessageBytes < MinMessageBytes {
+		bad("push: MaxMessageBytes %d is below %d", c.MaxMessageBytes, MinMessageBytes)
 	}
-	d := c.withDefaults()
-	switch {
-	case c.MaxMessageBytes < 0 || d.MaxMessageBytes < MinMessageBytes:
-		return fmt.Errorf("push: MaxMessageBytes %d is below %d", c.MaxMessageBytes, MinMessageBytes)
-	case c.MaxBodyBytes < 0 || d.MaxBodyBytes < d.MaxMessageBytes+2*mpubOverhead:
-		return fmt.Errorf("push: MaxBodyBytes %d is below MaxMessageBytes (%d) + 8", d.MaxBodyBytes, d.MaxMessageBytes)
-	case c.MaxPushesPerBatch < 0:
-		return fmt.Errorf("push: MaxPushesPerBatch %d is negative", c.MaxPushesPerBatch)
-	case c.RetryMin < 0:
-		return fmt.Errorf("push: RetryMin %s is negative", c.RetryMin)
-	case d.RetryMax < d.RetryMin:
-		return fmt.Errorf("push: RetryMax %s is below RetryMin %s", d.RetryMax, d.RetryMin)
-	case c.AttemptTimeout < 0:
-		return fmt.Errorf("push: AttemptTimeout %s is negative", c.AttemptTimeout)
+	if c.MaxBodyBytes < 0 || d.MaxBodyBytes < d.MaxMessageBytes+2*mpubOverhead {
+		bad("push: MaxBodyBytes %d is below MaxMessageBytes (%d) + 8", d.MaxBodyBytes, d.MaxMessageBytes)
 	}
-	return nil
+	if c.MaxPushesPerBatch < 0 {
+		bad("push: MaxPushesPerBatch %d is negative", c.MaxPushesPerBatch)
+	}
+	if c.RetryMin < 0 {
+		bad("push: RetryMin %s is negative", c.RetryMin)
+	}
+	if d.RetryMax < d.RetryMin {
+		bad("push: RetryMax %s is below RetryMin %s", d.RetryMax, d.RetryMin)
+	}
+	if c.AttemptTimeout < 0 {
+		bad("push: AttemptTimeout %s is negative", c.AttemptTimeout)
+	}
+	return errors.Join(errs...)
 }
 
 // validateNSQ checks an nsqd address and a topic name.
@@ -132,8 +135,8 @@ func validateNSQ(addr, topic string) error {
 	return nil
 }
 
-// withDefaults returns c with every zero field set to its default.
-func (c PublisherConfig) withDefaults() PublisherConfig {
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c PublisherConfig) WithDefaults() PublisherConfig {
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = DefaultMaxMessageBytes
 	}
@@ -183,10 +186,10 @@ type Publisher struct {
 // NewPublisher validates cfg and returns a Publisher. It does not connect:
 // the first Publish does, and later ones reconnect as needed.
 func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
 	nc := nsq.NewConfig()
 	nc.DialTimeout = time.Second
 	nc.ReadTimeout = nsqReadTimeout

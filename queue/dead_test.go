@@ -40,7 +40,7 @@ func TestDeadLetter(t *testing.T) {
 	if len(rest.Pushes) != 2 || rest.Pushes[0].UserID == poison.UserID || rest.Pushes[1].UserID == poison.UserID {
 		t.Fatalf("rest = %+v, want the two other pushes", rest.Pushes)
 	}
-	if rec, err := c.Recover(ctx, l, farFuture, time.Second, 10, true); err != nil || len(rec) != 0 {
+	if rec, err := c.Recover(ctx, l, queue.RecoverOptions{Now: farFuture, Deadline: time.Second, Max: 10, All: true}); err != nil || len(rec) != 0 {
 		t.Fatalf("flights after dead letter = %v, %v; want none", rec, err)
 	}
 	marks, err := c.Marks(ctx, 0, farFuture, 10)
@@ -74,7 +74,7 @@ func TestDeadLetter(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("replay = %d, %v; want 1", n, err)
 	}
-	rec, err := c.Recover(ctx, l, time.Time{}, time.Second, 10, false)
+	rec, err := c.Recover(ctx, l, queue.RecoverOptions{Deadline: time.Second, Max: 10})
 	if err != nil || len(rec) != 1 || len(rec[0].Pushes) != 1 || rec[0].Pushes[0].UserID != poison.UserID {
 		t.Fatalf("recovered after replay = %+v, %v; want the dead push", rec, err)
 	}
@@ -106,7 +106,7 @@ func TestDeadLetterNeedsTheLease(t *testing.T) {
 	if dead, err := c.DeadLetters(ctx, 0); err != nil || len(dead) != 0 {
 		t.Fatalf("dead letters = %+v, %v; want none", dead, err)
 	}
-	if rec, err := c.Recover(ctx, cur, time.Time{}, time.Second, 10, true); err != nil || len(rec) != 1 || rec[0].String() != ch.String() {
+	if rec, err := c.Recover(ctx, cur, queue.RecoverOptions{Deadline: time.Second, Max: 10, All: true}); err != nil || len(rec) != 1 || rec[0].String() != ch.String() {
 		t.Fatalf("flights = %v, %v; want the chunk untouched", rec, err)
 	}
 }
@@ -114,14 +114,17 @@ func TestDeadLetterNeedsTheLease(t *testing.T) {
 func TestDeadLetterIsBounded(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	c := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t), MaxDead: 1})
+	c, err := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t), MaxDead: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	l := lease(t, c, 0)
 	ch := popThree(t, c, l)
-	_, _, err := c.DeadLetter(ctx, l, ch, []queue.Unsent{{Index: 0, Reason: "a"}, {Index: 2, Reason: "b"}})
+	_, _, err = c.DeadLetter(ctx, l, ch, []queue.Unsent{{Index: 0, Reason: "a"}, {Index: 2, Reason: "b"}})
 	if !errors.Is(err, queue.ErrDeadFull) {
 		t.Fatalf("dead letter past MaxDead = %v, want ErrDeadFull", err)
 	}
-	if rec, err := c.Recover(ctx, l, time.Time{}, time.Second, 10, true); err != nil || len(rec) != 1 {
+	if rec, err := c.Recover(ctx, l, queue.RecoverOptions{Deadline: time.Second, Max: 10, All: true}); err != nil || len(rec) != 1 {
 		t.Fatalf("flights = %v, %v; want the chunk still in flight", rec, err)
 	}
 	if _, ok, err := c.DeadLetter(ctx, l, ch, []queue.Unsent{{Index: 2, Reason: "b"}}); err != nil || !ok {
@@ -132,7 +135,10 @@ func TestDeadLetterIsBounded(t *testing.T) {
 func TestRemindersPerUserAreCapped(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	c := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t), MaxRemindersPerUser: 2})
+	c, err := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t), MaxRemindersPerUser: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
 	e := func(tid, ver int64) queue.Entry {
 		return queue.Entry{UserID: 5, TemplateID: tid, PushAt: t0.Add(time.Duration(tid) * time.Minute), Version: ver}
 	}
@@ -187,7 +193,10 @@ func TestDeadLetterOnRedisCluster(t *testing.T) {
 	ctx := context.Background()
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: enginetest.RedisCluster(t)})
 	t.Cleanup(func() { rdb.Close() })
-	c := queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)})
+	c, err := queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	const n = 4
 	for u := int64(1); u <= 40; u++ {
 		if err := c.Add(ctx, n, queue.Entry{UserID: u, TemplateID: 1, PushAt: t0, Version: 1}); err != nil {
@@ -206,7 +215,7 @@ func TestDeadLetterOnRedisCluster(t *testing.T) {
 		if n, err := c.Replay(ctx, q, nil); err != nil || n != 1 {
 			t.Fatalf("replay on cluster q%d = %d, %v", q, n, err)
 		}
-		rec, err := c.Recover(ctx, l, time.Time{}, time.Second, 10, false)
+		rec, err := c.Recover(ctx, l, queue.RecoverOptions{Deadline: time.Second, Max: 10})
 		if err != nil || len(rec) != 1 || rec[0].Pushes[0].UserID != p.Pushes[0].UserID {
 			t.Fatalf("recover after replay on cluster q%d = %v, %v", q, rec, err)
 		}

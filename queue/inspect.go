@@ -164,8 +164,8 @@ func (c *Client) UserRecord(ctx context.Context, q int, userID int64) (entries [
 			for i := range es {
 				es[i].InTransit = true
 			}
-		} else {
-			resolveTaken(es, scored)
+		} else if !scored {
+			markTaken(es)
 		}
 		entries = append(entries, es...)
 	}
@@ -181,12 +181,9 @@ func hasScore(cmd *redis.FloatCmd) (bool, error) {
 	return err == nil, err
 }
 
-// resolveTaken makes implicit taken entries explicit: a P entry of a user
-// without a due score was taken by a pop (see lua/prelude.lua).
-func resolveTaken(es []RecordEntry, scored bool) {
-	if scored {
-		return
-	}
+// markTaken makes implicit taken entries explicit, for a user without a
+// due score: its P entries were taken by a pop (see lua/prelude.lua).
+func markTaken(es []RecordEntry) {
 	for i := range es {
 		if es[i].State == StatePending {
 			es[i].State = StateTaken
@@ -291,7 +288,9 @@ func (c *Client) Records(ctx context.Context, l Layout, entries []Entry) ([]Reco
 				if err != nil {
 					return nil, fmt.Errorf("queue states user %d: %w", e.UserID, err)
 				}
-				resolveTaken(es, scored)
+				if !scored {
+					markTaken(es)
+				}
 			}
 			for _, x := range es {
 				if x.TemplateID == e.TemplateID && out[i].State == 0 {

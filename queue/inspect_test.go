@@ -27,7 +27,10 @@ func TestInspect(t *testing.T) {
 	ctx := context.Background()
 	rdb := enginetest.Redis(t)
 	prefix := enginetest.Prefix(t)
-	c := queue.New(rdb, queue.Options{Prefix: prefix, Owner: "w1"})
+	c, err := queue.New(rdb, queue.Options{Prefix: prefix, Owner: "w1"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	const n = 4
 	if _, err := c.InitLayout(ctx, n); err != nil {
 		t.Fatal(err)
@@ -206,7 +209,10 @@ func TestStates(t *testing.T) {
 	ctx := context.Background()
 	rdb := enginetest.Redis(t)
 	prefix := enginetest.Prefix(t)
-	c := queue.New(rdb, queue.Options{Prefix: prefix})
+	c, err := queue.New(rdb, queue.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
 	st, err := c.InitLayout(ctx, 4)
 	if err != nil {
 		t.Fatal(err)

@@ -456,14 +456,18 @@ func (r *Router) write(ctx context.Context, s *redis.Script, op string, e Entry)
 // old queue first, which may forward it to the new one.
 func (r *Router) once(ctx context.Context, s *redis.Script, op string, l Layout, e Entry) (int64, string, error) {
 	home := Shard(e.UserID, l.To)
+	w := writeCall{script: s, op: op, layoutKey: l.key(), queue: home, home: home}
 	if l.Stable() {
-		return r.c.writeAt(ctx, s, op, l.key(), home, home, false, e)
+		return r.c.writeAt(ctx, w, e)
 	}
-	status, other, err := r.c.writeAt(ctx, s, op, l.key(), Shard(e.UserID, l.From), home, false, e)
+	old := w
+	old.queue = Shard(e.UserID, l.From)
+	status, other, err := r.c.writeAt(ctx, old, e)
 	if err != nil || status != forward {
 		return status, other, err
 	}
-	return r.c.writeAt(ctx, s, op, l.key(), home, home, true, e)
+	w.forwarded = true
+	return r.c.writeAt(ctx, w, e)
 }
 
 // adopt takes the layout a queue answered with, or the recorded one when

@@ -284,7 +284,10 @@ func TestMoveOnRedisCluster(t *testing.T) {
 	ctx := context.Background()
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: enginetest.RedisCluster(t)})
 	t.Cleanup(func() { rdb.Close() })
-	c := queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)})
+	c, err := queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.InitLayout(ctx, 4); err != nil {
 		t.Fatal(err)
 	}

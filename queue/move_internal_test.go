@@ -19,7 +19,10 @@ import (
 func TestMoveReplaysWhatADeadMoverLeft(t *testing.T) {
 	ctx := context.Background()
 	rdb := enginetest.Redis(t)
-	c := New(rdb, Options{Prefix: enginetest.Prefix(t)})
+	c, err := New(rdb, Options{Prefix: enginetest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.InitLayout(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +99,10 @@ func TestMoveReplaysWhatADeadMoverLeft(t *testing.T) {
 func TestMoveInReplayKeepsATakenEntryTaken(t *testing.T) {
 	ctx := context.Background()
 	rdb := enginetest.Redis(t)
-	c := New(rdb, Options{Prefix: enginetest.Prefix(t)})
+	c, err := New(rdb, Options{Prefix: enginetest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.InitLayout(ctx, 2); err != nil {
 		t.Fatal(err)
 	}

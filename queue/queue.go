@@ -17,16 +17,28 @@ import (
 	"couponpush/internal/redisscript"
 )
 
+// Limits and defaults of a Client.
+const (
+	// MaxPopUsers is the most users one pop may take (PopOptions.MaxUsers),
+	// so one Lua call stays short.
+	MaxPopUsers = 5000
+	// DefaultPrefix is the key prefix of an Options without one.
+	DefaultPrefix = "couponpush"
+	// DefaultTombstoneTTL is how long a cancel is remembered by default.
+	DefaultTombstoneTTL = 10 * time.Minute
+)
+
 // Options tune a Client. Zero values mean the defaults.
 type Options struct {
 	// Prefix starts every key; several deployments or tests share one Redis
-	// by using different prefixes. Default "couponpush".
+	// by using different prefixes. Default DefaultPrefix.
 	Prefix string
 	// Owner names this process in the leases it takes (the lease key holds
 	// "owner/random token"), so operators can see who holds a queue.
 	Owner string
 	// TombstoneTTL is how long past its push time a cancel is remembered, so
-	// that a late, older add cannot revive the reminder. Default 10 minutes.
+	// that a late, older add cannot revive the reminder. Default
+	// DefaultTombstoneTTL.
 	TombstoneTTL time.Duration
 	// MaxRemindersPerUser bounds the reminders (pending or taken, not
 	// cancelled) one user may hold in its queue; Add refuses one more with
@@ -36,6 +48,39 @@ type Options struct {
 	// DeadLetter fails with ErrDeadFull and the chunk stays in flight.
 	// 0 means DefaultMaxDead.
 	MaxDead int
+}
+
+// WithDefaults returns a copy of o with every zero field set to its default.
+func (o Options) WithDefaults() Options {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.TombstoneTTL == 0 {
+		o.TombstoneTTL = DefaultTombstoneTTL
+	}
+	if o.MaxRemindersPerUser == 0 {
+		o.MaxRemindersPerUser = DefaultMaxRemindersPerUser
+	}
+	if o.MaxDead == 0 {
+		o.MaxDead = DefaultMaxDead
+	}
+	return o
+}
+
+// Validate reports every problem of o (defaults applied first), joined.
+func (o Options) Validate() error {
+	o = o.WithDefaults()
+	var errs []error
+	if o.TombstoneTTL < time.Millisecond {
+		errs = append(errs, fmt.Errorf("queue: TombstoneTTL %v is below 1ms", o.TombstoneTTL))
+	}
+	if o.MaxRemindersPerUser < 1 {
+		errs = append(errs, fmt.Errorf("queue: MaxRemindersPerUser %d is below 1", o.MaxRemindersPerUser))
+	}
+	if o.MaxDead < 1 {
+		errs = append(errs, fmt.Errorf("queue: MaxDead %d is below 1", o.MaxDead))
+	}
+	return errors.Join(errs...)
 }
 
 // Client is the Redis schedule index: N queues of reminders, the scripts that
@@ -49,18 +94,15 @@ type Client struct {
 	maxDead      int
 }
 
-// New returns a Client over rdb, which may be a standalone or cluster client.
-func New(rdb redis.UniversalClient, opts Options) *Client {
-	c := &Client{rdb: rdb, prefix: opts.Prefix, owner: opts.Owner, tombTTLms: opts.TombstoneTTL.Milliseconds()}
-	if c.prefix == "" {
-		c.prefix = "couponpush"
+// New returns a Client over rdb, which may be a standalone or cluster
+// client; it fails if opts do not Validate.
+func New(rdb redis.UniversalClient, opts Options) (*Client, error) {
+	opts = opts.WithDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
-	if c.tombTTLms <= 0 {
-		c.tombTTLms = (10 * time.Minute).Milliseconds()
-	}
-	c.maxReminders = cmp.Or(max(opts.MaxRemindersPerUser, 0), DefaultMaxRemindersPerUser)
-	c.maxDead = cmp.Or(max(opts.MaxDead, 0), DefaultMaxDead)
-	return c
+	return &Client{rdb: rdb, prefix: opts.Prefix, owner: opts.Owner, tombTTLms: opts.TombstoneTTL.Milliseconds(),
+		maxReminders: opts.MaxRemindersPerUser, maxDead: opts.MaxDead}, nil
 }
 
 // Shard is the queue that holds userID's reminders when there are n queues.
@@ -102,7 +144,7 @@ func (c *Client) write(ctx context.Context, s *redis.Script, op string, n int, e
 	}
 	q := Shard(e.UserID, n)
 	l := Layout{From: n, To: n}
-	status, _, err := c.writeAt(ctx, s, op, l.key(), q, q, false, e)
+	status, _, err := c.writeAt(ctx, writeCall{script: s, op: op, layoutKey: l.key(), queue: q, home: q}, e)
 	if err != nil {
 		return err
 	}
@@ -141,25 +183,35 @@ func writeErr(op string, e Entry, status int64) error {
 	return fmt.Errorf("queue %s user %d: unexpected status %d", op, e.UserID, status)
 }
 
-// writeAt runs add.lua or cancel.lua on queue q under layout key lk (see
-// route in prelude.lua), pipelined with telling the balancer the queue has
-// work at the entry's time unless it knows of earlier work: one round trip.
-// The next index only ever errs early (a spurious pick), and Reconcile
-// repairs it. It returns the script's status and, when stale, the queue's
-// layout key.
-func (c *Client) writeAt(ctx context.Context, s *redis.Script, op, lk string, q, home int, fwd bool, e Entry) (int64, string, error) {
-	k := c.keys(q)
+// writeCall is one run of add.lua or cancel.lua (see route in prelude.lua).
+type writeCall struct {
+	script    *redis.Script // addScript or cancelScript
+	op        string        // "add" or "cancel", for errors
+	layoutKey string        // the layout the writer follows (Layout.key)
+	queue     int           // the queue written
+	home      int           // the user's queue under that layout
+	forwarded bool          // the user's old queue forwarded the write here
+}
+
+// writeAt runs w on queue w.queue, pipelined with telling the balancer the
+// queue has work at the entry's time unless it knows of earlier work: one
+// round trip. The next index only ever errs early (a spurious pick), and
+// Reconcile repairs it. It returns the script's status and, when stale,
+// the queue's layout key.
+func (c *Client) writeAt(ctx context.Context, w writeCall, e Entry) (int64, string, error) {
+	op := w.op
+	k := c.keys(w.queue)
 	keys := []string{k.due, k.items, k.epoch, k.moving}
 	f := "0"
-	if fwd {
+	if w.forwarded {
 		f = "1"
 	}
-	args := []any{lk, e.UserID, e.TemplateID, e.PushAt.UnixMilli(), e.Version, c.tombTTLms, q, home, f, c.maxReminders}
+	args := []any{w.layoutKey, e.UserID, e.TemplateID, e.PushAt.UnixMilli(), e.Version, c.tombTTLms, w.queue, w.home, f, c.maxReminders}
 	// A script the server lost (restart, SCRIPT FLUSH) is sent again by
 	// EVAL, which loads it; the ZADD is not repeated.
 	pipe := redisscript.NewPipeline(c.rdb)
-	cmd := pipe.Run(ctx, s, keys, args...)
-	pipe.ZAddLT(ctx, c.nextKey(), redis.Z{Score: float64(e.PushAt.UnixMilli()), Member: q})
+	cmd := pipe.Run(ctx, w.script, keys, args...)
+	pipe.ZAddLT(ctx, c.nextKey(), redis.Z{Score: float64(e.PushAt.UnixMilli()), Member: w.queue})
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, "", fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, err)
 	}
@@ -225,7 +277,7 @@ func (c *Client) lease(ctx context.Context, l *Lease, ms int64) error {
 type PopOptions struct {
 	Now         time.Time     // zero = the Redis server's clock
 	MergeWindow time.Duration // items due within this of a user's earliest are merged
-	MaxUsers    int           // at most this many users per call (≤ 5000)
+	MaxUsers    int           // at most this many users per call (≤ MaxPopUsers)
 	Deadline    time.Duration // a flight not acked within this is redelivered
 	// MaxItems bounds the items of one push (0: DefaultMaxItemsPerPush): a
 	// user with more due within the window gets its earliest MaxItems now
@@ -242,8 +294,8 @@ type Popped struct {
 
 // Pop takes due users from queue l.Queue (see lua/pop.lua).
 func (c *Client) Pop(ctx context.Context, l *Lease, o PopOptions) (Popped, error) {
-	if o.MaxUsers < 1 || o.MaxUsers > 5000 {
-		return Popped{}, fmt.Errorf("queue pop: max users %d out of 1..5000", o.MaxUsers)
+	if o.MaxUsers < 1 || o.MaxUsers > MaxPopUsers {
+		return Popped{}, fmt.Errorf("queue pop: max users %d out of 1..%d", o.MaxUsers, MaxPopUsers)
 	}
 	if o.MaxItems < 0 {
 		return Popped{}, fmt.Errorf("queue pop: max items %d is negative", o.MaxItems)
@@ -282,17 +334,27 @@ func (c *Client) Ack(ctx context.Context, l *Lease, ch Chunk) (bool, error) {
 	return n == 1, nil
 }
 
-// Recover returns up to max chunks of l's queue whose deadline passed, or
-// all flights when all is set (right after taking the queue over). They
-// keep their pushes, ids and items, and get a new deadline.
-func (c *Client) Recover(ctx context.Context, l *Lease, now time.Time, deadline time.Duration, max int, all bool) ([]Chunk, error) {
+// RecoverOptions bound one recover.
+type RecoverOptions struct {
+	Now      time.Time     // zero = the Redis server's clock
+	Deadline time.Duration // the new deadline of each recovered flight
+	Max      int           // at most this many chunks per call
+	// All takes every flight, expired or not (right after taking the queue
+	// over: its last holder cannot ack them any more).
+	All bool
+}
+
+// Recover returns up to o.Max chunks of l's queue whose deadline passed, or
+// all flights with o.All. They keep their pushes, ids and items, and get a
+// new deadline.
+func (c *Client) Recover(ctx context.Context, l *Lease, o RecoverOptions) ([]Chunk, error) {
 	k := c.keys(l.Queue)
 	flag := "0"
-	if all {
+	if o.All {
 		flag = "1"
 	}
 	res, err := recoverScript.Run(ctx, c.rdb, []string{k.flight, k.lease},
-		l.token, nowArg(now), deadline.Milliseconds(), max, flag).StringSlice()
+		l.token, nowArg(o.Now), o.Deadline.Milliseconds(), o.Max, flag).StringSlice()
 	if err != nil {
 		return nil, leaseErr("recover", l.Queue, err)
 	}
@@ -462,18 +524,20 @@ func (c *Client) indexed(ctx context.Context, l Layout, entries []Entry) ([]bool
 	return out, nil
 }
 
-// SetPaused pauses (or resumes) emitting for every worker of this prefix.
-// Nothing is lost while paused: subscriptions and cancels go on, and on
-// resume the backlog is popped earliest first.
-func (c *Client) SetPaused(ctx context.Context, paused bool) error {
-	var err error
-	if paused {
-		err = c.rdb.Set(ctx, c.pausedKey(), "1", 0).Err()
-	} else {
-		err = c.rdb.Del(ctx, c.pausedKey()).Err()
+// Pause pauses emitting for every worker of this prefix. Nothing is lost
+// while paused: subscriptions and cancels go on, and on Resume the backlog
+// is popped earliest first.
+func (c *Client) Pause(ctx context.Context) error {
+	if err := c.rdb.Set(ctx, c.pausedKey(), "1", 0).Err(); err != nil {
+		return fmt.Errorf("queue pause: %w", err)
 	}
-	if err != nil {
-		return fmt.Errorf("queue set paused %v: %w", paused, err)
+	return nil
+}
+
+// Resume undoes Pause.
+func (c *Client) Resume(ctx context.Context) error {
+	if err := c.rdb.Del(ctx, c.pausedKey()).Err(); err != nil {
+		return fmt.Errorf("queue resume: %w", err)
 	}
 	return nil
 }

@@ -25,7 +25,11 @@ var farFuture = time.Now().Add(24 * time.Hour)
 func newClient(t *testing.T) (*queue.Client, redis.UniversalClient) {
 	t.Helper()
 	rdb := enginetest.Redis(t)
-	return queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)}), rdb
+	c, err := queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, rdb
 }
 
 // oneQueue makes every user land in queue 0.
@@ -226,15 +230,15 @@ func TestRecoverRepublishesTheSameChunk(t *testing.T) {
 	}
 
 	next := lease(t, c, 0)
-	early, err := c.Recover(ctx, next, t0, 10*time.Second, 100, false)
+	early, err := c.Recover(ctx, next, queue.RecoverOptions{Now: t0, Deadline: 10 * time.Second, Max: 100})
 	if err != nil || len(early) != 0 {
 		t.Fatalf("recover before deadline = %v, %v", early, err)
 	}
-	all, err := c.Recover(ctx, next, t0, 10*time.Second, 100, true)
+	all, err := c.Recover(ctx, next, queue.RecoverOptions{Now: t0, Deadline: 10 * time.Second, Max: 100, All: true})
 	if err != nil || len(all) != 1 || all[0].String() != taken.Chunk.String() {
 		t.Fatalf("recover all = %v, %v; want %v", all, err, taken.Chunk)
 	}
-	late, err := c.Recover(ctx, next, t0.Add(21*time.Second), 10*time.Second, 100, false)
+	late, err := c.Recover(ctx, next, queue.RecoverOptions{Now: t0.Add(21 * time.Second), Deadline: 10 * time.Second, Max: 100})
 	if err != nil || len(late) != 1 || late[0].String() != taken.Chunk.String() {
 		t.Fatalf("recover after deadline = %v, %v", late, err)
 	}
@@ -412,7 +416,10 @@ func TestRedisCluster(t *testing.T) {
 	ctx := context.Background()
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: enginetest.RedisCluster(t)})
 	t.Cleanup(func() { rdb.Close() })
-	c := queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)})
+	c, err := queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	const n = 16
 	for u := int64(1); u <= 200; u++ {
 		if err := c.Add(ctx, n, queue.Entry{UserID: u, TemplateID: 1, PushAt: t0, Version: 1}); err != nil {
@@ -516,7 +523,10 @@ func TestAddAfterScriptFlush(t *testing.T) {
 	p := enginetest.StartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: p.Addr})
 	t.Cleanup(func() { rdb.Close() })
-	c := queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)})
+	c, err := queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	add(t, c, 1, 1, t0, 1)
 	if err := rdb.ScriptFlush(ctx).Err(); err != nil {

@@ -17,7 +17,10 @@ func TestRebuildLeavesDeadLettersAlone(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := rebuildDB(t)
-	idx := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t)})
+	idx, err := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := idx.NewRouter(func() int { return 1 })
 	now := time.Now().Truncate(time.Millisecond)
 	// Due within the reindex window (the test pops it early by passing Now).

@@ -44,7 +44,10 @@ func TestRebuild(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := rebuildDB(t)
-	idx := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t)})
+	idx, err := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	const n = 4
 	r := idx.NewRouter(func() int { return n })
 	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)

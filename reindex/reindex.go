@@ -44,9 +44,49 @@ type Config struct {
 	// Grace: a pending row under a newer tombstone is repaired when seen so
 	// again at least this long after first; longer than a DELETE can take
 	// (request deadline plus its completing writes). Default 1 min.
-	Grace  time.Duration
-	Now    func() time.Time
+	Grace time.Duration
+	Now   func() time.Time // clock of the window; default time.Now
+	// Logger receives each run's repairs; nil discards.
 	Logger *slog.Logger
+}
+
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Margin == 0 {
+		c.Margin = 30 * time.Second
+	}
+	if c.Horizon == 0 {
+		c.Horizon = 10 * time.Minute
+	}
+	if c.Page == 0 {
+		c.Page = 1000
+	}
+	if c.Grace == 0 {
+		c.Grace = time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports every problem of c (defaults applied first), joined.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	var errs []error
+	if c.Margin < 0 || c.Horizon <= c.Margin {
+		errs = append(errs, fmt.Errorf("reindex: need 0 ≤ margin < horizon, got margin %v, horizon %v", c.Margin, c.Horizon))
+	}
+	if c.Page < 1 {
+		errs = append(errs, fmt.Errorf("reindex: need page ≥ 1, got %d", c.Page))
+	}
+	if c.Grace < 0 {
+		errs = append(errs, fmt.Errorf("reindex: need grace ≥ 0, got %v", c.Grace))
+	}
+	return errors.Join(errs...)
 }
 
 // Job re-indexes pending reminders missing from Redis.
@@ -68,26 +108,9 @@ type suspect struct {
 
 // New returns a Job reading subscriptions from db.
 func New(db *sql.DB, idx Index, cfg Config) (*Job, error) {
-	if cfg.Margin == 0 {
-		cfg.Margin = 30 * time.Second
-	}
-	if cfg.Horizon == 0 {
-		cfg.Horizon = 10 * time.Minute
-	}
-	if cfg.Page == 0 {
-		cfg.Page = 1000
-	}
-	if cfg.Grace == 0 {
-		cfg.Grace = time.Minute
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Margin < 0 || cfg.Horizon <= cfg.Margin || cfg.Page < 1 || cfg.Grace < 0 {
-		return nil, fmt.Errorf("reindex: need 0 ≤ margin < horizon and page ≥ 1, got %+v", cfg)
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return &Job{db: db, idx: idx, cfg: cfg, suspects: map[suspectKey]suspect{}}, nil
 }

@@ -26,7 +26,10 @@ func TestRepairsOnlyWhatTheIndexLacks(t *testing.T) {
 	if _, err := migrate.Up(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	idx := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t)})
+	idx, err := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	const n = 4
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	insert := func(user int64, status string, at time.Time, ver int64) queue.Entry {

@@ -27,7 +27,10 @@ func TestRevivesAFailedDelete(t *testing.T) {
 	if _, err := migrate.Up(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	idx := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t)})
+	idx, err := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	const n = 2
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	at := now.Add(5 * time.Minute)

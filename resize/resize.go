@@ -49,8 +49,41 @@ type Config struct {
 	Interval time.Duration
 	// Batch is how many users one move script takes; default 500.
 	Batch int
-	// Logger; default slog.Default().
+	// Logger receives moves and failed steps; nil discards.
 	Logger *slog.Logger
+}
+
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Interval == 0 {
+		c.Interval = 250 * time.Millisecond
+	}
+	if c.Batch == 0 {
+		c.Batch = 500
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports every problem of c (defaults applied first), joined.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	var errs []error
+	if c.Target == nil {
+		errs = append(errs, errors.New("resize: Target is required"))
+	}
+	if c.Lock == nil && c.Lead {
+		errs = append(errs, errors.New("resize: Lock is required to lead"))
+	}
+	if c.Router == nil {
+		errs = append(errs, errors.New("resize: Router is required"))
+	}
+	if c.Interval < 0 || c.Batch < 0 {
+		errs = append(errs, errors.New("resize: Interval and Batch must not be negative"))
+	}
+	return errors.Join(errs...)
 }
 
 // Stats are the coordinator's counters.
@@ -71,24 +104,9 @@ type Coordinator struct {
 
 // New returns a coordinator; Run runs it.
 func New(idx *queue.Client, cfg Config) (*Coordinator, error) {
-	switch {
-	case cfg.Target == nil:
-		return nil, errors.New("resize: Target is required")
-	case cfg.Lock == nil && cfg.Lead:
-		return nil, errors.New("resize: Lock is required to lead")
-	case cfg.Router == nil:
-		return nil, errors.New("resize: Router is required")
-	case cfg.Interval < 0 || cfg.Batch < 0:
-		return nil, errors.New("resize: Interval and Batch must not be negative")
-	}
-	if cfg.Interval == 0 {
-		cfg.Interval = 250 * time.Millisecond
-	}
-	if cfg.Batch == 0 {
-		cfg.Batch = 500
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return &Coordinator{idx: idx, cfg: cfg, log: cfg.Logger.With(slog.String("part", "resize"))}, nil
 }

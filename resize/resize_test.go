@@ -19,7 +19,10 @@ func TestMain(m *testing.M) { enginetest.Main(m) }
 // smaller N left behind retire once empty.
 func TestStepFollowsTheTarget(t *testing.T) {
 	ctx := context.Background()
-	idx := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t)})
+	idx, err := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var target atomic.Int64
 	target.Store(4)
 	router := idx.NewRouter(func() int { return 4 })
@@ -109,7 +112,10 @@ func entries(n int, at time.Time) []queue.Entry {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	idx := queue.New(nil, queue.Options{})
+	idx, err := queue.New(nil, queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := idx.NewRouter(func() int { return 1 })
 	for name, cfg := range map[string]resize.Config{
 		"no target":     {Router: r},

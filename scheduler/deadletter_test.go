@@ -48,7 +48,10 @@ func (h *countRetries) WithGroup(string) slog.Handler      { return h }
 func (c *cluster) startOn(t *testing.T, n int, addr string, pcfg push.PublisherConfig, tpl scheduler.Templates, cfg scheduler.Config) *scheduler.Scheduler {
 	t.Helper()
 	rdb := enginetest.Redis(t)
-	idx := queue.New(rdb, queue.Options{Prefix: c.prefix})
+	idx, err := queue.New(rdb, queue.Options{Prefix: c.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
 	bal, err := balance.New(rdb, idx, balance.Config{Prefix: c.prefix, Lease: 2 * time.Second, RenewEvery: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +62,7 @@ func (c *cluster) startOn(t *testing.T, n int, addr string, pcfg push.PublisherC
 		t.Fatal(err)
 	}
 	cfg.Count = func() int { return n }
-	s, err := scheduler.New(cfg, idx, bal, pub, tpl, c.marks)
+	s, err := scheduler.New(cfg, scheduler.Deps{Index: idx, Balancer: bal, Publisher: pub, Templates: tpl, Marker: c.marks})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ type Index interface {
 	DueQueues(ctx context.Context, t time.Time, max int) ([]int, error)
 	Pop(ctx context.Context, l *queue.Lease, o queue.PopOptions) (queue.Popped, error)
 	Ack(ctx context.Context, l *queue.Lease, ch queue.Chunk) (bool, error)
-	Recover(ctx context.Context, l *queue.Lease, now time.Time, deadline time.Duration, max int, all bool) ([]queue.Chunk, error)
+	Recover(ctx context.Context, l *queue.Lease, o queue.RecoverOptions) ([]queue.Chunk, error)
 	SetNext(ctx context.Context, q int, next time.Time) error
 	Marks(ctx context.Context, q int, t time.Time, max int) ([]queue.Marked, error)
 	OldestMark(ctx context.Context, q int) (time.Time, error)
@@ -63,14 +63,20 @@ type Marker interface {
 	MarkSent(ctx context.Context, sent []Sent) error
 }
 
+// Limits of a Config.
+const (
+	// MaxSlots bounds how many queues one scheduler works at once.
+	MaxSlots = 1024
+)
+
 // Config configures a Scheduler. Zero values mean the defaults.
 type Config struct {
 	Count       func() int    // current queue count N; required
 	MergeWindow time.Duration // default 10 s
 	Tick        time.Duration // idle poll period; default 20 ms
 	Deadline    time.Duration // in-flight redelivery deadline; default 10 s
-	PopBatch    int           // users per pop; default 1000
-	Slots       int           // queues worked at once; default 4
+	PopBatch    int           // users per pop, ≤ queue.MaxPopUsers; default 1000
+	Slots       int           // queues worked at once, ≤ MaxSlots; default 4
 	// DrainTimeout bounds how long Stop waits for publishes in progress.
 	DrainTimeout time.Duration // default 15 s
 	MarkBatch    int           // rows per MySQL sent-mark UPDATE; default 1000
@@ -89,13 +95,13 @@ type Config struct {
 	// accepted a chunk and before the chunk is acked (the window where a
 	// crash makes the next holder republish it). Nil in production.
 	BeforeAck func()
-	Logger    *slog.Logger
+	// Logger receives lost leases, publish errors and recoveries; nil
+	// discards.
+	Logger *slog.Logger
 }
 
-func (c *Config) defaults() error {
-	if c.Count == nil {
-		return errors.New("scheduler: Count is required")
-	}
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
@@ -122,10 +128,65 @@ func (c *Config) defaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.MergeWindow < 0 || c.Tick <= 0 || c.Deadline <= 0 || c.PopBatch < 1 || c.PopBatch > 5000 || c.Slots < 1 || c.MarkBatch < 1 || c.MaxItemsPerPush < 1 {
-		return fmt.Errorf("scheduler: invalid config %+v", *c)
+	return c
+}
+
+// Validate reports every problem of c (defaults applied first), joined.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("scheduler: config: "+format, args...))
 	}
-	return nil
+	if c.Count == nil {
+		bad("Count is required")
+	}
+	if c.MergeWindow < 0 {
+		bad("MergeWindow %v is negative", c.MergeWindow)
+	}
+	if c.Tick <= 0 {
+		bad("Tick %v is not positive", c.Tick)
+	}
+	if c.Deadline <= 0 {
+		bad("Deadline %v is not positive", c.Deadline)
+	}
+	if c.PopBatch < 1 || c.PopBatch > queue.MaxPopUsers {
+		bad("PopBatch %d is not between 1 and %d", c.PopBatch, queue.MaxPopUsers)
+	}
+	if c.Slots < 1 || c.Slots > MaxSlots {
+		bad("Slots %d is not between 1 and %d", c.Slots, MaxSlots)
+	}
+	if c.MarkBatch < 1 {
+		bad("MarkBatch %d is below 1", c.MarkBatch)
+	}
+	if c.MaxItemsPerPush < 1 {
+		bad("MaxItemsPerPush %d is below 1", c.MaxItemsPerPush)
+	}
+	return errors.Join(errs...)
+}
+
+// Deps are the parts a Scheduler works with; all are required.
+type Deps struct {
+	Index     Index             // the queues it pops, acks and recovers
+	Balancer  *balance.Balancer // picks due queues and holds their leases
+	Publisher Publisher         // sends the pushes
+	Templates Templates         // grab starts of the pushed templates
+	Marker    Marker            // records sent reminders in MySQL
+}
+
+// validate reports every missing part of d.
+func (d Deps) validate() error {
+	var errs []error
+	for _, p := range []struct {
+		name    string
+		missing bool
+	}{{"Index", d.Index == nil}, {"Balancer", d.Balancer == nil}, {"Publisher", d.Publisher == nil},
+		{"Templates", d.Templates == nil}, {"Marker", d.Marker == nil}} {
+		if p.missing {
+			errs = append(errs, fmt.Errorf("scheduler: %s is required", p.name))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Stats are the scheduler's counters since start.
@@ -168,14 +229,15 @@ type Scheduler struct {
 	stopOnce   sync.Once
 }
 
-// New builds a Scheduler.
-func New(cfg Config, idx Index, bal *balance.Balancer, pub Publisher, templates Templates, mark Marker) (*Scheduler, error) {
-	if err := cfg.defaults(); err != nil {
+// New builds a Scheduler, or reports the problems of cfg and d.
+func New(cfg Config, d Deps) (*Scheduler, error) {
+	cfg = cfg.WithDefaults()
+	if err := errors.Join(cfg.Validate(), d.validate()); err != nil {
 		return nil, err
 	}
-	s := &Scheduler{cfg: cfg, idx: idx, bal: bal, pub: pub, templates: templates, log: cfg.Logger,
+	s := &Scheduler{cfg: cfg, idx: d.Index, bal: d.Balancer, pub: d.Publisher, templates: d.Templates, log: cfg.Logger,
 		beats: make([]atomic.Int64, cfg.Slots)}
-	s.marker = newMarker(s, mark)
+	s.marker = newMarker(s, d.Marker)
 	return s, nil
 }
 
@@ -371,7 +433,7 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 		if err := ctx.Err(); err != nil {
 			return s.leaseErr(lost, err)
 		}
-		rec, err := s.idx.Recover(ctx, l, time.Time{}, s.cfg.Deadline, 16, all)
+		rec, err := s.idx.Recover(ctx, l, queue.RecoverOptions{Deadline: s.cfg.Deadline, Max: 16, All: all})
 		if err != nil {
 			return s.leaseErr(lost, err)
 		}

@@ -62,8 +62,12 @@ type cluster struct {
 func newCluster(t *testing.T) *cluster {
 	prefix := enginetest.Prefix(t)
 	tcp, _ := enginetest.NSQD(t)
+	idx, err := queue.New(enginetest.Redis(t), queue.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &cluster{
-		idx:    queue.New(enginetest.Redis(t), queue.Options{Prefix: prefix}),
+		idx:    idx,
 		topic:  prefix,
 		nsqd:   tcp,
 		prefix: prefix,
@@ -75,7 +79,10 @@ func newCluster(t *testing.T) *cluster {
 func (c *cluster) start(t *testing.T, n int, cfg scheduler.Config) *scheduler.Scheduler {
 	t.Helper()
 	rdb := enginetest.Redis(t)
-	idx := queue.New(rdb, queue.Options{Prefix: c.prefix})
+	idx, err := queue.New(rdb, queue.Options{Prefix: c.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
 	bal, err := balance.New(rdb, idx, balance.Config{Prefix: c.prefix, Lease: 2 * time.Second, RenewEvery: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +92,7 @@ func (c *cluster) start(t *testing.T, n int, cfg scheduler.Config) *scheduler.Sc
 		t.Fatal(err)
 	}
 	cfg.Count = func() int { return n }
-	s, err := scheduler.New(cfg, idx, bal, pub, grabStarts{time.Minute}, c.marks)
+	s, err := scheduler.New(cfg, scheduler.Deps{Index: idx, Balancer: bal, Publisher: pub, Templates: grabStarts{time.Minute}, Marker: c.marks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +259,7 @@ func TestPauseHoldsEverythingAndResumeSendsTheBacklog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer col.Stop()
-	if err := c.idx.SetPaused(ctx, true); err != nil {
+	if err := c.idx.Pause(ctx); err != nil {
 		t.Fatal(err)
 	}
 	now, _ := c.idx.Time(ctx)
@@ -267,7 +274,7 @@ func TestPauseHoldsEverythingAndResumeSendsTheBacklog(t *testing.T) {
 	if n := s.Stats().Published.Load(); n != 0 {
 		t.Fatalf("published %d while paused", n)
 	}
-	if err := c.idx.SetPaused(ctx, false); err != nil {
+	if err := c.idx.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
 	enginetest.Eventually(t, "the backlog", 20*time.Second, func() bool { return pushtest.Summarise(col.All()).Unique() == users })

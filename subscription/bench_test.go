@@ -22,7 +22,7 @@ func (nopIndex) Cancel(context.Context, queue.Entry) error { return nil }
 //	go test -run '^$' -bench BenchmarkSubscribe -benchtime 20000x ./subscription/
 func BenchmarkSubscribe(b *testing.B) {
 	e := newEnv(b)
-	s := NewService(e.db, e.cache, nopIndex{}, Config{Now: func() time.Time { return base }})
+	s := newService(b, e.db, e.cache, nopIndex{}, Config{Now: func() time.Time { return base }})
 	defer s.Close()
 	var user atomic.Int64
 	const clients = 64

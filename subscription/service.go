@@ -98,10 +98,12 @@ type Templates interface {
 // invalidator is implemented by template caches that can drop an entry.
 type invalidator interface{ Invalidate(id int64) }
 
-// Defaults.
+// Defaults and limits.
 const (
+	// DefaultLead is the lead of a Config without one.
 	DefaultLead = 60 * time.Second
-	DefaultMax  = 7 * 24 * time.Hour
+	// DefaultMax is the MaxLead of a Config without one.
+	DefaultMax = 7 * 24 * time.Hour
 	// MarkSentBatch is the most rows one MarkSent statement updates.
 	MarkSentBatch = 1000
 	// maxAttempts bounds compare-and-set retries under concurrent changes,
@@ -120,12 +122,12 @@ type Config struct {
 	MaxLead time.Duration
 	// Now is the clock that decides "too late"; default time.Now.
 	Now func() time.Time
-	// Logger receives debug notes on retried races; default slog.Default().
+	// Logger receives debug notes on retried races; nil discards.
 	Logger *slog.Logger
 }
 
-// withDefaults fills zero fields.
-func (c Config) withDefaults() Config {
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
 	if c.DefaultLead == 0 {
 		c.DefaultLead = DefaultLead
 	}
@@ -136,21 +138,22 @@ func (c Config) withDefaults() Config {
 		c.Now = time.Now
 	}
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
 }
 
-// Validate reports a config that cannot work (after defaults are applied).
+// Validate reports every problem of c (defaults applied first), joined.
 func (c Config) Validate() error {
-	c = c.withDefaults()
+	c = c.WithDefaults()
+	var errs []error
 	if c.DefaultLead < 0 || c.MaxLead < 0 {
-		return errors.New("subscription: config: leads must be positive")
+		errs = append(errs, errors.New("subscription: config: leads must be positive"))
 	}
 	if c.DefaultLead > c.MaxLead {
-		return fmt.Errorf("subscription: config: DefaultLead %v exceeds MaxLead %v", c.DefaultLead, c.MaxLead)
+		errs = append(errs, fmt.Errorf("subscription: config: DefaultLead %v exceeds MaxLead %v", c.DefaultLead, c.MaxLead))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // ValidationError is invalid input; callers turn it into a 400.
@@ -188,17 +191,30 @@ type Service struct {
 }
 
 // NewService returns a service over db (table subscriptions, see migrate/),
-// reading templates from t and indexing reminders in idx. Call Close to free
-// its prepared statements.
-func NewService(db *sql.DB, t Templates, idx Index, cfg Config) *Service {
-	cfg = cfg.withDefaults()
+// reading templates from t and indexing reminders in idx, or the problems
+// of its arguments. Call Close to free its prepared statements.
+func NewService(db *sql.DB, t Templates, idx Index, cfg Config) (*Service, error) {
+	cfg = cfg.WithDefaults()
+	errs := []error{cfg.Validate()}
+	if db == nil {
+		errs = append(errs, errors.New("subscription: db is required"))
+	}
+	if t == nil {
+		errs = append(errs, errors.New("subscription: templates are required"))
+	}
+	if idx == nil {
+		errs = append(errs, errors.New("subscription: index is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	s := &Service{db: db, templates: t, idx: idx, cfg: cfg, log: cfg.Logger,
 		stmts: map[string]*sql.Stmt{}, inserts: newInserter(db, retryDeadlock)}
 	s.retry = retryDeadlock
 	s.retry.OnRetry = func(ctx context.Context, attempt int, _ error) {
 		s.log.DebugContext(ctx, "statement was a deadlock victim; retrying", "attempt", attempt)
 	}
-	return s
+	return s, nil
 }
 
 // retryDeadlock runs a statement again when InnoDB picked it as a deadlock
@@ -337,7 +353,7 @@ func (s *Service) subscribe(ctx context.Context, userID int64, t template.Templa
 		// Only an existing row can answer now; nothing new is written.
 		cur, err := s.get(ctx, userID, t.ID)
 		if errors.Is(err, ErrNotFound) {
-			if err := s.confirm(ctx, t, false); err != nil {
+			if err := s.confirm(ctx, t); err != nil {
 				return Subscription{}, false, err
 			}
 			return Subscription{}, false, ErrTooLate
@@ -387,12 +403,30 @@ func (s *Service) subscribe(ctx context.Context, userID int64, t template.Templa
 
 // confirm checks t's grab_start against MySQL unless it is known final,
 // so a push time computed from a stale cached template is never written or
-// acted on. rowExists says a subscription row for t is committed, which
-// makes a confirmed grab_start final.
-func (s *Service) confirm(ctx context.Context, t template.Template, rowExists bool) error {
+// acted on.
+func (s *Service) confirm(ctx context.Context, t template.Template) error {
 	if s.final.Known(t) {
 		return nil
 	}
+	return s.checkGrabStart(ctx, t)
+}
+
+// confirmFinal is confirm for a t that has a committed subscription row,
+// which makes a confirmed grab_start final.
+func (s *Service) confirmFinal(ctx context.Context, t template.Template) error {
+	if s.final.Known(t) {
+		return nil
+	}
+	if err := s.checkGrabStart(ctx, t); err != nil {
+		return err
+	}
+	s.final.Add(t)
+	return nil
+}
+
+// checkGrabStart reads t's grab_start from MySQL: ErrTemplateChanged if it
+// is not t's.
+func (s *Service) checkGrabStart(ctx context.Context, t template.Template) error {
 	st, err := s.stmt(ctx, qGrabStart)
 	if err != nil {
 		return err
@@ -408,9 +442,6 @@ func (s *Service) confirm(ctx context.Context, t template.Template, rowExists bo
 	if !g.Equal(t.GrabStart) {
 		return fmt.Errorf("confirm template %d: %w", t.ID, ErrTemplateChanged)
 	}
-	if rowExists {
-		s.final.Add(t)
-	}
 	return nil
 }
 
@@ -420,7 +451,7 @@ func (s *Service) resubscribe(ctx context.Context, t template.Template, cur Subs
 	if cur.Status == StatusSent {
 		return cur, false, nil
 	}
-	if err := s.confirm(ctx, t, true); err != nil {
+	if err := s.confirmFinal(ctx, t); err != nil {
 		return Subscription{}, false, err
 	}
 	for attempt := 1; ; attempt++ {

@@ -36,6 +36,7 @@ func (c *clock) Set(t time.Time)  { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 // env is one isolated database with a template whose grab_start is
 // grabStart.
 type env struct {
+	t        testing.TB
 	db       *sql.DB
 	dsn      string
 	store    *template.Store
@@ -63,8 +64,15 @@ func openDB(t testing.TB) (*sql.DB, string) {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	db, dsn := openDB(t)
-	store := template.NewStore(db, template.StoreConfig{})
-	e := &env{db: db, dsn: dsn, store: store, cache: template.NewCache(store, template.CacheConfig{})}
+	store, err := template.NewStore(db, template.StoreConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := template.NewCache(store, template.CacheConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, db: db, dsn: dsn, store: store, cache: cache}
 	e.template = e.newTemplate(t, grabStart)
 	return e
 }
@@ -84,7 +92,7 @@ func (e *env) user() int64 { return e.nextUser.Add(1) }
 
 // service returns a service over e's database with its own clock and index.
 func (e *env) service(clk *clock, idx *fakeIndex) *Service {
-	s := NewService(e.db, e.cache, idx, Config{Now: clk.Now})
+	s := newService(e.t, e.db, e.cache, idx, Config{Now: clk.Now})
 	return s
 }
 
@@ -415,7 +423,10 @@ func TestSubscribeTemplateMovedConcurrently(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	// A long TTL: the cache keeps the old grab_start unless told otherwise.
-	stale := template.NewCache(e.store, template.CacheConfig{TTL: time.Hour})
+	stale, err := template.NewCache(e.store, template.CacheConfig{TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tm := e.newTemplate(t, grabStart)
 	if _, err := stale.Get(ctx, tm.ID); err != nil {
 		t.Fatal(err)
@@ -426,7 +437,7 @@ func TestSubscribeTemplateMovedConcurrently(t *testing.T) {
 	}
 
 	t.Run("cache that can invalidate is re-read", func(t *testing.T) {
-		s := NewService(e.db, stale, newFakeIndex(), Config{Now: newClock(base).Now})
+		s := newService(t, e.db, stale, newFakeIndex(), Config{Now: newClock(base).Now})
 		sub, created, err := s.Subscribe(ctx, e.user(), tm.ID, nil)
 		if err != nil || !created || !sub.PushAt.Equal(moved.Add(-DefaultLead)) {
 			t.Fatalf("Subscribe = %+v %v %v, want push_at from the moved grab_start", sub, created, err)
@@ -434,7 +445,7 @@ func TestSubscribeTemplateMovedConcurrently(t *testing.T) {
 	})
 	t.Run("templates that cannot invalidate answer ErrTemplateChanged", func(t *testing.T) {
 		old := tm // as a stale reader still sees it
-		s := NewService(e.db, staticTemplates{old}, newFakeIndex(), Config{Now: newClock(base).Now})
+		s := newService(t, e.db, staticTemplates{old}, newFakeIndex(), Config{Now: newClock(base).Now})
 		user := e.user()
 		if _, _, err := s.Subscribe(ctx, user, tm.ID, nil); !errors.Is(err, ErrTemplateChanged) {
 			t.Fatalf("Subscribe error = %v, want ErrTemplateChanged", err)
@@ -457,14 +468,14 @@ func TestStaleTemplateNeverMovesARow(t *testing.T) {
 	if _, err := e.store.Update(ctx, tm.ID, template.Patch{GrabStart: &moved}); err != nil {
 		t.Fatal(err)
 	}
-	fresh := NewService(e.db, e.cache, newFakeIndex(), Config{Now: newClock(base).Now})
+	fresh := newService(t, e.db, e.cache, newFakeIndex(), Config{Now: newClock(base).Now})
 	user := e.user()
 	sub := subscribe(t, fresh, user, tm.ID) // pending at moved - 60s; the template is now frozen
 	if !sub.PushAt.Equal(moved.Add(-DefaultLead)) {
 		t.Fatalf("push_at = %v", sub.PushAt)
 	}
 
-	stale := NewService(e.db, staticTemplates{old}, newFakeIndex(), Config{Now: newClock(base).Now})
+	stale := newService(t, e.db, staticTemplates{old}, newFakeIndex(), Config{Now: newClock(base).Now})
 	before, _ := readRow(t, e.db, user, tm.ID)
 	if _, _, err := stale.Subscribe(ctx, user, tm.ID, dur(10*time.Minute)); !errors.Is(err, ErrTemplateChanged) {
 		t.Fatalf("Subscribe from a stale template: error = %v, want ErrTemplateChanged", err)
@@ -726,7 +737,7 @@ SELECT ? + seq, ?, ?, 'pending', 1, ?, ? FROM seq_0_to_2499`, first, tpl, pushAt
 		defer one.Close()
 		one.SetMaxOpenConns(1)
 		one.SetMaxIdleConns(1)
-		s := NewService(one, e.cache, newFakeIndex(), Config{Now: newClock(base).Now})
+		s := newService(t, one, e.cache, newFakeIndex(), Config{Now: newClock(base).Now})
 		sent := make([]Sent, n)
 		for i := range sent {
 			sent[i] = Sent{UserID: first + int64(i), TemplateID: tpl, PushID: fmt.Sprintf("push-%d", i),
@@ -821,11 +832,14 @@ func TestGrabStartMoveRacesSubscribes(t *testing.T) {
 	ctx := context.Background()
 	for round := range 5 {
 		tm := e.newTemplate(t, grabStart)
-		cache := template.NewCache(e.store, template.CacheConfig{TTL: time.Hour})
+		cache, err := template.NewCache(e.store, template.CacheConfig{TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := cache.Get(ctx, tm.ID); err != nil { // everyone starts from the old grab_start
 			t.Fatal(err)
 		}
-		s := NewService(e.db, cache, newFakeIndex(), Config{Now: newClock(base).Now})
+		s := newService(t, e.db, cache, newFakeIndex(), Config{Now: newClock(base).Now})
 		moved := grabStart.Add(time.Duration(round+1) * time.Minute)
 		var wg sync.WaitGroup
 		errs := make(chan error, 17)
@@ -865,4 +879,14 @@ func TestGrabStartMoveRacesSubscribes(t *testing.T) {
 			t.Fatalf("round %d: %d rows have a push_at that does not follow grab_start %v", round, bad, final.GrabStart)
 		}
 	}
+}
+
+// newService is NewService for a test's own, valid arguments.
+func newService(tb testing.TB, db *sql.DB, t Templates, idx Index, cfg Config) *Service {
+	tb.Helper()
+	s, err := NewService(db, t, idx, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
 }

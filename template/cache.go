@@ -3,6 +3,8 @@ package template
 import (
 	"container/list"
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -34,6 +36,33 @@ type CacheConfig struct {
 	Now func() time.Time
 }
 
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c CacheConfig) WithDefaults() CacheConfig {
+	if c.TTL == 0 {
+		c.TTL = DefaultCacheTTL
+	}
+	if c.MaxEntries == 0 {
+		c.MaxEntries = DefaultCacheMaxEntries
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports every problem of c (defaults applied first), joined.
+func (c CacheConfig) Validate() error {
+	c = c.WithDefaults()
+	var errs []error
+	if c.TTL < 0 {
+		errs = append(errs, fmt.Errorf("template: cache TTL %v is negative", c.TTL))
+	}
+	if c.MaxEntries < 0 {
+		errs = append(errs, fmt.Errorf("template: cache MaxEntries %d is negative", c.MaxEntries))
+	}
+	return errors.Join(errs...)
+}
+
 // Cache is a bounded, read-through, in-process cache of templates in front
 // of a Source. Concurrent misses for one id share a single load. Errors
 // are not cached. Update through the cache invalidates the entry at once;
@@ -63,16 +92,14 @@ type cacheCall struct {
 	waiters int // callers sharing this load, for tests
 }
 
-// NewCache returns a cache over src.
-func NewCache(src Source, cfg CacheConfig) *Cache {
-	if cfg.TTL <= 0 {
-		cfg.TTL = DefaultCacheTTL
+// NewCache returns a cache over src, or the problems of its arguments.
+func NewCache(src Source, cfg CacheConfig) (*Cache, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.MaxEntries <= 0 {
-		cfg.MaxEntries = DefaultCacheMaxEntries
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if src == nil {
+		return nil, errors.New("template: cache needs a source")
 	}
 	return &Cache{
 		src:     src,
@@ -82,7 +109,7 @@ func NewCache(src Source, cfg CacheConfig) *Cache {
 		entries: map[int64]*list.Element{},
 		lru:     list.New(),
 		calls:   map[int64]*cacheCall{},
-	}
+	}, nil
 }
 
 // Get returns template id from memory if loaded within the TTL, else loads

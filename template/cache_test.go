@@ -2,6 +2,7 @@ package template
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -51,7 +52,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestCache(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store := NewStore(newDB(t), StoreConfig{})
+	store := newStore(t, newDB(t), StoreConfig{})
 	newTemplate := func(t *testing.T) Template {
 		tm, err := store.Create(ctx, validDraft())
 		if err != nil {
@@ -64,7 +65,7 @@ func TestCache(t *testing.T) {
 		t.Parallel()
 		clk := &clock{t: t0}
 		src := &countingSource{Source: store}
-		c := NewCache(src, CacheConfig{TTL: 2 * time.Second, Now: clk.Now})
+		c := newCache(t, src, CacheConfig{TTL: 2 * time.Second, Now: clk.Now})
 		tm := newTemplate(t)
 		for range 3 {
 			got, err := c.Get(ctx, tm.ID)
@@ -87,7 +88,7 @@ func TestCache(t *testing.T) {
 	t.Run("64 concurrent misses share one read", func(t *testing.T) {
 		t.Parallel()
 		src := &countingSource{Source: store, gate: make(chan struct{})}
-		c := NewCache(src, CacheConfig{})
+		c := newCache(t, src, CacheConfig{})
 		tm := newTemplate(t)
 		const n = 64
 		var wg sync.WaitGroup
@@ -124,7 +125,7 @@ func TestCache(t *testing.T) {
 
 	t.Run("update invalidates", func(t *testing.T) {
 		t.Parallel()
-		c := NewCache(store, CacheConfig{TTL: time.Hour})
+		c := newCache(t, store, CacheConfig{TTL: time.Hour})
 		tm := newTemplate(t)
 		if _, err := c.Get(ctx, tm.ID); err != nil {
 			t.Fatal(err)
@@ -141,7 +142,7 @@ func TestCache(t *testing.T) {
 	t.Run("invalidate during a load drops its result", func(t *testing.T) {
 		t.Parallel()
 		src := &countingSource{Source: store, gate: make(chan struct{})}
-		c := NewCache(src, CacheConfig{TTL: time.Hour})
+		c := newCache(t, src, CacheConfig{TTL: time.Hour})
 		tm := newTemplate(t)
 		done := make(chan error, 1)
 		go func() { _, err := c.Get(ctx, tm.ID); done <- err }()
@@ -159,7 +160,7 @@ func TestCache(t *testing.T) {
 	t.Run("bounded, least recently used goes first", func(t *testing.T) {
 		t.Parallel()
 		src := &countingSource{Source: store}
-		c := NewCache(src, CacheConfig{MaxEntries: 2, TTL: time.Hour})
+		c := newCache(t, src, CacheConfig{MaxEntries: 2, TTL: time.Hour})
 		a, b, d := newTemplate(t), newTemplate(t), newTemplate(t)
 		for _, id := range []int64{a.ID, b.ID, a.ID, d.ID} { // b is least recently used when d arrives
 			if _, err := c.Get(ctx, id); err != nil {
@@ -187,7 +188,7 @@ func TestCache(t *testing.T) {
 	t.Run("not found is not cached", func(t *testing.T) {
 		t.Parallel()
 		src := &countingSource{Source: store}
-		c := NewCache(src, CacheConfig{})
+		c := newCache(t, src, CacheConfig{})
 		for range 2 {
 			if _, err := c.Get(ctx, 1<<50); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("Get error = %v, want ErrNotFound", err)
@@ -201,7 +202,7 @@ func TestCache(t *testing.T) {
 	t.Run("a waiter's cancellation does not fail the others", func(t *testing.T) {
 		t.Parallel()
 		src := &countingSource{Source: store, gate: make(chan struct{})}
-		c := NewCache(src, CacheConfig{})
+		c := newCache(t, src, CacheConfig{})
 		tm := newTemplate(t)
 		cctx, cancel := context.WithCancel(ctx)
 		first := make(chan error, 1)
@@ -223,4 +224,24 @@ func TestCache(t *testing.T) {
 			t.Fatalf("second Get: %v", err)
 		}
 	})
+}
+
+// newCache is NewCache for a test's own, valid arguments.
+func newCache(t testing.TB, src Source, cfg CacheConfig) *Cache {
+	t.Helper()
+	c, err := NewCache(src, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// newStore is NewStore for a test's own, valid arguments.
+func newStore(t testing.TB, db *sql.DB, cfg StoreConfig) *Store {
+	t.Helper()
+	s, err := NewStore(db, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

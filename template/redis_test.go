@@ -15,7 +15,7 @@ func TestRedis(t *testing.T) {
 	ctx := context.Background()
 	db := newDB(t)
 	rdb := enginetest.Redis(t)
-	tiers := NewRedis(rdb, enginetest.Prefix(t), NewStore(db, StoreConfig{}))
+	tiers := NewRedis(rdb, enginetest.Prefix(t), newStore(t, db, StoreConfig{}))
 	d := validDraft() // Refresh covers templates whose grab_end is near
 	d.GrabStart, d.GrabEnd = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
 	tm, err := tiers.Create(ctx, d)

@@ -14,6 +14,20 @@ type StoreConfig struct {
 	Now func() time.Time
 }
 
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c StoreConfig) WithDefaults() StoreConfig {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports every problem of c (defaults applied first), joined;
+// every StoreConfig is valid today.
+func (c StoreConfig) Validate() error {
+	return nil
+}
+
 // Store keeps templates in MySQL (table templates, see migrate/).
 // The DSN must set parseTime=true and loc=UTC. It is safe for concurrent use.
 type Store struct {
@@ -21,12 +35,16 @@ type Store struct {
 	now func() time.Time
 }
 
-// NewStore returns a store over db.
-func NewStore(db *sql.DB, cfg StoreConfig) *Store {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+// NewStore returns a store over db, or the problems of its arguments.
+func NewStore(db *sql.DB, cfg StoreConfig) (*Store, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	return &Store{db: db, now: cfg.Now}
+	if db == nil {
+		return nil, errors.New("template: store needs a db")
+	}
+	return &Store{db: db, now: cfg.Now}, nil
 }
 
 const templateColumns = `id, name, type, value, threshold_cents, stock, issued, per_user_limit, substocks,

@@ -40,7 +40,7 @@ func TestStoreCreateGet(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	now := time.Date(2026, 11, 1, 8, 0, 0, 123_000_000, time.UTC)
-	s := NewStore(newDB(t), StoreConfig{Now: fixedClock(now)})
+	s := newStore(t, newDB(t), StoreConfig{Now: fixedClock(now)})
 
 	tests := []struct {
 		name string
@@ -93,7 +93,7 @@ func TestStoreUpdate(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := newDB(t)
-	s := NewStore(db, StoreConfig{Now: fixedClock(t0.Add(-time.Hour))})
+	s := newStore(t, db, StoreConfig{Now: fixedClock(t0.Add(-time.Hour))})
 
 	tests := []struct {
 		name        string

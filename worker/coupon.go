@@ -32,18 +32,25 @@ func (w *Worker) newCoupons(context.Context) error {
 	w.couponDB.SetMaxOpenConns(16)
 	w.couponDB.SetMaxIdleConns(16)
 
-	store := template.NewStore(w.db, template.StoreConfig{})
+	store, err := template.NewStore(w.db, template.StoreConfig{})
+	if err != nil {
+		return err
+	}
 	w.tiers = template.NewRedis(w.rdb, w.cfg.RedisPrefix, store)
-	w.templates = template.NewCache(w.tiers, template.CacheConfig{})
-	w.coupons = coupon.NewService(coupon.Config{
+	if w.templates, err = template.NewCache(w.tiers, template.CacheConfig{}); err != nil {
+		return err
+	}
+	if w.coupons, err = coupon.NewService(coupon.Config{
 		DB: w.db, WriteDB: w.couponDB, Redis: w.rdb, Prefix: w.cfg.RedisPrefix,
 		Templates: w.templates, Stock: w.tiers, Invalidate: w.templates.Invalidate,
 		ReconcileDeadline: w.cfg.CouponReconcileDeadline.Duration(),
 		Logger:            w.log,
-	})
-	w.subs = subscription.NewService(w.db, w.templates, w.router,
+	}); err != nil {
+		return err
+	}
+	w.subs, err = subscription.NewService(w.db, w.templates, w.router,
 		subscription.Config{DefaultLead: w.cfg.Lead.Duration(), Logger: w.log})
-	return nil
+	return err
 }
 
 // stopCoupons commits the claims in hand and closes the claim writer's

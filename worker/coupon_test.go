@@ -57,7 +57,7 @@ func TestCouponRole(t *testing.T) {
 	api := start("w2", config.RoleAPI)
 	do := func(base, method, path string, body any, want int, out any) {
 		t.Helper()
-		if err := apiclient.Do(ctx, http.DefaultClient, method, base+path, body, want, out); err != nil {
+		if err := apiclient.Do(ctx, http.DefaultClient, apiclient.Request{Method: method, URL: base + path, Body: body, Want: want, Out: out}); err != nil {
 			t.Fatal(err)
 		}
 	}

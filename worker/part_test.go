@@ -96,7 +96,7 @@ func TestFuncPartStopsOnce(t *testing.T) {
 // stops the jobs, drains the scheduler, deregisters from Consul, then
 // closes the HTTP listener, and closes the engines last.
 func TestPartListOrder(t *testing.T) {
-	consul, err := cluster.New("127.0.0.1:1", "test", nil) // never contacted
+	consul, err := cluster.New(cluster.Config{Addr: "127.0.0.1:1", Prefix: "test"}) // never contacted
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -297,9 +297,12 @@ func TestKillOneOfThreeWorkersMidBurst(t *testing.T) {
 	defer db.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: e.redis, PoolSize: 64})
 	defer rdb.Close()
-	idx := queue.New(rdb, queue.Options{Prefix: e.prefix})
+	idx, err := queue.New(rdb, queue.Options{Prefix: e.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
-	if err := idx.SetPaused(ctx, true); err != nil {
+	if err := idx.Pause(ctx); err != nil {
 		t.Fatal(err)
 	}
 	grab := map[int64]time.Time{tB: t0.Add(time.Minute + 3*time.Second)}
@@ -339,7 +342,7 @@ func TestKillOneOfThreeWorkersMidBurst(t *testing.T) {
 	}
 	defer col.Stop()
 
-	if err := idx.SetPaused(ctx, false); err != nil {
+	if err := idx.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var killedAt time.Time

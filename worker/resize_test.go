@@ -47,7 +47,7 @@ func setQueueCount(t *testing.T, c *cluster.Client, n int) {
 func TestChangeNDuringBurst(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	consul, err := cluster.New(e.consul, e.prefix, nil)
+	consul, err := cluster.New(cluster.Config{Addr: e.consul, Prefix: e.prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,12 +61,15 @@ func TestChangeNDuringBurst(t *testing.T) {
 	api := "http://" + workers[0].addr
 	rdb := redis.NewClient(&redis.Options{Addr: e.redis, PoolSize: 64})
 	defer rdb.Close()
-	idx := queue.New(rdb, queue.Options{Prefix: e.prefix})
+	idx, err := queue.New(rdb, queue.Options{Prefix: e.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
 	enginetest.Eventually(t, "the first layout recorded", 30*time.Second, func() bool {
 		st, ok, err := idx.LayoutStatus(ctx)
 		return err == nil && ok && st.To == 8
 	})
-	if err := idx.SetPaused(ctx, true); err != nil {
+	if err := idx.Pause(ctx); err != nil {
 		t.Fatal(err)
 	}
 
@@ -138,7 +141,7 @@ func TestChangeNDuringBurst(t *testing.T) {
 			dumpQueues(t, rdb, e.prefix, 16)
 		}
 	})
-	if err := idx.SetPaused(ctx, false); err != nil {
+	if err := idx.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
 
@@ -249,7 +252,7 @@ func TestConsulOutageKeepsPushing(t *testing.T) {
 	e := newEnv(t)
 	agent := enginetest.StartConsul(t)
 	e.consul = agent.Addr
-	consul, err := cluster.New(e.consul, e.prefix, nil)
+	consul, err := cluster.New(cluster.Config{Addr: e.consul, Prefix: e.prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func TestStopDeregistersBeforeClosingPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	consul, err := cluster.New(wc.ConsulAddr, prefix, nil)
+	consul, err := cluster.New(cluster.Config{Addr: wc.ConsulAddr, Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ type Worker struct {
 // those it started in reverse. cfg must be validated. Stop ends it.
 func Start(ctx context.Context, cfg config.Worker, log *slog.Logger) (*Worker, error) {
 	w := &Worker{log: log, cfg: cfg, m: newMetrics()}
-	consul, err := cluster.NewWithAuth(cfg.ConsulAddr, cfg.ConsulPrefix, engine.ConsulAuth(cfg.Engines), log)
+	consul, err := cluster.New(cluster.Config{Addr: cfg.ConsulAddr, Prefix: cfg.ConsulPrefix, Auth: engine.ConsulAuth(cfg.Engines), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("consul: %w", err)
 	}
@@ -232,7 +232,11 @@ func (w *Worker) resizePart() part {
 	var cancel context.CancelFunc
 	done := make(chan struct{})
 	return newPart("resize coordinator", func(ctx context.Context) error {
-		w.idx = queue.New(w.rdb, queue.Options{Prefix: w.cfg.RedisPrefix, Owner: w.cfg.WorkerID})
+		idx, err := queue.New(w.rdb, queue.Options{Prefix: w.cfg.RedisPrefix, Owner: w.cfg.WorkerID})
+		if err != nil {
+			return err
+		}
+		w.idx = idx
 		w.router = w.idx.NewRouter(w.watcher.Count)
 		rctx, stop := context.WithTimeout(ctx, 5*time.Second)
 		defer stop()
@@ -279,7 +283,7 @@ func (w *Worker) httpPart() part {
 		if err != nil {
 			return err
 		}
-		h := httpapi.New(httpapi.Config{
+		h, err := httpapi.New(httpapi.Config{
 			Templates:     w.templates,
 			Subscriptions: w.subs,
 			Coupons:       w.coupons,
@@ -300,6 +304,9 @@ func (w *Worker) httpPart() part {
 			RequestTimeout: w.cfg.RequestTimeout.Duration(),
 			MaxInFlight:    w.cfg.MaxInFlight,
 		})
+		if err != nil {
+			return err
+		}
 		ln, err := net.Listen("tcp", w.cfg.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", w.cfg.HTTPAddr, err)
@@ -388,7 +395,7 @@ func (w *Worker) startScheduler(ctx context.Context) error {
 		Observe:      func(_ push.Push, d time.Duration) { w.m.observeLateness(d) },
 		BeforeAck:    failpoint(w.log),
 		Logger:       w.log,
-	}, w.idx, bal, w.pub, newGrabStarts(w.templates), marker{w.subs})
+	}, scheduler.Deps{Index: w.idx, Balancer: bal, Publisher: w.pub, Templates: newGrabStarts(w.templates), Marker: marker{w.subs}})
 	if err != nil {
 		return err
 	}

@@ -99,5 +99,5 @@ func run(ctx context.Context, apis []string, tokens apiclient.Tokens, users int,
 }
 
 func call(ctx context.Context, token, method, url string, body any, want int, out any) error {
-	return apiclient.DoAs(ctx, http.DefaultClient, token, method, url, body, want, out)
+	return apiclient.Do(ctx, http.DefaultClient, apiclient.Request{Method: method, URL: url, Body: body, Want: want, Out: out, Token: token})
 }

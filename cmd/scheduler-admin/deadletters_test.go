@@ -52,7 +52,7 @@ func TestDeadlettersListAndReplay(t *testing.T) {
 	r.want(t, 1, "", "not in the dead letters: 0123456789abcdef0123456789abcdef (nothing replayed)")
 	r = runCLI(t, append(e.flags(), "deadletters", "replay", first)...)
 	r.want(t, 0, "replayed 1 pushes", "")
-	rec, err := e.queue.Recover(ctx, l, time.Time{}, time.Minute, 10, false)
+	rec, err := e.queue.Recover(ctx, l, queue.RecoverOptions{Deadline: time.Minute, Max: 10})
 	if err != nil || len(rec) != 1 || len(rec[0].Pushes) != 1 || pushID(rec[0].Pushes[0]) != first {
 		t.Fatalf("recovered after replay = %+v, %v; want push %s", rec, err, first)
 	}

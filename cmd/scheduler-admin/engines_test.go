@@ -35,13 +35,15 @@ func newEngines(t *testing.T) *engines {
 		prefix:     enginetest.Prefix(t),
 	}
 	var err error
-	if e.consul, err = cluster.New(e.consulAddr, e.prefix, nil); err != nil {
+	if e.consul, err = cluster.New(cluster.Config{Addr: e.consulAddr, Prefix: e.prefix}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.consul.Close)
 	e.rdb = redis.NewClient(&redis.Options{Addr: e.redisAddr})
 	t.Cleanup(func() { _ = e.rdb.Close() })
-	e.queue = queue.New(e.rdb, queue.Options{Prefix: e.prefix})
+	if e.queue, err = queue.New(e.rdb, queue.Options{Prefix: e.prefix}); err != nil {
+		t.Fatal(err)
+	}
 	if e.db, err = sql.Open("mysql", e.dsn); err != nil {
 		t.Fatal(err)
 	}

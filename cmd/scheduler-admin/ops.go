@@ -15,16 +15,26 @@ type pauseJSON struct {
 	Paused bool   `json:"paused"`
 }
 
+// pauseState is what pause and resume set.
+type pauseState bool
+
+// The two pause states.
+const (
+	statePaused  pauseState = true
+	stateResumed pauseState = false
+)
+
 func cmdPause(ctx context.Context, a *admin, args []string) error {
-	return setPaused(ctx, a, args, true)
+	return setPaused(ctx, a, args, statePaused)
 }
 func cmdResume(ctx context.Context, a *admin, args []string) error {
-	return setPaused(ctx, a, args, false)
+	return setPaused(ctx, a, args, stateResumed)
 }
 
 // setPaused sets the pause flag every worker of the prefix follows, then
 // reads it back.
-func setPaused(ctx context.Context, a *admin, args []string, paused bool) error {
+func setPaused(ctx context.Context, a *admin, args []string, want pauseState) error {
+	paused := bool(want)
 	name := map[bool]string{true: "pause", false: "resume"}[paused]
 	if len(args) > 0 {
 		return usagef("%s takes no arguments, got %q", name, args[0])
@@ -33,7 +43,11 @@ func setPaused(ctx context.Context, a *admin, args []string, paused bool) error 
 	if err != nil {
 		return err
 	}
-	if err := qcl.SetPaused(ctx, paused); err != nil {
+	set := qcl.Resume
+	if paused {
+		set = qcl.Pause
+	}
+	if err := set(ctx); err != nil {
 		return err
 	}
 	now, err := qcl.Paused(ctx)
@@ -127,7 +141,7 @@ func cmdRebuild(ctx context.Context, a *admin, args []string) error {
 	bar.done(lastDone, lastTotal, "rebuild")
 	if a.opt.json {
 		return printJSON(a.out, rebuildJSON{Read: res.Read, Indexed: res.Indexed, Present: res.Present, Taken: res.Taken,
-			ElapsedMs: elapsed.Milliseconds(), Layout: newLayoutJSON(st, recorded)})
+			ElapsedMs: elapsed.Milliseconds(), Layout: newLayoutJSON(layoutRead{st, recorded})})
 	}
 	_, err = fmt.Fprintf(a.out, "rebuild done in %v: %d pending rows read; %d indexed, %d already present, %d taken (being published, or sent with the sent-mark not yet in MySQL)\n",
 		elapsed.Round(time.Millisecond), res.Read, res.Indexed, res.Present, res.Taken)

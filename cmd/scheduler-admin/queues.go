@@ -38,7 +38,15 @@ type layoutJSON struct {
 	Finished   string `json:"finished,omitempty"`
 }
 
-func newLayoutJSON(st queue.LayoutStatus, recorded bool) *layoutJSON {
+// layoutRead is one read of the layout in Redis: recorded is false when
+// none was recorded yet, and the status is then the one assumed.
+type layoutRead struct {
+	queue.LayoutStatus
+	recorded bool
+}
+
+func newLayoutJSON(r layoutRead) *layoutJSON {
+	st, recorded := r.LayoutStatus, r.recorded
 	l := &layoutJSON{Recorded: recorded, Generation: st.Gen, From: st.From, To: st.To, Span: st.Span,
 		Stable: st.Stable(), Moved: st.Moved, Total: st.Total}
 	if !st.Began.IsZero() {
@@ -149,7 +157,7 @@ func cmdQueues(ctx context.Context, a *admin, args []string) error {
 
 	out := queuesJSON{queueCount: qc, RedisTime: stamp(now), Paused: paused, Queues: []queueJSON{}}
 	if recorded || span > 0 {
-		out.Layout = newLayoutJSON(st, recorded)
+		out.Layout = newLayoutJSON(layoutRead{st, recorded})
 	}
 	for _, q := range infos {
 		j := queueJSON{Queue: q.Queue, Users: q.Users, DueUsers: q.DueUsers, InFlight: q.InFlight, Marks: q.Marks,
@@ -164,7 +172,7 @@ func cmdQueues(ctx context.Context, a *admin, args []string) error {
 		if err := printJSON(a.out, out); err != nil {
 			return err
 		}
-	} else if err := printQueues(a, out, st, recorded); err != nil {
+	} else if err := printQueues(a, out, layoutRead{st, recorded}); err != nil {
 		return err
 	}
 	if bad {
@@ -173,7 +181,8 @@ func cmdQueues(ctx context.Context, a *admin, args []string) error {
 	return nil
 }
 
-func printQueues(a *admin, out queuesJSON, st queue.LayoutStatus, recorded bool) error {
+func printQueues(a *admin, out queuesJSON, r layoutRead) error {
+	st, recorded := r.LayoutStatus, r.recorded
 	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY\tN\tMODIFY_INDEX")
 	switch {
@@ -306,11 +315,11 @@ func cmdQueuesSet(ctx context.Context, a *admin, args []string) error {
 		}
 		return nil
 	}
-	st, err := waitMove(ctx, a, qcl, m, start, startFound)
+	st, err := waitMove(ctx, a, qcl, m, layoutRead{start, startFound})
 	if err != nil {
 		return err
 	}
-	res.Layout = newLayoutJSON(st, true)
+	res.Layout = newLayoutJSON(layoutRead{st, true})
 	if a.opt.json {
 		return printJSON(a.out, res)
 	}
@@ -324,7 +333,8 @@ const pollEvery = 100 * time.Millisecond
 // waitMove polls the recorded layout until it is m queues and stable, and
 // either newer than start or start already was m queues: then the move
 // that the write asked for (or the one running for m) is done.
-func waitMove(ctx context.Context, a *admin, qcl *queue.Client, m int, start queue.LayoutStatus, startFound bool) (queue.LayoutStatus, error) {
+func waitMove(ctx context.Context, a *admin, qcl *queue.Client, m int, from layoutRead) (queue.LayoutStatus, error) {
+	start, startFound := from.LayoutStatus, from.recorded
 	ctx, cancel := context.WithTimeout(ctx, a.opt.waitTimeout)
 	defer cancel()
 	already := startFound && start.To == m

@@ -27,12 +27,15 @@ func TestQueuesLayout(t *testing.T) {
 	parallel(t)
 	e := newEngines(t)
 	ctx := t.Context()
-	qc := queue.New(e.rdb, queue.Options{Prefix: e.prefix, Owner: "w7"})
+	qc, err := queue.New(e.rdb, queue.Options{Prefix: e.prefix, Owner: "w7"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := qc.InitLayout(ctx, 4); err != nil {
 		t.Fatal(err)
 	}
 	// Paused, so the reminders due a minute ago wait: lag.
-	if err := qc.SetPaused(ctx, true); err != nil {
+	if err := qc.Pause(ctx); err != nil {
 		t.Fatal(err)
 	}
 	addUsers(t, qc.NewRouter(func() int { return 4 }), 10, time.Now().Add(-time.Minute))
@@ -259,7 +262,10 @@ func TestPauseResume(t *testing.T) {
 	runCLI(t, append(e.flags(), "resume")...).want(t, 0, "resumed", "")
 	// Only this prefix is paused.
 	runCLI(t, append(e.flags(), "pause")...).want(t, 0, "paused", "")
-	other := queue.New(e.rdb, queue.Options{Prefix: e.prefix + "_other"})
+	other, err := queue.New(e.rdb, queue.Options{Prefix: e.prefix + "_other"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if p, err := other.Paused(t.Context()); err != nil || p {
 		t.Fatalf("another prefix paused: %v %v", p, err)
 	}

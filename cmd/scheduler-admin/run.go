@@ -282,7 +282,7 @@ func (a *admin) needConsul() (*cluster.Client, error) {
 	if a.consul != nil {
 		return a.consul, nil
 	}
-	c, err := cluster.NewWithAuth(a.opt.consulAddr, a.opt.consulPrefix, engine.ConsulAuth(a.opt.engines), nil)
+	c, err := cluster.New(cluster.Config{Addr: a.opt.consulAddr, Prefix: a.opt.consulPrefix, Auth: engine.ConsulAuth(a.opt.engines)})
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
@@ -322,7 +322,11 @@ func (a *admin) needRedis(ctx context.Context) (*queue.Client, error) {
 	if err := a.rdb.Ping(pctx).Err(); err != nil {
 		return nil, fmt.Errorf("redis %s unreachable: %w", strings.Join(addrs, ","), err)
 	}
-	a.queue = queue.New(a.rdb, queue.Options{Prefix: a.opt.redisPrefix})
+	qcl, err := queue.New(a.rdb, queue.Options{Prefix: a.opt.redisPrefix})
+	if err != nil {
+		return nil, err
+	}
+	a.queue = qcl
 	return a.queue, nil
 }
 

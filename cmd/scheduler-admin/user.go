@@ -100,7 +100,7 @@ func cmdUser(ctx context.Context, a *admin, args []string) error {
 		}
 		st.Layout = queue.Layout{From: n, To: n, Span: n}
 	}
-	out.Layout = newLayoutJSON(st, recorded)
+	out.Layout = newLayoutJSON(layoutRead{st, recorded})
 	out.Queues = st.Homes(id)
 	for _, q := range out.Queues {
 		es, inTransit, err := qcl.UserRecord(ctx, q, id)
@@ -126,7 +126,7 @@ func cmdUser(ctx context.Context, a *admin, args []string) error {
 	if a.opt.json {
 		return printJSON(a.out, out)
 	}
-	return printUser(a, out, st, recorded)
+	return printUser(a, out, layoutRead{st, recorded})
 }
 
 // note explains a reminder whose MySQL row and Redis entry disagree in a
@@ -154,7 +154,8 @@ func note(r reminderJSON) string {
 	return ""
 }
 
-func printUser(a *admin, out userJSON, st queue.LayoutStatus, recorded bool) error {
+func printUser(a *admin, out userJSON, r layoutRead) error {
+	st, recorded := r.LayoutStatus, r.recorded
 	qs := make([]string, len(out.Queues))
 	for i, q := range out.Queues {
 		qs[i] = strconv.Itoa(q)

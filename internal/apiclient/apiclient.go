@@ -11,16 +11,21 @@ import (
 	"net/http"
 )
 
-// Do sends body (nil: none) as JSON without a token and decodes the
-// answer into out (nil: discard); any status other than want is an error
-// carrying the body.
-func Do(ctx context.Context, c *http.Client, method, url string, body any, want int, out any) error {
-	return DoAs(ctx, c, "", method, url, body, want, out)
+// Request is one JSON call.
+type Request struct {
+	Method string
+	URL    string
+	Body   any // sent as JSON; nil: none
+	Want   int // the expected status; any other is an error carrying the body
+	Out    any // the answer is decoded into it; nil: discarded
+	// Token is sent as the bearer token ("": none): an operator token or
+	// a user's JWT (see Tokens).
+	Token string
 }
 
-// DoAs is Do with token as the bearer token ("" sends none): an operator
-// token or a user's JWT (see Tokens).
-func DoAs(ctx context.Context, c *http.Client, token, method, url string, body any, want int, out any) error {
+// Do sends r with c.
+func Do(ctx context.Context, c *http.Client, r Request) error {
+	method, url, body, want, out, token := r.Method, r.URL, r.Body, r.Want, r.Out, r.Token
 	var rd io.Reader = http.NoBody
 	if body != nil {
 		b, err := json.Marshal(body)

@@ -95,7 +95,7 @@ func MySQLDSN(dsn string, e config.Engines) (string, error) {
 	return c.FormatDSN(), nil
 }
 
-// ConsulAuth returns the ACL token and TLS files for cluster.NewWithAuth.
+// ConsulAuth returns the ACL token and TLS files for cluster.Config.Auth.
 func ConsulAuth(e config.Engines) cluster.Auth {
 	return cluster.Auth{
 		Token:      e.ConsulToken.Reveal(),
