@@ -102,7 +102,7 @@ type proc struct {
 	id   string
 	addr string
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *lockedWriter // what it printed
 	done chan error
 }
 
@@ -124,7 +124,7 @@ func (e *env) startWorker(t *testing.T, id string, extra ...string) *proc {
 // startWorkerEnv starts a worker with extra environment variables.
 func (e *env) startWorkerEnv(t *testing.T, id string, environ []string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{id: id, addr: freeAddr(t), log: &bytes.Buffer{}, done: make(chan error, 1)}
+	p := &proc{id: id, addr: freeAddr(t), log: &lockedWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
 	args := append([]string{
 		"-redis-addr", e.redis, "-mysql-dsn", e.dsn, "-nsqd-tcp", e.nsqd, "-consul-addr", e.consul,
 		"-redis-prefix", e.prefix, "-consul-prefix", e.prefix, "-topic", e.prefix,
@@ -136,9 +136,8 @@ func (e *env) startWorkerEnv(t *testing.T, id string, environ []string, extra ..
 	}, extra...)
 	p.cmd = exec.Command(e.bin, args...)
 	p.cmd.Env = append(os.Environ(), environ...)
-	var out lockedWriter
-	out.w = p.log
-	p.cmd.Stdout, p.cmd.Stderr = &out, &out
+	out := p.log
+	p.cmd.Stdout, p.cmd.Stderr = out, out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
