@@ -16,7 +16,7 @@ RUN_DIR := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/couponpush/run
 GO_TEST_FLAGS ?= -race -count=1 -timeout 25m -tags failpoint
 PKGS ?= ./...
 
-.PHONY: engines test check bench bench-claims run
+.PHONY: engines test check bench bench-claims bench-trust run
 
 ## engines: install Redis and MariaDB (apt) and build nsqd and consul into the cache, if missing
 engines:
@@ -80,6 +80,15 @@ bench-claims: engines
 	scripts/engines.sh start "$$dir"
 	source "$$dir/env"
 	go run ./cmd/claimbench $(CLAIMBENCH_FLAGS)
+
+## bench-trust: what auth and rate limits cost (claims/s and PUTs/s with them on beside off, alternating rounds); TRUSTBENCH_FLAGS passes flags
+bench-trust: engines
+	mkdir -p "$(RUN_DIR)"
+	dir=$$(mktemp -d "$(RUN_DIR)/bench.XXXXXX")
+	trap 'scripts/engines.sh stop "$$dir"; rm -rf "$$dir"' EXIT
+	scripts/engines.sh start "$$dir"
+	source "$$dir/env"
+	go run ./cmd/trustbench $(TRUSTBENCH_FLAGS)
 
 ## run: a local cluster of workers on local engines
 run:

@@ -19,10 +19,12 @@
 //     without a block; List skips those, and the index drops them when
 //     their end passes. The index is thus bounded by the blocks placed
 //     within the longest block time (MaxBlock).
-//   - Rate limits are GCRA (github.com/go-redis/redis_rate): Rate requests
-//     a second sustained, Burst at once. A limit is checked per user first,
-//     then per IP; a request refused by its user limit takes nothing from
-//     its IP's.
+//   - Rate limits are GCRA (limitScript, in github.com/go-redis/redis_rate's
+//     state format): Rate requests a second sustained, Burst at once. A
+//     limit is checked per user first, then per IP; a request refused by
+//     its user limit takes nothing from its IP's. The user's limit is
+//     checked in the same round trip as the blocks, so a request refused
+//     by a block may take from its user's limit (never from its IP's).
 //   - Automatic blocks never replace a block in effect (an operator's
 //     longer one stands).
 package abuse

@@ -12,8 +12,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
+
+	"couponpush/internal/redisscript"
 )
 
 // Action is a guarded kind of write.
@@ -157,11 +158,10 @@ func (c Config) Validate() error {
 // Guard admits or refuses guarded writes and keeps the blocks. It is safe
 // for concurrent use.
 type Guard struct {
-	rdb     redis.UniversalClient
-	limiter *redis_rate.Limiter
-	keys    keys
-	cfg     Config
-	log     *slog.Logger
+	rdb  redis.UniversalClient
+	keys keys
+	cfg  Config
+	log  *slog.Logger
 }
 
 // New returns a Guard on rdb.
@@ -172,7 +172,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Guard, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Guard{rdb: rdb, limiter: redis_rate.NewLimiter(rdb), keys: keys{cfg.Prefix}, cfg: cfg, log: cfg.Logger}, nil
+	return &Guard{rdb: rdb, keys: keys{cfg.Prefix}, cfg: cfg, log: cfg.Logger}, nil
 }
 
 // Admit checks a request of action for user (0: none) from ip (invalid:
@@ -190,13 +190,19 @@ func (g *Guard) Admit(ctx context.Context, a Action, user int64, ip netip.Addr) 
 	if len(subjects) == 0 {
 		return nil
 	}
-	pipe := g.rdb.Pipeline()
+	// One round trip for the blocks and the user's limit; the IP's limit
+	// is a second, only for a request the first admitted.
+	pipe := redisscript.NewPipeline(g.rdb)
 	exists := make([]*redis.IntCmd, len(subjects))
 	for i, s := range subjects {
 		exists[i] = pipe.Exists(ctx, g.keys.block(s))
 	}
+	var userLimit *redis.Cmd
+	if l, ok := g.cfg.Limits[Rule{a, User}]; ok && subjects[0].Kind == User {
+		userLimit = pipe.Run(ctx, limitScript, []string{g.keys.limit(a, subjects[0])}, l.Burst, l.Rate)
+	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("abuse: check blocks: %w", err)
+		return fmt.Errorf("abuse: check blocks and limits: %w", err)
 	}
 	for i, s := range subjects {
 		if exists[i].Val() > 0 {
@@ -207,22 +213,32 @@ func (g *Guard) Admit(ctx context.Context, a Action, user int64, ip netip.Addr) 
 		}
 	}
 	for _, s := range subjects {
-		l, ok := g.cfg.Limits[Rule{a, s.Kind}]
-		if !ok {
+		cmd := userLimit
+		if s.Kind != User {
+			l, ok := g.cfg.Limits[Rule{a, s.Kind}]
+			if !ok {
+				continue
+			}
+			cmd = limitScript.Run(ctx, g.rdb, []string{g.keys.limit(a, s)}, l.Burst, l.Rate)
+		}
+		if cmd == nil {
 			continue
 		}
-		res, err := g.limiter.Allow(ctx, g.keys.rate(a, s), redis_rate.Limit{Rate: l.Rate, Burst: l.Burst, Period: time.Second})
+		res, err := cmd.Int64Slice()
+		if err == nil && len(res) != 2 {
+			err = fmt.Errorf("limit script answered %v", res)
+		}
 		if err != nil {
 			return fmt.Errorf("abuse: check %s limit of %s: %w", a, s, err)
 		}
-		if res.Allowed > 0 {
+		if res[0] == 1 {
 			continue
 		}
 		if g.cfg.OnLimited != nil {
 			g.cfg.OnLimited(a, s.Kind)
 		}
 		g.trip(ctx, s)
-		return &Refusal{Err: ErrLimited, Kind: s.Kind, RetryAfter: res.RetryAfter}
+		return &Refusal{Err: ErrLimited, Kind: s.Kind, RetryAfter: time.Duration(res[1]) * time.Microsecond}
 	}
 	return nil
 }

@@ -269,7 +269,7 @@ func TestAutoBlock(t *testing.T) {
 }
 
 // TestKeysCarryTheirPrefix: every key the guard writes starts with the
-// prefix (redis_rate's with "rate:" before it) and lies on its tag's slot.
+// prefix (a limit's with "rate:" before it) and lies on its tag's slot.
 func TestKeysCarryTheirPrefix(t *testing.T) {
 	t.Parallel()
 	k := keys{"p"}

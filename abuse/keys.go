@@ -7,9 +7,9 @@ import "strings"
 // exactly one key.
 //
 //	rate:<p>:{<p>:rl:<ACTION>:<K>:<S>}  string: GCRA state of ACTION's limit
-//	                                   for subject S of kind K (u or ip);
-//	                                   written by redis_rate, which puts
-//	                                   "rate:" in front of every key
+//	                                   for subject S of kind K (u or ip),
+//	                                   limitScript's ("rate:" in front, as
+//	                                   redis_rate, used before, wrote it)
 //	<p>:{<p>:rl:trips:<K>:<S>}         string: limits S tripped in the
 //	                                   current auto-block window (expires
 //	                                   with it)
@@ -26,8 +26,10 @@ type keys struct{ prefix string }
 
 func (k keys) tagged(s string) string { return k.prefix + ":{" + k.prefix + ":" + s + "}" }
 
-// rate is the key given to redis_rate (which prefixes it with "rate:").
+// rate names a's limit of s; limit is its key.
 func (k keys) rate(a Action, s Subject) string { return k.tagged("rl:" + string(a) + ":" + s.String()) }
+
+func (k keys) limit(a Action, s Subject) string { return "rate:" + k.rate(a, s) }
 
 func (k keys) trips(s Subject) string { return k.tagged("rl:trips:" + s.String()) }
 
