@@ -119,16 +119,16 @@ func RunTrust(ctx context.Context, cfg TrustConfig, out io.Writer) error {
 	var hot, later struct {
 		ID int64 `json:"id"`
 	}
-	if err := apiclient.DoAs(ctx, client, tokens.Operator, "POST", checked.api+"/v1/templates", map[string]any{
+	if err := apiclient.Do(ctx, client, apiclient.Request{Method: "POST", URL: checked.api + "/v1/templates", Token: tokens.Operator, Want: 201, Out: &hot, Body: map[string]any{
 		"name": "hot", "type": "fixed", "value": 500, "stock": 1_000_000_000, "substocks": 8,
 		"grab_start": now.Add(-time.Minute).Format(time.RFC3339Nano), "grab_end": now.Add(time.Hour).Format(time.RFC3339Nano),
-		"valid_days": 7}, 201, &hot); err != nil {
+		"valid_days": 7}}); err != nil {
 		return fmt.Errorf("create the hot template: %w", err)
 	}
-	if err := apiclient.DoAs(ctx, client, tokens.Operator, "POST", checked.api+"/v1/templates", map[string]any{
+	if err := apiclient.Do(ctx, client, apiclient.Request{Method: "POST", URL: checked.api + "/v1/templates", Token: tokens.Operator, Want: 201, Out: &later, Body: map[string]any{
 		"name": "later", "type": "fixed", "value": 500, "stock": 1_000_000_000,
 		"grab_start": now.Add(time.Hour).Format(time.RFC3339Nano), "grab_end": now.Add(2 * time.Hour).Format(time.RFC3339Nano),
-		"valid_days": 7}, 201, &later); err != nil {
+		"valid_days": 7}}); err != nil {
 		return fmt.Errorf("create the subscribe template: %w", err)
 	}
 	claims := trustLoad{
