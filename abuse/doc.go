@@ -20,11 +20,12 @@
 //     their end passes. The index is thus bounded by the blocks placed
 //     within the longest block time (MaxBlock).
 //   - Rate limits are GCRA (limitScript, in github.com/go-redis/redis_rate's
-//     state format): Rate requests a second sustained, Burst at once. A
-//     limit is checked per user first, then per IP; a request refused by
-//     its user limit takes nothing from its IP's. The user's limit is
-//     checked in the same round trip as the blocks, so a request refused
-//     by a block may take from its user's limit (never from its IP's).
+//     state format): Rate requests a second sustained, Burst at once. The
+//     blocks and both limits are checked in one pipelined round trip, so
+//     every request the API receives takes from its user's and its IP's
+//     limits, also one refused by a block or by the other limit: what a
+//     caller sends counts, whatever is answered. Refusals are reported in
+//     order: a block, then the user's limit, then the IP's.
 //   - Automatic blocks never replace a block in effect (an operator's
 //     longer one stands).
 package abuse

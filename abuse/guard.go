@@ -190,16 +190,16 @@ func (g *Guard) Admit(ctx context.Context, a Action, user int64, ip netip.Addr) 
 	if len(subjects) == 0 {
 		return nil
 	}
-	// One round trip for the blocks and the user's limit; the IP's limit
-	// is a second, only for a request the first admitted.
+	// One round trip for the blocks and both limits: the checks cost a
+	// request what the block lookup alone would.
 	pipe := redisscript.NewPipeline(g.rdb)
 	exists := make([]*redis.IntCmd, len(subjects))
+	limits := make([]*redis.Cmd, len(subjects))
 	for i, s := range subjects {
 		exists[i] = pipe.Exists(ctx, g.keys.block(s))
-	}
-	var userLimit *redis.Cmd
-	if l, ok := g.cfg.Limits[Rule{a, User}]; ok && subjects[0].Kind == User {
-		userLimit = pipe.Run(ctx, limitScript, []string{g.keys.limit(a, subjects[0])}, l.Burst, l.Rate)
+		if l, ok := g.cfg.Limits[Rule{a, s.Kind}]; ok {
+			limits[i] = pipe.Run(ctx, limitScript, []string{g.keys.limit(a, s)}, l.Burst, l.Rate)
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("abuse: check blocks and limits: %w", err)
@@ -212,15 +212,8 @@ func (g *Guard) Admit(ctx context.Context, a Action, user int64, ip netip.Addr) 
 			return &Refusal{Err: ErrBlocked, Kind: s.Kind}
 		}
 	}
-	for _, s := range subjects {
-		cmd := userLimit
-		if s.Kind != User {
-			l, ok := g.cfg.Limits[Rule{a, s.Kind}]
-			if !ok {
-				continue
-			}
-			cmd = limitScript.Run(ctx, g.rdb, []string{g.keys.limit(a, s)}, l.Burst, l.Rate)
-		}
+	for i, s := range subjects {
+		cmd := limits[i]
 		if cmd == nil {
 			continue
 		}
