@@ -57,7 +57,8 @@ func (h *hangingServices) List(ctx context.Context, _ int64, _ subscription.Page
 
 func hangingAPI(t *testing.T, h *hangingServices, edit func(*Config)) *httptest.Server {
 	t.Helper()
-	cfg := Config{Templates: h, Subscriptions: h, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := Config{Templates: h, Subscriptions: h, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		AuthOff: true} // as the fixture: the identity tests turn auth on
 	edit(&cfg)
 	srv := httptest.NewServer(New(cfg))
 	t.Cleanup(srv.Close)
