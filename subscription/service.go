@@ -368,7 +368,7 @@ func (s *Service) subscribe(ctx context.Context, userID int64, t template.Templa
 	var inserted bool
 	if final {
 		var err error
-		if inserted, err = s.inserts.insert(ctx, userID, t.ID, pushAt, stamp); err != nil {
+		if inserted, err = s.insert(ctx, userID, t.ID, pushAt, stamp); err != nil {
 			return Subscription{}, false, fmt.Errorf("subscription: insert user %d template %d: %w", userID, t.ID, err)
 		}
 	} else {
@@ -399,6 +399,25 @@ func (s *Service) subscribe(ctx context.Context, userID int64, t template.Templa
 		return Subscription{}, false, err
 	}
 	return s.resubscribe(ctx, t, cur, pushAt)
+}
+
+// insert hands a new row to the group-committing inserter as a finishing
+// step. A caller that becomes a flush's leader (internal/batch) runs the
+// flush to its end, bounded by the batch's timeout and not by its own
+// context: a hung MySQL would hold the request past its deadline. From a
+// step, the caller is answered by its deadline while the flush goes on;
+// a row written after that is found and indexed by a retried PUT.
+func (s *Service) insert(ctx context.Context, userID, templateID int64, pushAt, stamp time.Time) (bool, error) {
+	var created bool
+	err := s.finish.Do(ctx, func(ctx context.Context) error {
+		var err error
+		created, err = s.inserts.insert(ctx, userID, templateID, pushAt, stamp)
+		return err
+	})
+	if err != nil {
+		return false, err // created may still be written by the step
+	}
+	return created, nil
 }
 
 // confirm checks t's grab_start against MySQL unless it is known final,

@@ -17,9 +17,12 @@
 //
 // # Engines of one test
 //
-// StartRedis, StartNSQD and StartConsul start an engine for one test only,
-// stopped at t.Cleanup, for tests that stop, kill or restart it (outages) or
-// need special settings. Restart brings it back on the same ports and data.
+// StartRedis, StartMySQL, StartNSQD and StartConsul start an engine for one
+// test only, stopped at t.Cleanup, for tests that stop, kill, freeze or
+// restart it (outages) or need special settings. Restart brings it back on
+// the same ports and data; Freeze (SIGSTOP) makes it hang with its sockets
+// open, as a stuck engine does, until Thaw (SIGCONT). A shared engine is
+// never frozen: other tests use it.
 //
 // # Lifetime
 //

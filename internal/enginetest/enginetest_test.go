@@ -371,3 +371,56 @@ func TestBin(t *testing.T) {
 		})
 	}
 }
+
+// TestStartMySQLFreeze starts a private MariaDB beside the shared one,
+// freezes it (a query then waits for its context, with the connection
+// open), thaws it (the same pool works again), and stops it frozen.
+func TestStartMySQLFreeze(t *testing.T) {
+	t.Parallel()
+	p, dsn := enginetest.StartMySQL(t)
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared, err := mysql.ParseDSN(enginetest.MySQL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != p.Addr || cfg.Addr == shared.Addr || cfg.DBName == "" || !cfg.ParseTime {
+		t.Fatalf("StartMySQL DSN %q: want a database on %s, not on the shared %s", dsn, p.Addr, shared.Addr)
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx(t), "CREATE TABLE t (id BIGINT PRIMARY KEY) ENGINE=InnoDB"); err != nil {
+		t.Fatalf("CREATE TABLE: %v", err)
+	}
+
+	p.Freeze(t)
+	qctx, cancel := context.WithTimeout(ctx(t), 300*time.Millisecond)
+	_, err = db.ExecContext(qctx, "INSERT INTO t VALUES (1)")
+	cancel()
+	if err == nil {
+		t.Fatal("INSERT on a frozen server succeeded")
+	}
+	if !p.Running() {
+		t.Fatal("a frozen server does not count as running")
+	}
+	p.Thaw(t)
+	p.Thaw(t) // a second Thaw does nothing
+	var n int
+	if err := db.QueryRowContext(ctx(t), "SELECT COUNT(*) FROM t WHERE id = 2").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("SELECT after Thaw = %d, %v; want 0 rows and no error", n, err)
+	}
+	if _, err := db.ExecContext(ctx(t), "INSERT INTO t VALUES (2)"); err != nil {
+		t.Fatalf("INSERT after Thaw: %v", err)
+	}
+
+	p.Freeze(t)
+	p.Stop(t) // SIGTERM reaches a frozen server once Stop thaws it
+	if p.Running() {
+		t.Fatal("Running after Stop")
+	}
+}

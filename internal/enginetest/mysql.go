@@ -33,6 +33,28 @@ func MySQL(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return database(t, base, true)
+}
+
+// StartMySQL starts a MariaDB server for this test only (durable commits,
+// a data directory of its own on disk, a free loopback port), stopped and
+// removed at t.Cleanup, for tests that freeze, stop or restart MySQL. It
+// returns the process and the DSN of a fresh empty database on it, in
+// MySQL's form. It never uses COUPONPUSH_MYSQL_DSN, so it works the same
+// under `make test`.
+func StartMySQL(t testing.TB) (*Process, string) {
+	t.Helper()
+	p := startPerTest(t, "mariadb", mariadbProcess)
+	// No drop at cleanup: the data directory goes with the server, and a
+	// server the test left frozen would only make a drop wait.
+	return p, database(t, "root@tcp("+p.Addr+")/", false)
+}
+
+// database creates a fresh database named after Prefix(t) on the server of
+// DSN base (which names no database) and returns its DSN; with drop, it is
+// dropped at t.Cleanup.
+func database(t testing.TB, base string, drop bool) string {
+	t.Helper()
 	cfg, err := mysql.ParseDSN(base)
 	if err != nil {
 		t.Fatalf("enginetest: parsing the MySQL DSN %q: %v", base, err)
@@ -51,11 +73,13 @@ func MySQL(t testing.TB) string {
 	if err := mysqlExec(admin, "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
 		t.Fatalf("enginetest: creating database %s on %s: %v", name, admin.Addr, err)
 	}
-	t.Cleanup(func() {
-		if err := mysqlExec(admin, "DROP DATABASE IF EXISTS `"+name+"`"); err != nil {
-			t.Errorf("enginetest: dropping database %s on %s: %v", name, admin.Addr, err)
-		}
-	})
+	if drop {
+		t.Cleanup(func() {
+			if err := mysqlExec(admin, "DROP DATABASE IF EXISTS `"+name+"`"); err != nil {
+				t.Errorf("enginetest: dropping database %s on %s: %v", name, admin.Addr, err)
+			}
+		})
+	}
 	cfg.DBName = name
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC

@@ -2,6 +2,7 @@ package enginetest
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,17 +18,38 @@ func sysProcAttr() *syscall.SysProcAttr {
 // exited reports whether process pid, a child not yet reaped, has exited.
 // It reads /proc so that it does not reap the child: cmd.Wait still can.
 func exited(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	state := procState("/proc/" + strconv.Itoa(pid) + "/stat")
+	return state == 0 || state == 'Z' || state == 'X'
+}
+
+// stopped reports whether every thread of process pid is stopped by a
+// signal (state T), as after SIGSTOP; a process that has exited is not.
+func stopped(pid int) bool {
+	tasks, err := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/stat")
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, stat := range tasks {
+		if procState(stat) != 'T' {
+			return false
+		}
+	}
+	return true
+}
+
+// procState returns the state letter of a /proc stat file, 0 when it
+// cannot be read.
+func procState(stat string) byte {
+	b, err := os.ReadFile(stat)
 	if err != nil {
-		return true
+		return 0
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 || i+2 >= len(s) {
-		return true
+		return 0
 	}
-	state := s[i+2]
-	return state == 'Z' || state == 'X'
+	return s[i+2]
 }
 
 // pidAlive reports whether some process has the given pid.

@@ -13,6 +13,10 @@ func sysProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: t
 // looks alive, so a crashed engine is noticed at its readiness deadline.
 func exited(pid int) bool { return !pidAlive(pid) }
 
+// stopped cannot look at the process without /proc; SIGSTOP is delivered
+// at once, so it reports true.
+func stopped(int) bool { return true }
+
 // pidAlive reports whether some process has the given pid.
 func pidAlive(pid int) bool {
 	err := syscall.Kill(pid, 0)

@@ -17,8 +17,8 @@ import (
 const stopTimeout = 60 * time.Second
 
 // Process is an engine process started by this package: a shared one, or
-// one started for a single test by StartRedis, StartNSQD or StartConsul.
-// Its methods are safe for concurrent use.
+// one started for a single test by StartRedis, StartMySQL, StartNSQD or
+// StartConsul. Its methods are safe for concurrent use.
 type Process struct {
 	// Name is the engine's binary name, for messages: "redis-server",
 	// "mariadbd", "nsqd", "consul".
@@ -42,7 +42,77 @@ type Process struct {
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd // nil when not running
+	frozen  bool      // stopped by Freeze, not yet thawed
 	startUp time.Duration
+}
+
+// freezeTimeout bounds how long Freeze waits for the kernel to stop every
+// thread of the process.
+const freezeTimeout = 10 * time.Second
+
+// Freeze sends SIGSTOP to the process and everything it forked, and waits
+// until the kernel has stopped it: its sockets stay open and the kernel
+// still accepts connections on them, but nothing answers, like an engine
+// hung on a dead disk. Thaw resumes it; so do Stop, Kill, Restart and the
+// cleanup of the test that started it. Only engines of one test (StartRedis,
+// StartMySQL, ...) may be frozen: the shared ones serve other tests.
+func (p *Process) Freeze(t testing.TB) {
+	t.Helper()
+	if err := p.freeze(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Thaw sends SIGCONT to a process that Freeze stopped; the engine goes on
+// where it was, with the connections it had. Thawing a process that is not
+// frozen does nothing.
+func (p *Process) Thaw(t testing.TB) {
+	t.Helper()
+	if err := p.thaw(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (p *Process) freeze() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return fmt.Errorf("enginetest: freezing %s on %s: it is not running", p.Name, p.Addr)
+	}
+	pid := p.cmd.Process.Pid
+	if err := syscall.Kill(-pid, syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("enginetest: freezing %s: %w", p.Name, err)
+	}
+	p.frozen = true
+	deadline := time.Now().Add(freezeTimeout)
+	for !stopped(pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("enginetest: %s on %s did not stop within %v of SIGSTOP", p.Name, p.Addr, freezeTimeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+func (p *Process) thaw() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return nil
+	}
+	return p.thawLocked(p.cmd.Process.Pid)
+}
+
+// thawLocked resumes process group pid if Freeze stopped it; p.mu is held.
+func (p *Process) thawLocked(pid int) error {
+	if !p.frozen {
+		return nil
+	}
+	p.frozen = false
+	if err := syscall.Kill(-pid, syscall.SIGCONT); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("enginetest: thawing %s: %w", p.Name, err)
+	}
+	return nil
 }
 
 // Stop sends SIGTERM and waits until the process has exited; it kills it
@@ -161,10 +231,15 @@ func (p *Process) stop() (crashed error, err error) {
 	p.cmd = nil
 	pid := cmd.Process.Pid
 	if exited(pid) {
+		p.frozen = false
 		werr := cmd.Wait()
 		return fmt.Errorf("enginetest: %s on %s had exited on its own (%v); see %s", p.Name, p.Addr, werr, p.LogPath), nil
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
+	// A frozen process gets SIGTERM only once it runs again.
+	if err := p.thawLocked(pid); err != nil {
+		return nil, err
+	}
 	done := make(chan struct{})
 	go func() {
 		_ = cmd.Wait() // exit status after SIGTERM carries no information
@@ -190,6 +265,7 @@ func (p *Process) kill() error {
 		return nil
 	}
 	p.cmd = nil
+	p.frozen = false // SIGKILL ends a stopped process too
 	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("enginetest: killing %s: %w", p.Name, err)
 	}
