@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -93,11 +94,29 @@ func run(ctx context.Context, apis []string, tokens apiclient.Tokens, users int,
 		}
 		cancelled++
 	}
-	fmt.Fprintf(out, "demo: %d subscribed, %d cancelled; expect %d pushes at %s (in %v)\n",
-		done.Load(), cancelled, done.Load()-int64(cancelled), due.Format(time.TimeOnly), time.Until(due).Round(time.Second))
+	fmt.Fprintf(out, "demo: %d subscribed, %d cancelled (%d answers 429 rate_limited waited out); expect %d pushes at %s (in %v)\n",
+		done.Load(), cancelled, limited.Load(), done.Load()-int64(cancelled), due.Format(time.TimeOnly), time.Until(due).Round(time.Second))
 	return nil
 }
 
+// limited counts the answers 429 rate_limited that call waited out.
+var limited atomic.Int64
+
+// call sends one request as a polite client does: a 429 rate_limited is
+// retried after its Retry-After (the demo subscribes thousands of users
+// from one IP, more than the per-IP limit lets through at once).
 func call(ctx context.Context, token, method, url string, body any, want int, out any) error {
-	return apiclient.Do(ctx, http.DefaultClient, apiclient.Request{Method: method, URL: url, Body: body, Want: want, Out: out, Token: token})
+	for {
+		err := apiclient.Do(ctx, http.DefaultClient, apiclient.Request{Method: method, URL: url, Body: body, Want: want, Out: out, Token: token})
+		var se *apiclient.StatusError
+		if !errors.As(err, &se) || se.Status != http.StatusTooManyRequests {
+			return err
+		}
+		limited.Add(1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(max(se.RetryAfter, time.Second)):
+		}
+	}
 }

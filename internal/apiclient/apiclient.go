@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Request is one JSON call.
@@ -23,7 +25,21 @@ type Request struct {
 	Token string
 }
 
-// Do sends r with c.
+// StatusError is an answer with another status than the one wanted.
+type StatusError struct {
+	Method, URL string
+	Status      int
+	Body        string
+	// RetryAfter is the answer's Retry-After (0: none).
+	RetryAfter time.Duration
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s %s: %d %s", e.Method, e.URL, e.Status, e.Body)
+}
+
+// Do sends r with c. An answer with another status than r.Want is a
+// *StatusError.
 func Do(ctx context.Context, c *http.Client, r Request) error {
 	method, url, body, want, out, token := r.Method, r.URL, r.Body, r.Want, r.Out, r.Token
 	var rd io.Reader = http.NoBody
@@ -52,7 +68,11 @@ func Do(ctx context.Context, c *http.Client, r Request) error {
 		return fmt.Errorf("%s %s: read answer: %w", method, url, err)
 	}
 	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, bytes.TrimSpace(b))
+		e := &StatusError{Method: method, URL: url, Status: resp.StatusCode, Body: string(bytes.TrimSpace(b))}
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			e.RetryAfter = time.Duration(s) * time.Second
+		}
+		return e
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)
