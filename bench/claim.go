@@ -48,20 +48,12 @@ type ClaimConfig struct {
 // ratio to out.
 func RunClaims(ctx context.Context, cfg ClaimConfig, out io.Writer) error {
 	prefix := fmt.Sprintf("claimbench%d", time.Now().UnixNano()%1_000_000_000)
-	dsn, err := mysql.ParseDSN(cfg.MySQLDSN)
-	if err != nil {
-		return fmt.Errorf("mysql dsn: %w", err)
-	}
-	if err := recreateDB(ctx, *dsn, "couponpush_claimbench"); err != nil {
-		return err
-	}
-	dsn.DBName, dsn.ParseTime, dsn.Loc = "couponpush_claimbench", true, time.UTC
-	cfg.MySQLDSN = dsn.FormatDSN()
-	db, err := sql.Open("mysql", cfg.MySQLDSN)
+	db, dsn, err := freshDB(ctx, cfg.MySQLDSN, "couponpush_claimbench")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	cfg.MySQLDSN = dsn
 	db.SetMaxOpenConns(cfg.Clients + 8)
 	db.SetMaxIdleConns(cfg.Clients + 8)
 	var flush, version string
@@ -151,7 +143,10 @@ func RunClaims(ctx context.Context, cfg ClaimConfig, out io.Writer) error {
 
 	// The baseline's pool interpolates parameters like the claim writer's,
 	// so each of its statements is one round trip too.
-	bdsn := *dsn
+	bdsn, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return err
+	}
 	bdsn.InterpolateParams = true
 	bdb, err := sql.Open("mysql", bdsn.FormatDSN())
 	if err != nil {
@@ -171,19 +166,30 @@ func RunClaims(ctx context.Context, cfg ClaimConfig, out io.Writer) error {
 	return nil
 }
 
-func recreateDB(ctx context.Context, dsn mysql.Config, name string) error {
-	dsn.DBName = ""
-	db, err := sql.Open("mysql", dsn.FormatDSN())
+// freshDB drops and creates database name on the server of dsn and opens
+// it; it returns the pool and the DSN that names it.
+func freshDB(ctx context.Context, dsn, name string) (*sql.DB, string, error) {
+	c, err := mysql.ParseDSN(dsn)
 	if err != nil {
-		return err
+		return nil, "", fmt.Errorf("mysql dsn: %w", err)
 	}
-	defer db.Close()
+	c.DBName = ""
+	admin, err := sql.Open("mysql", c.FormatDSN())
+	if err != nil {
+		return nil, "", err
+	}
+	defer admin.Close()
 	for _, q := range []string{"DROP DATABASE IF EXISTS " + name, "CREATE DATABASE " + name} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("mysql: %s: %w", q, err)
+		if _, err := admin.ExecContext(ctx, q); err != nil {
+			return nil, "", fmt.Errorf("mysql: %s: %w", q, err)
 		}
 	}
-	return nil
+	c.DBName, c.ParseTime, c.Loc = name, true, time.UTC
+	db, err := sql.Open("mysql", c.FormatDSN())
+	if err != nil {
+		return nil, "", err
+	}
+	return db, c.FormatDSN(), nil
 }
 
 func countRows(ctx context.Context, db *sql.DB, q string, args ...any) (int64, error) {

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
 	"couponpush/config"
@@ -49,20 +47,12 @@ type TrustConfig struct {
 // request.
 func RunTrust(ctx context.Context, cfg TrustConfig, out io.Writer) error {
 	prefix := fmt.Sprintf("trustbench%d", time.Now().UnixNano()%1_000_000_000)
-	dsn, err := mysql.ParseDSN(cfg.MySQLDSN)
-	if err != nil {
-		return fmt.Errorf("mysql dsn: %w", err)
-	}
-	if err := recreateDB(ctx, *dsn, "couponpush_trustbench"); err != nil {
-		return err
-	}
-	dsn.DBName, dsn.ParseTime, dsn.Loc = "couponpush_trustbench", true, time.UTC
-	cfg.MySQLDSN = dsn.FormatDSN()
-	db, err := sql.Open("mysql", cfg.MySQLDSN)
+	db, dsn, err := freshDB(ctx, cfg.MySQLDSN, "couponpush_trustbench")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	cfg.MySQLDSN = dsn
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr})
 	defer rdb.Close()
 	tokens, err := apiclient.NewTokens()
