@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -108,7 +109,7 @@ const (
 	MarkSentBatch = 1000
 	// maxAttempts bounds compare-and-set retries under concurrent changes,
 	// and runs of a statement that was a deadlock victim.
-	maxAttempts = 8
+	maxAttempts = 12
 	pushIDMax   = 64
 )
 
@@ -516,6 +517,9 @@ func (s *Service) resubscribe(ctx context.Context, t template.Template, cur Subs
 		}
 		s.log.DebugContext(ctx, "subscription changed concurrently; retrying",
 			"user_id", cur.UserID, "template_id", cur.TemplateID, "attempt", attempt)
+		if err := pause(ctx, attempt); err != nil {
+			return Subscription{}, false, err
+		}
 		var err error
 		if cur, err = s.get(ctx, cur.UserID, cur.TemplateID); err != nil {
 			return Subscription{}, false, err
@@ -644,6 +648,25 @@ func (s *Service) Cancel(ctx context.Context, userID, templateID int64) error {
 		}
 		s.log.DebugContext(ctx, "subscription changed concurrently; retrying cancel",
 			"user_id", userID, "template_id", templateID, "attempt", attempt)
+		if err := pause(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+// pause waits before a lost compare-and-set is tried again: at random, up
+// to attempt milliseconds, so writers contending for one row stop meeting
+// in lockstep (a PUT that repairs a newer tombstone makes a DELETE in
+// progress try again, and the other way round). It returns ctx's error
+// when ctx ends first.
+func pause(ctx context.Context, attempt int) error {
+	t := time.NewTimer(rand.N(time.Duration(attempt) * time.Millisecond))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("subscription: retrying a concurrent change: %w", ctx.Err())
+	case <-t.C:
+		return nil
 	}
 }
 
