@@ -59,6 +59,11 @@ head -c 48 /dev/urandom | base64 | tr -d '/+=\n' >"$DIR/jwt-secret"
 umask 022
 export COUPONPUSH_OPERATOR_TOKENS_FILE=$DIR/operator-token
 export COUPONPUSH_JWT_HS256_SECRET_FILE=$DIR/jwt-secret
+# Rate limits stay on, per user as in production; but every demo user
+# comes from 127.0.0.1, so the per-IP limit of subscription writes (300/s,
+# meant for the many users behind one NAT) is raised for this local run.
+export COUPONPUSH_LIMIT_SUBSCRIBE_IP_RATE=${COUPONPUSH_LIMIT_SUBSCRIBE_IP_RATE:-100000}
+export COUPONPUSH_LIMIT_SUBSCRIBE_IP_BURST=${COUPONPUSH_LIMIT_SUBSCRIBE_IP_BURST:-100000}
 
 "$BIN/consumer" -nsqd "$COUPONPUSH_NSQD_TCP" -topic "$COUPONPUSH_TOPIC" -quiet &
 pids+=($!)
