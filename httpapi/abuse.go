@@ -156,11 +156,7 @@ func (a *api) listBlocks(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	out := blocksBody{Blocks: make([]blockJSON, 0, len(bs))}
-	for _, b := range bs {
-		out.Blocks = append(out.Blocks, blockOut(b))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, blocksBody{Blocks: each(bs, blockOut)})
 }
 
 type blockJSON struct {

@@ -170,11 +170,7 @@ func (a *api) listCoupons(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	out := couponsBody{Coupons: make([]couponJSON, 0, len(cs))}
-	for _, c := range cs {
-		out.Coupons = append(out.Coupons, couponOut(c))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, couponsBody{Coupons: each(cs, couponOut)})
 }
 
 type couponJSON struct {

@@ -177,10 +177,7 @@ func (a *api) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	out := subscriptionsJSON{Subscriptions: make([]subscriptionJSON, 0, len(subs))}
-	for _, s := range subs {
-		out.Subscriptions = append(out.Subscriptions, subscriptionOut(s))
-	}
+	out := subscriptionsJSON{Subscriptions: each(subs, subscriptionOut)}
 	if limit := page.Limit; len(subs) > 0 && len(subs) == cmp.Or(limit, subscription.MaxListLimit) {
 		out.NextAfter = subs[len(subs)-1].TemplateID
 	}

@@ -82,3 +82,13 @@ type subscriptionsJSON struct {
 	// full, so more may follow.
 	NextAfter int64 `json:"next_after,omitempty"`
 }
+
+// each is out applied to every element of in: a list's JSON form, never
+// nil, so an empty list is [] rather than null.
+func each[T, J any](in []T, out func(T) J) []J {
+	js := make([]J, 0, len(in))
+	for _, v := range in {
+		js = append(js, out(v))
+	}
+	return js
+}
