@@ -21,7 +21,8 @@
 //     within the longest block time (MaxBlock).
 //   - Rate limits are GCRA (limitScript, in github.com/go-redis/redis_rate's
 //     state format): Rate requests a second sustained, Burst at once. The
-//     blocks and both limits are checked in one pipelined round trip, so
+//     blocks and both limits are checked in one pipelined round trip,
+//     shared with the checks of concurrent requests (check.go), so
 //     every request the API receives takes from its user's and its IP's
 //     limits, also one refused by a block or by the other limit: what a
 //     caller sends counts, whatever is answered. Refusals are reported in

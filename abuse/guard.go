@@ -14,7 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"couponpush/internal/redisscript"
+	"couponpush/internal/batch"
 )
 
 // Action is a guarded kind of write.
@@ -158,10 +158,11 @@ func (c Config) Validate() error {
 // Guard admits or refuses guarded writes and keeps the blocks. It is safe
 // for concurrent use.
 type Guard struct {
-	rdb  redis.UniversalClient
-	keys keys
-	cfg  Config
-	log  *slog.Logger
+	rdb    redis.UniversalClient
+	keys   keys
+	cfg    Config
+	log    *slog.Logger
+	checks *batch.Batcher[check, checked] // Admit's lookups, pipelined together (check.go)
 }
 
 // New returns a Guard on rdb.
@@ -172,7 +173,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Guard, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Guard{rdb: rdb, keys: keys{cfg.Prefix}, cfg: cfg, log: cfg.Logger}, nil
+	g := &Guard{rdb: rdb, keys: keys{cfg.Prefix}, cfg: cfg, log: cfg.Logger}
+	g.checks = g.newChecks()
+	return g, nil
 }
 
 // Admit checks a request of action for user (0: none) from ip (invalid:
@@ -190,20 +193,14 @@ func (g *Guard) Admit(ctx context.Context, a Action, user int64, ip netip.Addr) 
 	if len(subjects) == 0 {
 		return nil
 	}
-	// One round trip for the blocks and both limits: the checks cost a
-	// request what the block lookup alone would.
-	pipe := redisscript.NewPipeline(g.rdb)
-	exists := make([]*redis.IntCmd, len(subjects))
-	limits := make([]*redis.Cmd, len(subjects))
-	for i, s := range subjects {
-		exists[i] = pipe.Exists(ctx, g.keys.block(s))
-		if l, ok := g.cfg.Limits[Rule{a, s.Kind}]; ok {
-			limits[i] = pipe.Run(ctx, limitScript, []string{g.keys.limit(a, s)}, l.Burst, l.Rate)
-		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	res, err := g.checks.Do(ctx, check{action: a, subjects: subjects})
+	if err != nil {
 		return fmt.Errorf("abuse: check blocks and limits: %w", err)
 	}
+	if res.err != nil {
+		return fmt.Errorf("abuse: check blocks and limits: %w", res.err)
+	}
+	exists, limits := res.exists, res.limits
 	for i, s := range subjects {
 		if exists[i].Val() > 0 {
 			if g.cfg.OnBlocked != nil {

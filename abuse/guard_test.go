@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -294,4 +295,57 @@ func TestKeysCarryTheirPrefix(t *testing.T) {
 			t.Errorf("parseSubject(%q) accepted", s)
 		}
 	}
+}
+
+// TestConcurrentAdmitsShareNoAnswers floods two guards with concurrent
+// Admits, whose checks go to Redis in shared pipelines: each Admit must
+// get its own subject's answer. A blocked user's requests are all refused
+// as blocked, and a limited user's are admitted exactly up to the limit.
+func TestConcurrentAdmitsShareNoAnswers(t *testing.T) {
+	t.Parallel()
+	onEngines(t, func(t *testing.T, _ redis.UniversalClient, guard func(func(*Config)) *Guard) {
+		ctx := context.Background()
+		const burst, each = 20, 100
+		limits := func(c *Config) { c.Limits = map[Rule]Limit{{Claim, User}: {Rate: 1, Burst: burst}} }
+		a, b := guard(limits), guard(limits)
+		const limited, blocked = 7, 8
+		if _, err := a.Block(ctx, UserSubject(blocked), time.Minute, "test"); err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			user int64
+			err  error
+		}
+		results := make(chan result, 3*each)
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i := range 3 * each {
+			user := []int64{limited, blocked, int64(1000 + i)}[i%3] // the rest: one request each
+			g := a
+			if i%2 == 1 {
+				g = b
+			}
+			wg.Go(func() { results <- result{user, g.Admit(ctx, Claim, user, ip1)} })
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		close(results)
+		admitted := 0
+		for r := range results {
+			switch {
+			case r.user == blocked:
+				refusal(t, r.err, ErrBlocked)
+			case r.user == limited && r.err == nil:
+				admitted++
+			case r.user == limited:
+				refusal(t, r.err, ErrLimited)
+			case r.err != nil:
+				t.Errorf("user %d, alone under its limit: %v", r.user, r.err)
+			}
+		}
+		// GCRA admits the burst and then one a second.
+		if most := burst + int(elapsed/time.Second) + 1; admitted < burst || admitted > most {
+			t.Errorf("limited user: %d of %d admitted in %v, want %d to %d", admitted, each, elapsed, burst, most)
+		}
+	})
 }
