@@ -157,9 +157,10 @@ func checksOf(body map[string]any) []string {
 // coupon-only and a cron-only worker and checks each one's ops listener:
 // /healthz, /readyz naming only the engines its roles need, /console/ not
 // mounted, its ops address in Consul, and the series its roles export. Then
-// a burst of due reminders moves the scheduler's per-template and queue
-// series and the coupon worker's MySQL counts, and claims move the api
-// worker's claim outcomes.
+// a burst of due reminders (and one of a template that does not exist,
+// dead-lettered and counted as template="other") moves the scheduler's
+// per-template and queue series and the coupon worker's MySQL counts, and
+// claims move the api worker's claim outcomes.
 func TestOpsListenerByRole(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -318,6 +319,9 @@ func TestOpsListenerByRole(t *testing.T) {
 	for u := int64(1); u <= reminders; u++ {
 		entries = append(entries, queue.Entry{UserID: u, TemplateID: tpl.ID, PushAt: now, Version: 1})
 	}
+	// One reminder of a template that does not exist: its push can never
+	// be built, so it is dead-lettered, and its template counts as "other".
+	entries = append(entries, queue.Entry{UserID: reminders + 1, TemplateID: tpl.ID + 1_000_000, PushAt: now, Version: 1})
 	if err := seed.Subscriptions(ctx, db, idx.NewRouter(func() int { return 16 }), 4, entries); err != nil {
 		t.Fatal(err)
 	}
@@ -326,11 +330,12 @@ func TestOpsListenerByRole(t *testing.T) {
 		m := scrapeOf(t, coupon.ops)
 		p, _ := m.value("couponpush_template_pending_reminders", "template", label)
 		s, _ := m.value("couponpush_template_subscribers", "template", label, "status", "pending")
-		return p == reminders && s == reminders
+		other, _ := m.value("couponpush_template_pending_reminders", "template", "other")
+		return p == reminders && s == reminders && other == 1
 	})
 	enginetest.Eventually(t, "the scheduler's queues deep", 20*time.Second, func() bool {
 		m := scrapeOf(t, sched.ops)
-		return m.sum("couponpush_queue_depth") == reminders && m.sum("couponpush_queue_lag_seconds") > 0
+		return m.sum("couponpush_queue_depth") == reminders+1 && m.sum("couponpush_queue_lag_seconds") > 0
 	})
 	before := scrapeOf(t, sched.ops)
 	if v, _ := before.value("couponpush_template_published_total", "template", label); v != 0 {
@@ -347,8 +352,10 @@ func TestOpsListenerByRole(t *testing.T) {
 		pub, _ := m.value("couponpush_template_published_total", "template", label)
 		late, _ := m.value("couponpush_template_push_lateness_seconds", "template", label)
 		pushes, _ := m.value("couponpush_pushes_published_total")
-		return due == reminders && pub == reminders && late == reminders && pushes >= reminders &&
-			m.sum("couponpush_queue_depth") == 0 && m.sum("couponpush_queue_inflight_chunks") == 0
+		other, _ := m.value("couponpush_template_due_total", "template", "other")
+		dead, _ := m.value("couponpush_pushes_dead_lettered_total")
+		return due == reminders && pub == reminders && late == reminders && pushes >= reminders && other == 1 && dead == 1 &&
+			m.sum("couponpush_dead_letters") == 1 && m.sum("couponpush_queue_depth") == 0 && m.sum("couponpush_queue_inflight_chunks") == 0
 	})
 	m := scrapeOf(t, sched.ops)
 	if v, _ := m.value("couponpush_template_grab_start_timestamp_seconds", "template", label); v != float64(grab.UnixMilli())/1000 {
@@ -364,7 +371,7 @@ func TestOpsListenerByRole(t *testing.T) {
 		t.Errorf("couponpush_scheduler_paused = %v after resume", v)
 	}
 	if other, ok := m.value("couponpush_template_published_total", "template", "other"); ok && other != 0 {
-		t.Errorf("%v items went to template=\"other\" with one live template", other)
+		t.Errorf("%v items of template=\"other\" published: only the dead-lettered one was other", other)
 	}
 	enginetest.Eventually(t, "the coupon worker counting them sent", 20*time.Second, func() bool {
 		m := scrapeOf(t, coupon.ops)
