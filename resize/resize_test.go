@@ -2,6 +2,7 @@ package resize_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -126,5 +127,59 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		if _, err := resize.New(idx, cfg); err == nil {
 			t.Errorf("%s: New accepted %+v", name, cfg)
 		}
+	}
+}
+
+// TestStatsFollowAMove: a move that fails half-way (a record in queue 2
+// that cannot be read) leaves Moving set with the old queues not yet moved
+// out; the step that finishes it clears both.
+func TestStatsFollowAMove(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := enginetest.Redis(t), enginetest.Prefix(t)
+	idx, err := queue.New(rdb, queue.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var target atomic.Int64
+	target.Store(4)
+	router := idx.NewRouter(func() int { return 4 })
+	c, err := resize.New(idx, resize.Config{Target: func() int { return int(target.Load()) }, Router: router, Batch: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(time.Hour)
+	for u := int64(1); u <= 100; u++ {
+		if err := router.Add(ctx, queue.Entry{UserID: u, TemplateID: 1, PushAt: at, Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := c.Stats()
+	if st.Moving.Load() || st.QueuesLeft.Load() != 0 {
+		t.Fatalf("before any move: moving %v, queues left %d", st.Moving.Load(), st.QueuesLeft.Load())
+	}
+
+	bad := fmt.Sprintf("%s:{%s:q2}:items", prefix, prefix)
+	if err := rdb.HSet(ctx, bad, "not-a-user", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	target.Store(6)
+	if err := c.Step(ctx); err == nil {
+		t.Fatal("the step moved a queue holding an unreadable record")
+	}
+	if !st.Moving.Load() || st.QueuesLeft.Load() != 2 {
+		t.Fatalf("after a step failed at queue 2 of 4: moving %v, queues left %d, want true and 2", st.Moving.Load(), st.QueuesLeft.Load())
+	}
+
+	if err := rdb.HDel(ctx, bad, "not-a-user").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st.Moving.Load() || st.QueuesLeft.Load() != 0 || st.Moves.Load() != 1 {
+		t.Fatalf("after the move finished: moving %v, queues left %d, moves %d", st.Moving.Load(), st.QueuesLeft.Load(), st.Moves.Load())
 	}
 }
