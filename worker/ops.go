@@ -202,17 +202,21 @@ func (w *Worker) opsPart() part {
 		cctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
 		go func() {
 			defer close(done)
-			t := time.NewTicker(engineCheckEvery)
+			t := time.NewTimer(0)
 			defer t.Stop()
 			for {
-				if c := w.checks.Load(); c != nil {
-					w.runChecks(cctx, *c)
-				}
 				select {
 				case <-cctx.Done():
 					return
 				case <-t.C:
 				}
+				c := w.checks.Load()
+				if c == nil { // the engines are not open yet
+					t.Reset(100 * time.Millisecond)
+					continue
+				}
+				w.runChecks(cctx, *c)
+				t.Reset(engineCheckEvery)
 			}
 		}()
 		return nil

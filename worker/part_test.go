@@ -111,7 +111,7 @@ func TestPartListOrder(t *testing.T) {
 		stops = append(stops, list[i].Name())
 	}
 	want := []string{
-		"coupon-reconcile", "coupon-expiry", "coupon-template-cache", "reindex safety net", // stop taking work
+		"template stats", "coupon-reconcile", "coupon-expiry", "coupon-template-cache", "reindex safety net", // stop taking work
 		"scheduler", "nsq publisher", // drain what is in hand
 		"console", "consul registration", // deregister while the port answers
 		"http listener",                                                          // close the listener

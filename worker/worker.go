@@ -158,6 +158,7 @@ func (w *Worker) partList() []part {
 	if cfg.HasRole(config.RoleCoupon) {
 		w.m.couponRole()
 		list = append(list, w.couponJobs()...)
+		list = append(list, w.templateStatsPart())
 	}
 	return list
 }
@@ -304,6 +305,7 @@ func (w *Worker) httpPart() part {
 			Ready:         readyMap(w.readyChecks()),
 			Metrics:       w.m.handler(),
 			Observe:       w.m.observeRequest,
+			OnClaim:       w.m.observeClaim,
 			Logger:        w.log,
 			Auth:          authn,
 			AuthOff:       w.cfg.Auth == config.AuthOff,
@@ -401,14 +403,18 @@ func (w *Worker) startScheduler(ctx context.Context) error {
 		DrainTimeout: cfg.DrainTimeout.Duration(),
 		MarkBatch:    cfg.MarkBatch,
 		MarkInterval: cfg.MarkInterval.Duration(),
-		Observe:      func(_ push.Push, d time.Duration) { w.m.observeLateness(d) },
+		Observe:      w.m.observePush,
+		Taken:        w.m.observeTaken,
 		BeforeAck:    failpoint(w.log),
 		Logger:       w.log,
 	}, scheduler.Deps{Index: w.idx, Balancer: bal, Publisher: w.pub, Templates: newGrabStarts(w.templates), Marker: marker{w.subs}})
 	if err != nil {
 		return err
 	}
-	w.m.watchScheduler(w.sched.Stats())
+	w.m.watchScheduler(w.sched, w.idx, w.router.Span, cfg.WorkerID, func(ctx context.Context, id int64) (templateInfo, error) {
+		t, err := w.templates.Get(ctx, id)
+		return templateInfo{grabStart: t.GrabStart, grabEnd: t.GrabEnd}, err
+	})
 	if err := w.sched.Start(ctx); err != nil {
 		return err
 	}
