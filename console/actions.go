@@ -173,7 +173,7 @@ func (c *Console) plan(ctx context.Context, req actionRequest) (*prepared, error
 					return "", err
 				}
 				if !ok {
-					return "", errors.New("N changed since this was prepared; nothing written, look again")
+					return "", errors.New("the queue count changed since this was prepared; nothing written, look again")
 				}
 				return fmt.Sprintf("N set to %d", m), nil
 			}}, nil

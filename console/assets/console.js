@@ -43,7 +43,7 @@
   }
 
   function chart(points, grabStart) {
-    const W = 520, H = 140, P = 4;
+    const W = 1000, H = 170, P = 4;
     const s = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img" });
     if (points.length < 2) {
       const t = svg("text", { x: 10, y: H / 2, class: "axis" });
@@ -101,9 +101,9 @@
     if (q.moving) layout = `moving ${q.from} → ${q.to} queues: ${num(q.moved)}/${num(q.total)} users moved`;
     $("layout").textContent = `${layout} · due users ${num(q.due_users)} · in flight ${num(q.in_flight)} · max lag ${dur(q.max_lag_ms)} · dead letters ${num(q.dead_letters)}`;
     rows($("queues").tBodies[0], q.list, (x) => [x.queue, num(x.depth), num(x.users), dur(x.lag_ms), num(x.in_flight), num(x.marks), num(x.in_transit), num(x.dead_letters), x.lease_holder || "free"]);
-    rows($("workers").tBodies[0], o.workers, (w) => [w.id, w.address, el("td", { class: "health " + w.status }, w.status), w.roles, w.ops_addr || "-", w.leases, w.scrape]);
+    rows($("workers").tBodies[0], o.workers, (w) => [w.id, w.address, el("td", { class: "health " + w.status }, w.status), w.roles || "all", w.ops_addr || "-", w.leases, w.scrape]);
     rows($("coupons").tBodies[0], o.coupons.templates, (t) => [`#${t.id} ${t.name}`, num(t.stock), num(t.issued), t.remaining < 0 ? "?" : num(t.remaining), t.remaining < 0 ? "?" : num(t.drift)]);
-    const claims = Object.entries(o.coupons.claims).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${num(v)}`).join(" · ");
+    const claims = Object.entries(o.coupons.claims).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${num(v)}`).join(" · ");
     $("claims").textContent = `claims: ${claims || "none yet"} · reconcile drift ${num(o.coupons.drift)}`;
   }
 
