@@ -2,7 +2,7 @@
 # engines.sh: install, start and stop the engines couponpush runs against
 # (Redis, MariaDB, nsqd, Consul) on loopback, for `make test` and local runs.
 #
-#   scripts/engines.sh install     apt-get redis-server/mariadb-server if missing,
+#   scripts/engines.sh install     apt-get redis-server/mariadb-server/chromium if missing,
 #                                  build nsqd and consul into the cache if missing
 #   scripts/engines.sh start DIR   start all four under DIR, write DIR/env
 #   scripts/engines.sh stop DIR    stop exactly what `start DIR` started
@@ -102,6 +102,13 @@ cmd_install() {
 		say "mariadbd: present at $p"
 	else
 		apt_install mariadb-server
+	fi
+	# The console's browser test (console/browser_test.go) drives a
+	# headless Chromium; the test fails without it.
+	if p=$(command -v chromium); then
+		say "chromium: present at $p"
+	else
+		apt_install chromium
 	fi
 	build_tool "nsqd $NSQD_VERSION" "$ROOT/tools/nsqd" github.com/nsqio/nsq/apps/nsqd "$NSQD" "under a minute"
 	build_tool "consul $CONSUL_VERSION" "$ROOT/tools/consul" github.com/hashicorp/consul "$CONSUL" "~8 min on 2 cores with a cold Go cache"

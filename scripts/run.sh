@@ -5,8 +5,10 @@
 # MariaDB, nsqd and Consul (reusing COUPONPUSH_* engines already given in the
 # environment), two workers (HTTP on 127.0.0.1:8080 and :8081), the reference
 # message-center consumer, and a demo: one template and a few thousand
-# subscriptions whose pushes arrive about a minute later. Ctrl-C stops
-# everything it started.
+# subscriptions whose pushes arrive about a minute later. It prints the
+# operator console's address and the operator token it generated: open the
+# console in a browser, log in with the token, and watch the demo drop go
+# out. Ctrl-C stops everything it started.
 #
 #   DEMO_USERS=3000 DEMO_IN=45s scripts/run.sh
 set -euo pipefail
@@ -83,8 +85,15 @@ for a in "$HTTP1" "$HTTP2"; do
 done
 say "workers ready on http://$HTTP1 and http://$HTTP2, ops (/metrics) on http://$OPS1 and http://$OPS2 (Consul UI: http://$COUPONPUSH_CONSUL_ADDR/ui)"
 say "operator token: $DIR/operator-token (curl -H \"Authorization: Bearer \$(cat $DIR/operator-token)\" ...)"
+# The console: this run's own token, generated above, so printing it here
+# shows nothing that outlives the run.
+console_banner() {
+	say "console: open http://$OPS1/console/ (or http://$OPS2/console/) and log in with the operator token $(cat "$DIR/operator-token")"
+}
+console_banner
 
 "$BIN/demo" -api "http://$HTTP1,http://$HTTP2" -users "$DEMO_USERS" -in "$DEMO_IN" \
 	-operator-token-file "$DIR/operator-token" -jwt-secret-file "$DIR/jwt-secret"
-say "watching the consumer's summary lines; Ctrl-C stops everything"
+console_banner
+say "watching the consumer's summary lines (printed when they change); Ctrl-C stops everything"
 wait "${pids[0]}"

@@ -220,8 +220,9 @@ func TestOpsListenerByRole(t *testing.T) {
 			if got := checksOf(body); code != http.StatusOK || !slices.Equal(got, tc.engines) {
 				t.Fatalf("ops /readyz: %d, checks %q, want 200 and %q (%v)", code, got, tc.engines, body)
 			}
-			if code, _ := getJSON(t, w.ops+"/console/"); code != http.StatusNotFound {
-				t.Fatalf("ops /console/ with no console mounted: %d, want 404", code)
+			// The console is mounted, behind the operator token.
+			if code, _ := getJSON(t, w.ops+"/console/api/overview"); code != http.StatusUnauthorized {
+				t.Fatalf("ops /console/api/overview without a token: %d, want 401", code)
 			}
 			i := slices.IndexFunc(registered, func(x cluster.Worker) bool { return x.ID == w.id })
 			if i < 0 {

@@ -1,6 +1,6 @@
 // Command consumer is the reference consumer of the coupon push topic: it
 // reads batches from nsqd, drops repeated push ids, prints one line per push
-// and a lateness summary every second, and exits on SIGINT or SIGTERM after
+// and a lateness summary when it changed (checked every second), and exits on SIGINT or SIGTERM after
 // finishing the messages it holds.
 //
 //	consumer [-nsqd host:port] [-topic coupon_push] [-channel message_center] [-quiet] [-every 1s]

@@ -29,7 +29,8 @@ type config struct {
 	Channel string
 	// Quiet drops the per-push lines, keeping the summaries: -quiet.
 	Quiet bool
-	// Every is the pause between summary lines: -every, default 1s.
+	// Every is how often the summary is checked, and printed if it
+	// changed: -every, default 1s.
 	Every time.Duration
 	// Engines holds nsqd's TLS and auth secret: the worker's -nsqd-tls*
 	// and -nsqd-auth-secret* flags and environment variables.
@@ -52,7 +53,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.Topic, "topic", or("COUPONPUSH_TOPIC", "coupon_push"), "NSQ topic of the pushes (env COUPONPUSH_TOPIC)")
 	fs.StringVar(&c.Channel, "channel", "message_center", "NSQ channel to read")
 	fs.BoolVar(&c.Quiet, "quiet", false, "print only the summary lines, not one line per push")
-	fs.DurationVar(&c.Every, "every", time.Second, "pause between summary lines")
+	fs.DurationVar(&c.Every, "every", time.Second, "how often the summary line is checked; it is printed when it changed")
 	loadEngines := cpconfig.EngineFlags(fs, getenv, cpconfig.EngineNSQD)
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -122,13 +123,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := c.Start(ctx); err != nil {
 		return err
 	}
-	summary := func() error {
+	// summary prints the summary line when it differs from the last one
+	// printed (the first and, with final, the last are always printed), so
+	// an idle consumer does not repeat itself every second.
+	var last string
+	summary := func(final bool) error {
 		mu.Lock()
 		defer mu.Unlock()
 		s := c.Stats()
-		fmt.Fprintf(out, "summary pushes=%d duplicates=%d malformed=%d batches=%d late_p50=%s late_p99=%s late_max=%s\n",
+		line := fmt.Sprintf("summary pushes=%d duplicates=%d malformed=%d batches=%d late_p50=%s late_p99=%s late_max=%s\n",
 			s.Pushes, s.Duplicates, s.Malformed, s.Batches,
 			ms(late.quantile(0.50)), ms(late.quantile(0.99)), ms(late.max))
+		if line == last && !final {
+			return out.Flush()
+		}
+		last = line
+		_, _ = out.WriteString(line)
 		return out.Flush()
 	}
 	ticker := time.NewTicker(cfg.Every)
@@ -137,9 +147,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		select {
 		case <-ctx.Done():
 			c.Stop()
-			return summary()
+			return summary(true)
 		case <-ticker.C:
-			if err := summary(); err != nil {
+			if err := summary(false); err != nil {
 				c.Stop()
 				return fmt.Errorf("write summary: %w", err)
 			}

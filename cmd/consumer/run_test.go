@@ -189,6 +189,17 @@ func TestRun(t *testing.T) {
 			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "summary pushes=3 duplicates=3 malformed=0 batches=2 late_p50=") {
 				t.Errorf("last line %q is not the final summary", last)
 			}
+			// A summary is printed when it changed: never the same twice
+			// in a row, but for the final one.
+			var prev string
+			for i, l := range lines[:len(lines)-1] {
+				if strings.HasPrefix(l, "summary ") {
+					if l == prev {
+						t.Errorf("line %d repeats the summary before it: %q", i+1, l)
+					}
+					prev = l
+				}
+			}
 			for _, p := range pushes {
 				n := strings.Count(out, p.ID+" ")
 				if want := map[bool]int{false: 1, true: 0}[tt.quiet]; n != want {

@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"couponpush/queue"
+	"couponpush/trace"
 )
 
 // redisEntryJSON is one entry of a user's record in Redis.
@@ -44,7 +41,8 @@ type userJSON struct {
 	Reminders []reminderJSON `json:"reminders"`
 }
 
-// cmdUser shows one user's reminders from MySQL with their state in Redis.
+// cmdUser shows one user's reminders from MySQL with their state in Redis
+// (package trace reads them).
 func cmdUser(ctx context.Context, a *admin, args []string) error {
 	if len(args) != 1 {
 		return usagef("user takes one argument, the user ID")
@@ -61,97 +59,29 @@ func cmdUser(ctx context.Context, a *admin, args []string) error {
 	if err != nil {
 		return err
 	}
-	out := userJSON{UserID: id, Reminders: []reminderJSON{}}
-	byTemplate := map[int64]int{}
-	rows, err := db.QueryContext(ctx, `SELECT template_id, push_at, status, version, push_id, sent_at
-		FROM subscriptions WHERE user_id = ? ORDER BY push_at, template_id`, id)
-	if err != nil {
-		return fmt.Errorf("mysql: read user %d: %w", id, err)
-	}
-	for rows.Next() {
-		var r reminderJSON
-		var pushAt time.Time
-		var pushID sql.NullString
-		var sentAt sql.NullTime
-		if err := rows.Scan(&r.TemplateID, &pushAt, &r.Status, &r.Version, &pushID, &sentAt); err != nil {
-			rows.Close()
-			return fmt.Errorf("mysql: read user %d: %w", id, err)
-		}
-		r.PushAt, r.PushID, r.Redis = stamp(pushAt), pushID.String, []redisEntryJSON{}
-		if sentAt.Valid {
-			r.SentAt = stamp(sentAt.Time)
-		}
-		byTemplate[r.TemplateID] = len(out.Reminders)
-		out.Reminders = append(out.Reminders, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("mysql: read user %d: %w", id, err)
-	}
-
-	st, recorded, err := qcl.LayoutStatus(ctx)
+	u, err := trace.Read(ctx, db, qcl, a.fallbackCount, id)
 	if err != nil {
 		return err
 	}
-	if !recorded {
-		n, err := a.fallbackCount(ctx)
-		if err != nil {
-			return err
+	read := layoutRead{u.Layout, u.Recorded}
+	out := userJSON{UserID: id, Layout: newLayoutJSON(read), Queues: u.Queues, InTransit: u.InTransit, Reminders: []reminderJSON{}}
+	for _, r := range u.Reminders {
+		j := reminderJSON{TemplateID: r.TemplateID, Status: r.Status, Version: r.Version, PushID: r.PushID, Redis: []redisEntryJSON{}, Note: r.Note}
+		if !r.PushAt.IsZero() {
+			j.PushAt = stamp(r.PushAt)
 		}
-		st.Layout = queue.Layout{From: n, To: n, Span: n}
-	}
-	out.Layout = newLayoutJSON(layoutRead{st, recorded})
-	out.Queues = st.Homes(id)
-	for _, q := range out.Queues {
-		es, inTransit, err := qcl.UserRecord(ctx, q, id)
-		if err != nil {
-			return err
+		if !r.SentAt.IsZero() {
+			j.SentAt = stamp(r.SentAt)
 		}
-		out.InTransit = out.InTransit || inTransit
-		for _, e := range es {
-			i, ok := byTemplate[e.TemplateID]
-			if !ok {
-				i = len(out.Reminders)
-				byTemplate[e.TemplateID] = i
-				out.Reminders = append(out.Reminders, reminderJSON{TemplateID: e.TemplateID, Redis: []redisEntryJSON{}})
-			}
-			out.Reminders[i].Redis = append(out.Reminders[i].Redis, redisEntryJSON{
-				Queue: q, State: e.State.String(), Version: e.Version, PushAt: stamp(e.PushAt), InTransit: e.InTransit,
-			})
+		for _, e := range r.Redis {
+			j.Redis = append(j.Redis, redisEntryJSON{Queue: e.Queue, State: e.State.String(), Version: e.Version, PushAt: stamp(e.PushAt), InTransit: e.InTransit})
 		}
-	}
-	for i := range out.Reminders {
-		out.Reminders[i].Note = note(out.Reminders[i])
+		out.Reminders = append(out.Reminders, j)
 	}
 	if a.opt.json {
 		return printJSON(a.out, out)
 	}
-	return printUser(a, out, layoutRead{st, recorded})
-}
-
-// note explains a reminder whose MySQL row and Redis entry disagree in a
-// way an operator may act on; "" when they agree or the gap is the normal
-// marking lag.
-func note(r reminderJSON) string {
-	states := make([]string, len(r.Redis))
-	var newest int64
-	for i, e := range r.Redis {
-		states[i] = e.State
-		newest = max(newest, e.Version)
-	}
-	switch {
-	case r.Status == "":
-		return "in Redis only (no MySQL row)"
-	case r.Status == "pending" && len(r.Redis) == 0:
-		return "not indexed: `scheduler-admin rebuild` re-indexes it"
-	case r.Status == "pending" && (slices.Contains(states, "taken") || slices.Contains(states, "taken-moved")):
-		return "taken: being published, or sent with its sent-mark not in MySQL yet"
-	case r.Status == "pending" && newest < r.Version:
-		return "Redis holds an older version: `scheduler-admin rebuild` updates it"
-	case r.Status == "cancelled" && slices.Contains(states, "pending"):
-		return "cancelled in MySQL but pending in Redis"
-	}
-	return ""
+	return printUser(a, out, read)
 }
 
 func printUser(a *admin, out userJSON, r layoutRead) error {
