@@ -148,7 +148,7 @@ func (s *stack) start(ctx context.Context) error {
 			return err
 		}
 		wc := config.Worker{
-			HTTPAddr: addr, RedisAddrs: []string{s.cfg.RedisAddr}, RedisPrefix: s.prefix,
+			HTTPAddr: addr, OpsAddr: "127.0.0.1:0", RedisAddrs: []string{s.cfg.RedisAddr}, RedisPrefix: s.prefix,
 			MySQLDSN: s.cfg.MySQLDSN, NSQDAddr: s.cfg.NSQDAddr, Topic: s.prefix,
 			ConsulAddr: s.cfg.ConsulAddr, ConsulPrefix: s.prefix, ServiceName: s.prefix,
 			WorkerID: fmt.Sprintf("%s-w%d", s.prefix, i+1), LogLevel: "warn", RateLimits: config.RateLimitsOff,

@@ -78,7 +78,7 @@ func RunClaims(ctx context.Context, cfg ClaimConfig, out io.Writer) error {
 			return err
 		}
 		wc := config.Worker{
-			Roles: []string{config.RoleAPI}, HTTPAddr: addr, RedisAddrs: []string{cfg.RedisAddr}, RedisPrefix: prefix,
+			Roles: []string{config.RoleAPI}, HTTPAddr: addr, OpsAddr: "127.0.0.1:0", RedisAddrs: []string{cfg.RedisAddr}, RedisPrefix: prefix,
 			MySQLDSN: cfg.MySQLDSN, ConsulAddr: cfg.ConsulAddr, ConsulPrefix: prefix, ServiceName: prefix,
 			WorkerID: fmt.Sprintf("%s-w%d", prefix, i+1), LogLevel: "warn", RateLimits: config.RateLimitsOff,
 		}

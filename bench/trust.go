@@ -71,7 +71,7 @@ func RunTrust(ctx context.Context, cfg TrustConfig, out io.Writer) error {
 			return err
 		}
 		wc := config.Worker{
-			Roles: []string{config.RoleAPI}, HTTPAddr: addr, RedisAddrs: []string{cfg.RedisAddr}, RedisPrefix: prefix,
+			Roles: []string{config.RoleAPI}, HTTPAddr: addr, OpsAddr: "127.0.0.1:0", RedisAddrs: []string{cfg.RedisAddr}, RedisPrefix: prefix,
 			MySQLDSN: cfg.MySQLDSN, ConsulAddr: cfg.ConsulAddr, ConsulPrefix: prefix, ServiceName: prefix,
 			WorkerID: fmt.Sprintf("%s-%s", prefix, m.name), LogLevel: "warn", RateLimits: "off",
 		}

@@ -25,7 +25,7 @@ type listener struct{ field, addr string }
 // listeners are every address the worker listens on. A new listener adds
 // itself here, so that auth off stays refused off loopback.
 func (w Worker) listeners() []listener {
-	return []listener{{"http_addr", w.HTTPAddr}}
+	return []listener{{"http_addr", w.HTTPAddr}, {"ops_addr", w.OpsAddr}}
 }
 
 // AuthSources are where the worker's tokens and keys come from, for

@@ -26,6 +26,10 @@ func TestValidateAuth(t *testing.T) {
 		{"off on 0.0.0.0", func(w *Worker) { w.Auth = AuthOff; w.HTTPAddr = "0.0.0.0:8080" }, "not on loopback"},
 		{"off on a LAN address", func(w *Worker) { w.Auth = AuthOff; w.HTTPAddr = "10.0.0.5:8080" }, "not on loopback"},
 		{"off on a host name", func(w *Worker) { w.Auth = AuthOff; w.HTTPAddr = "api.example:8080" }, "not on loopback"},
+		{"off with the ops listener on every interface", func(w *Worker) { w.Auth = AuthOff; w.OpsAddr = ":9090" }, `auth: off is refused: ops_addr ":9090" is not on loopback`},
+		{"off with the ops listener on a LAN address", func(w *Worker) { w.Auth = AuthOff; w.OpsAddr = "10.0.0.5:9090" }, `ops_addr "10.0.0.5:9090" is not on loopback`},
+		{"off with the ops listener on ::1", func(w *Worker) { w.Auth = AuthOff; w.OpsAddr = "[::1]:9090" }, ""},
+		{"on with the ops listener on every interface", func(w *Worker) { w.OpsAddr = ":9090" }, ""},
 		{"neither on nor off", func(w *Worker) { w.Auth = "maybe" }, `auth: "maybe" is not on or off`},
 		{"secret twice", func(w *Worker) { w.JWTHS256Secret = secret; w.JWTHS256SecretFile = "/s" }, "jwt_hs256_secret: give it once"},
 		{"short secret", func(w *Worker) { w.JWTHS256Secret = "hush-hush" }, "jwt_hs256_secret: is 9 bytes, want at least 32"},
@@ -85,10 +89,11 @@ func TestLoadAuth(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		"off by env on every interface":  {[]string{"-http-addr", "0.0.0.0:8080"}, map[string]string{"COUPONPUSH_AUTH": "off"}, "auth: off is refused"},
-		"off by flag on every interface": {[]string{"-auth", "off", "-http-addr", ":8080"}, nil, "auth: off is refused"},
-		"on with no keys":                {nil, nil, "no token or key is configured"},
-		"secret by env, too short":       {nil, map[string]string{"COUPONPUSH_JWT_HS256_SECRET": "tiny-secret"}, "jwt_hs256_secret: is 11 bytes"},
+		"off by env on every interface":             {[]string{"-http-addr", "0.0.0.0:8080"}, map[string]string{"COUPONPUSH_AUTH": "off"}, "auth: off is refused"},
+		"off by flag on every interface":            {[]string{"-auth", "off", "-http-addr", ":8080"}, nil, "auth: off is refused"},
+		"off by env, ops by env on every interface": {nil, map[string]string{"COUPONPUSH_AUTH": "off", "COUPONPUSH_OPS_ADDR": "0.0.0.0:9090"}, `ops_addr "0.0.0.0:9090" is not on loopback`},
+		"on with no keys":                           {nil, nil, "no token or key is configured"},
+		"secret by env, too short":                  {nil, map[string]string{"COUPONPUSH_JWT_HS256_SECRET": "tiny-secret"}, "jwt_hs256_secret: is 11 bytes"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := LoadWorker(append(slices.Clone(base), tt.args...), env(tt.env))

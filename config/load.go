@@ -36,6 +36,7 @@ type field struct {
 var fields = []field{
 	{"roles", "ROLES", "comma-separated roles: api, scheduler, cron, coupon (empty: all)", func(w *Worker) any { return &w.Roles }},
 	{"http-addr", "HTTP_ADDR", "HTTP listen address (API, /healthz, /readyz, /metrics)", func(w *Worker) any { return &w.HTTPAddr }},
+	{"ops-addr", "OPS_ADDR", "ops listen address of every worker (/healthz, /readyz, /metrics, /console/)", func(w *Worker) any { return &w.OpsAddr }},
 	{"redis-addr", "REDIS_ADDR", "Redis address, or comma-separated Redis Cluster seeds (required)", func(w *Worker) any { return &w.RedisAddrs }},
 	{"redis-prefix", "REDIS_PREFIX", "prefix of every Redis key", func(w *Worker) any { return &w.RedisPrefix }},
 	{"mysql-dsn", "MYSQL_DSN", "go-sql-driver/mysql DSN including the database (required)", func(w *Worker) any { return &w.MySQLDSN }},

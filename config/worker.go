@@ -43,6 +43,10 @@ type Worker struct {
 	// HTTPAddr is where the api role listens (also /healthz, /readyz and
 	// /metrics). Default 127.0.0.1:8080.
 	HTTPAddr string `json:"http_addr"`
+	// OpsAddr is the ops listener every worker runs, whatever its roles:
+	// /healthz, /readyz, /metrics without auth, and the operator console
+	// under /console/. Default 127.0.0.1:9090.
+	OpsAddr string `json:"ops_addr"`
 	// RedisAddrs are host:port addresses of Redis: one means a standalone
 	// server, several are the seeds of a Redis Cluster. Required.
 	RedisAddrs []string `json:"redis_addrs"`
@@ -232,6 +236,7 @@ type Worker struct {
 // WithDefaults returns w with every zero field set to its default.
 func (w Worker) WithDefaults() Worker {
 	setDefault(&w.HTTPAddr, "127.0.0.1:8080")
+	setDefault(&w.OpsAddr, "127.0.0.1:9090")
 	setDefault(&w.RedisPrefix, "couponpush")
 	setDefault(&w.Topic, "coupon_push")
 	setDefault(&w.ConsulAddr, "127.0.0.1:8500")
@@ -312,6 +317,9 @@ func (w Worker) Validate() error {
 	}
 	if err := checkListenAddr(w.HTTPAddr); err != nil {
 		bad("http_addr", "%v", err)
+	}
+	if err := checkListenAddr(w.OpsAddr); err != nil {
+		bad("ops_addr", "%v", err)
 	}
 	if len(w.RedisAddrs) == 0 {
 		bad("redis_addrs", "required (one address for a standalone Redis, several for Cluster seeds)")

@@ -240,6 +240,8 @@ func TestValidate(t *testing.T) {
 		{"bad nsqd addr", func(w *Worker) { w.NSQDAddr = "localhost" }, "nsqd_addr:"},
 		{"bad http addr", func(w *Worker) { w.HTTPAddr = "8080" }, "http_addr:"},
 		{"listen on any port ok", func(w *Worker) { w.HTTPAddr = ":0" }, ""},
+		{"bad ops addr", func(w *Worker) { w.OpsAddr = "9090" }, "ops_addr:"},
+		{"ops on any port ok", func(w *Worker) { w.OpsAddr = "127.0.0.1:0" }, ""},
 		{"no redis", func(w *Worker) { w.RedisAddrs = nil }, "redis_addrs: required"},
 		{"bad redis addr", func(w *Worker) { w.RedisAddrs = []string{"r:1", "r:x"} }, "redis_addrs:"},
 		{"redis port zero", func(w *Worker) { w.RedisAddrs = []string{"r:0"} }, "redis_addrs:"},

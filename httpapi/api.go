@@ -79,6 +79,10 @@ type Config struct {
 	// Observe, if set, is told every request's route pattern (or
 	// "unmatched"), status and duration, for metrics.
 	Observe func(route string, status int, d time.Duration)
+	// OnClaim, if set, is told the outcome of every claim the claim
+	// handler answered (an authenticated caller), as one of ClaimOutcomes,
+	// for metrics.
+	OnClaim func(outcome string)
 	// Logger receives 5xx causes; nil discards.
 	Logger *slog.Logger
 	// MaxBodyBytes bounds request bodies; default DefaultMaxBodyBytes.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -51,7 +52,53 @@ func (a *api) body(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	return b, true
 }
 
+// ClaimOutcomes are the outcomes Config.OnClaim is told: issued (201),
+// replayed (200: the same request_id again), the CONTRACT error codes of a
+// claim, bad_request for any malformed request, and other for the rest
+// (forbidden, internal). The list is closed, so a metric labelled by it
+// stays bounded.
+var ClaimOutcomes = []string{
+	"issued", "replayed", "sold_out", "limit_reached", "not_started", "ended", "request_conflict", "rate_limited",
+	"blocked", "unavailable", "outcome_unknown", "claim_in_progress", "bad_request", "template_not_found", "other",
+}
+
+// claimOutcome is the outcome of a claim answered status with error code
+// code ("" for a success), one of ClaimOutcomes.
+func claimOutcome(status int, code string) string {
+	switch {
+	case status == http.StatusCreated:
+		return "issued"
+	case status == http.StatusOK:
+		return "replayed"
+	case code == "invalid_json" || code == "invalid_argument" || code == "body_too_large" || code == "unsupported_media_type":
+		return "bad_request"
+	case slices.Contains(ClaimOutcomes, code):
+		return code
+	}
+	return "other"
+}
+
+// outcomeWriter remembers the status and error code a handler answered;
+// writeAPIError fills code.
+type outcomeWriter struct {
+	http.ResponseWriter
+	status int
+	code   string
+}
+
+func (w *outcomeWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
 func (a *api) claim(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.OnClaim != nil {
+		ow := &outcomeWriter{ResponseWriter: w}
+		defer func() { a.cfg.OnClaim(claimOutcome(ow.status, ow.code)) }()
+		w = ow
+	}
 	id, e := pathID(r, "template_id")
 	if e != nil {
 		writeAPIError(w, e)

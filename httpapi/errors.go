@@ -58,6 +58,9 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 }
 
 func writeAPIError(w http.ResponseWriter, e *apiError) {
+	if ow, ok := w.(*outcomeWriter); ok {
+		ow.code = e.code
+	}
 	if e.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.FormatInt(int64((e.retryAfter+time.Second-1)/time.Second), 10))
 	}

@@ -146,8 +146,9 @@ func freeAddr(t *testing.T) string {
 
 // TestMetricsExist starts a worker with every role on the real engines,
 // drives a small drop through it (subscriptions due now, a claim, a 429, a
-// block), scrapes its /metrics and checks that every metric the rules and
-// the dashboard read is there, labelled series included.
+// block), scrapes /metrics of its ops listener (what Prometheus scrapes)
+// and checks that every metric the rules and the dashboard read is there,
+// labelled series included.
 func TestMetricsExist(t *testing.T) {
 	ctx := context.Background()
 	refs := referencedNames(t)
@@ -155,7 +156,7 @@ func TestMetricsExist(t *testing.T) {
 	tcp, _ := enginetest.NSQD(t)
 	addr := freeAddr(t)
 	wc := config.Worker{
-		HTTPAddr: addr, RedisAddrs: []string{enginetest.RedisAddr(t)}, RedisPrefix: prefix,
+		HTTPAddr: addr, OpsAddr: "127.0.0.1:0", RedisAddrs: []string{enginetest.RedisAddr(t)}, RedisPrefix: prefix,
 		MySQLDSN: enginetest.MySQL(t), NSQDAddr: tcp, Topic: prefix,
 		ConsulAddr: enginetest.Consul(t), ConsulPrefix: prefix,
 		ServiceName: strings.ToLower(strings.ReplaceAll(prefix, "_", "-")), WorkerID: prefix + "-w1",
@@ -176,7 +177,7 @@ func TestMetricsExist(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	base := "http://" + addr
+	base, ops := "http://"+addr, "http://"+w.OpsAddr()
 	do := func(method, path string, body any, want int, out any) error {
 		return apiclient.Do(ctx, http.DefaultClient, apiclient.Request{Method: method, URL: base + path, Body: body, Want: want, Out: out})
 	}
@@ -243,7 +244,7 @@ func TestMetricsExist(t *testing.T) {
 	var lastErr error
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		fams, err := scrape(base + "/metrics")
+		fams, err := scrape(ops + "/metrics")
 		lastErr = err
 		if err == nil {
 			if missing = missingNames(refs, fams); len(missing) == 0 {
@@ -256,7 +257,7 @@ func TestMetricsExist(t *testing.T) {
 		time.Sleep(250 * time.Millisecond) // polling interval, not a wait for an outcome
 	}
 	if lastErr != nil {
-		t.Fatalf("scraping %s/metrics: %v", base, lastErr)
+		t.Fatalf("scraping %s/metrics: %v", ops, lastErr)
 	}
 	var b strings.Builder
 	for _, n := range missing {

@@ -20,6 +20,7 @@ type QueueInfo struct {
 	InFlight    int64     // chunks popped and not yet acked (ZCARD flight)
 	Marks       int64     // acked chunks waiting for MySQL's sent-mark (ZCARD marks)
 	InTransit   int64     // users taken out by a move, not yet in their new queue (HLEN moving)
+	DeadLetters int64     // pushes set aside as never publishable (HLEN dead)
 	LeaseHolder string    // owner part of the lease ("owner/token"); "" when not held or anonymous
 	LeaseHeld   bool      // someone holds the lease
 	LeaseTTL    time.Duration
@@ -38,10 +39,10 @@ func (c *Client) Inspect(ctx context.Context, span int) ([]QueueInfo, error) {
 	for lo := 0; lo < span; lo += inspectChunk {
 		hi := min(lo+inspectChunk, span)
 		type probe struct {
-			users, due, flight, marks, moving *redis.IntCmd
-			first                             *redis.ZSliceCmd
-			lease, epoch                      *redis.StringCmd
-			ttl                               *redis.DurationCmd
+			users, due, flight, marks, moving, dead *redis.IntCmd
+			first                                   *redis.ZSliceCmd
+			lease, epoch                            *redis.StringCmd
+			ttl                                     *redis.DurationCmd
 		}
 		pipe := c.rdb.Pipeline()
 		probes := make([]probe, hi-lo)
@@ -54,6 +55,7 @@ func (c *Client) Inspect(ctx context.Context, span int) ([]QueueInfo, error) {
 				flight: pipe.ZCard(ctx, k.flight),
 				marks:  pipe.ZCard(ctx, k.marks),
 				moving: pipe.HLen(ctx, k.moving),
+				dead:   pipe.HLen(ctx, k.dead),
 				lease:  pipe.Get(ctx, k.lease),
 				ttl:    pipe.PTTL(ctx, k.lease),
 				epoch:  pipe.Get(ctx, k.epoch),
@@ -64,13 +66,14 @@ func (c *Client) Inspect(ctx context.Context, span int) ([]QueueInfo, error) {
 		}
 		for i, p := range probes {
 			qi := QueueInfo{
-				Queue:     lo + i,
-				Users:     p.users.Val(),
-				DueUsers:  p.due.Val(),
-				InFlight:  p.flight.Val(),
-				Marks:     p.marks.Val(),
-				InTransit: p.moving.Val(),
-				Epoch:     p.epoch.Val(),
+				Queue:       lo + i,
+				Users:       p.users.Val(),
+				DueUsers:    p.due.Val(),
+				InFlight:    p.flight.Val(),
+				Marks:       p.marks.Val(),
+				InTransit:   p.moving.Val(),
+				DeadLetters: p.dead.Val(),
+				Epoch:       p.epoch.Val(),
 			}
 			if f := p.first.Val(); len(f) == 1 {
 				qi.EarliestDue = time.UnixMilli(int64(f[0].Score))

@@ -92,6 +92,10 @@ type Stats struct {
 	Moves    atomic.Int64 // moves this process finished
 	Leading  atomic.Bool  // holds the lock now
 	MoveErrs atomic.Int64 // failed steps (retried)
+	// Moving is true while this process drives a move of N; QueuesLeft is
+	// then how many old queues it has not yet moved out (0 otherwise).
+	Moving     atomic.Bool
+	QueuesLeft atomic.Int64
 }
 
 // Coordinator follows and, when it holds the lock, drives the layout.
@@ -233,7 +237,13 @@ func (c *Coordinator) Step(ctx context.Context) error {
 func (c *Coordinator) finish(ctx context.Context, l queue.Layout) error {
 	began := time.Now()
 	moved := 0
+	c.stats.Moving.Store(true)
+	defer func() {
+		c.stats.Moving.Store(false)
+		c.stats.QueuesLeft.Store(0)
+	}()
 	for q := 0; q < l.From; q++ {
+		c.stats.QueuesLeft.Store(int64(l.From - q))
 		n, err := c.idx.MoveQueue(ctx, l, q, c.cfg.Batch)
 		moved += n
 		c.stats.Moved.Add(int64(n))
@@ -241,6 +251,7 @@ func (c *Coordinator) finish(ctx context.Context, l queue.Layout) error {
 			return fmt.Errorf("move %s: %w", l, err)
 		}
 	}
+	c.stats.QueuesLeft.Store(0)
 	done, err := c.idx.FinishMove(ctx, l)
 	if err != nil {
 		return err

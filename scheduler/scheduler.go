@@ -91,6 +91,9 @@ type Config struct {
 	// Observe, when set, sees every published push and its lateness (time
 	// from due to nsqd's acceptance, by the Redis clock).
 	Observe func(p push.Push, late time.Duration)
+	// Taken, when set, sees every chunk popped from a queue as due (not
+	// the chunks recovered from a flight, which were taken before).
+	Taken func(ch queue.Chunk)
 	// BeforeAck is a fault-injection point for tests: called after nsqd
 	// accepted a chunk and before the chunk is acked (the window where a
 	// crash makes the next holder republish it). Nil in production.
@@ -201,6 +204,9 @@ type Stats struct {
 	// deadletter.go).
 	DeadLettered atomic.Int64
 	Ticks        atomic.Int64 // loop iterations, busy or idle
+	LastTickNs   atomic.Int64 // unix time (ns) of the last loop iteration
+	// LeasesAcquired counts queue leases this scheduler took.
+	LeasesAcquired atomic.Int64
 	// Time spent in each step of delivery, summed over slots (ns).
 	PopNs, BuildNs, PublishNs, AckNs atomic.Int64
 }
@@ -321,6 +327,10 @@ func (s *Scheduler) Healthy() error {
 	return nil
 }
 
+// Paused reports whether operators paused emitting, as last read from
+// Redis (every 100 ms).
+func (s *Scheduler) Paused() bool { return s.paused.Load() }
+
 func (s *Scheduler) beat(slot int) { s.beats[slot].Store(time.Now().UnixNano()) }
 
 // now is the Redis server's clock as estimated locally.
@@ -383,6 +393,7 @@ func (s *Scheduler) loop(pickCtx, workCtx context.Context, slot int) {
 		}
 		s.beat(slot)
 		s.stats.Ticks.Add(1)
+		s.stats.LastTickNs.Store(time.Now().UnixNano())
 		worked, err := s.once(pickCtx, workCtx)
 		if err != nil && pickCtx.Err() == nil {
 			s.log.Warn("scheduler tick", "slot", slot, "err", err)
@@ -409,6 +420,7 @@ func (s *Scheduler) once(pickCtx, workCtx context.Context) (worked bool, err err
 	if err != nil || l == nil {
 		return false, err
 	}
+	s.stats.LeasesAcquired.Add(1)
 	return true, s.drain(pickCtx, workCtx, l)
 }
 
@@ -457,6 +469,9 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 			return s.leaseErr(lost, err)
 		}
 		if len(p.Chunk.Pushes) > 0 {
+			if s.cfg.Taken != nil {
+				s.cfg.Taken(p.Chunk)
+			}
 			if err := s.deliver(ctx, l, p.Chunk); err != nil {
 				return s.leaseErr(lost, err)
 			}

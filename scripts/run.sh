@@ -20,6 +20,8 @@ DEMO_USERS=${DEMO_USERS:-3000}
 DEMO_IN=${DEMO_IN:-45s}
 HTTP1=${HTTP1:-127.0.0.1:8080}
 HTTP2=${HTTP2:-127.0.0.1:8081}
+OPS1=${OPS1:-127.0.0.1:9090}
+OPS2=${OPS2:-127.0.0.1:9091}
 
 say() { printf 'run: %s\n' "$*"; }
 
@@ -67,9 +69,9 @@ export COUPONPUSH_LIMIT_SUBSCRIBE_IP_BURST=${COUPONPUSH_LIMIT_SUBSCRIBE_IP_BURST
 
 "$BIN/consumer" -nsqd "$COUPONPUSH_NSQD_TCP" -topic "$COUPONPUSH_TOPIC" -quiet &
 pids+=($!)
-"$BIN/worker" -http-addr "$HTTP1" -worker-id local-1 > >(sed -u 's/^/[worker-1] /') 2>&1 &
+"$BIN/worker" -http-addr "$HTTP1" -ops-addr "$OPS1" -worker-id local-1 > >(sed -u 's/^/[worker-1] /') 2>&1 &
 pids+=($!)
-"$BIN/worker" -http-addr "$HTTP2" -worker-id local-2 > >(sed -u 's/^/[worker-2] /') 2>&1 &
+"$BIN/worker" -http-addr "$HTTP2" -ops-addr "$OPS2" -worker-id local-2 > >(sed -u 's/^/[worker-2] /') 2>&1 &
 pids+=($!)
 
 for a in "$HTTP1" "$HTTP2"; do
@@ -79,7 +81,7 @@ for a in "$HTTP1" "$HTTP2"; do
 	done
 	curl -fsS "http://$a/readyz" >/dev/null || { say "worker on $a is not ready"; exit 1; }
 done
-say "workers ready on http://$HTTP1 and http://$HTTP2 (Consul UI: http://$COUPONPUSH_CONSUL_ADDR/ui)"
+say "workers ready on http://$HTTP1 and http://$HTTP2, ops (/metrics) on http://$OPS1 and http://$OPS2 (Consul UI: http://$COUPONPUSH_CONSUL_ADDR/ui)"
 say "operator token: $DIR/operator-token (curl -H \"Authorization: Bearer \$(cat $DIR/operator-token)\" ...)"
 
 "$BIN/demo" -api "http://$HTTP1,http://$HTTP2" -users "$DEMO_USERS" -in "$DEMO_IN" \

@@ -33,7 +33,7 @@ func TestCouponRole(t *testing.T) {
 	start := func(id string, roles ...string) string {
 		addr := freeAddr(t)
 		wc := config.Worker{
-			Roles: roles, HTTPAddr: addr, RedisAddrs: []string{enginetest.RedisAddr(t)}, RedisPrefix: prefix,
+			Roles: roles, HTTPAddr: addr, OpsAddr: "127.0.0.1:0", RedisAddrs: []string{enginetest.RedisAddr(t)}, RedisPrefix: prefix,
 			MySQLDSN: dsn, ConsulAddr: enginetest.Consul(t), ConsulPrefix: prefix,
 			ServiceName: strings.ToLower(strings.ReplaceAll(prefix, "_", "-")), WorkerID: prefix + "-" + id,
 			TemplateRefreshEvery: config.Duration(100 * time.Millisecond), CouponReconcileEvery: config.Duration(200 * time.Millisecond),

@@ -56,7 +56,7 @@ func newFaultEnv(t *testing.T) *faultEnv {
 	t.Cleanup(func() { _ = e.rdb.Close() })
 	addr := freeAddr(t)
 	wc := config.Worker{
-		Roles: []string{config.RoleAPI}, HTTPAddr: addr,
+		Roles: []string{config.RoleAPI}, HTTPAddr: addr, OpsAddr: "127.0.0.1:0",
 		RedisAddrs: []string{enginetest.RedisAddr(t)}, RedisPrefix: e.prefix, MySQLDSN: dsn,
 		ConsulAddr: enginetest.Consul(t), ConsulPrefix: e.prefix,
 		ServiceName: strings.ToLower(strings.ReplaceAll(e.prefix, "_", "-")), WorkerID: e.prefix,

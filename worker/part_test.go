@@ -111,11 +111,12 @@ func TestPartListOrder(t *testing.T) {
 		stops = append(stops, list[i].Name())
 	}
 	want := []string{
-		"coupon-reconcile", "coupon-expiry", "coupon-template-cache", "reindex safety net", // stop taking work
+		"template stats", "coupon-reconcile", "coupon-expiry", "coupon-template-cache", "reindex safety net", // stop taking work
 		"scheduler", "nsq publisher", // drain what is in hand
-		"consul registration",                                                    // deregister while the port answers
+		"console", "consul registration", // deregister while the port answers
 		"http listener",                                                          // close the listener
 		"coupon service", "resize coordinator", "queue count watcher", "engines", // close engines
+		"ops listener", // /healthz answers until the end
 	}
 	if !slices.Equal(stops, want) {
 		t.Fatalf("stop order:\n %s\nwant:\n %s", strings.Join(stops, ", "), strings.Join(want, ", "))
@@ -125,8 +126,8 @@ func TestPartListOrder(t *testing.T) {
 		roles []string
 		want  []string // stop order
 	}{
-		{"api", []string{config.RoleAPI}, []string{"consul registration", "http listener", "coupon service", "resize coordinator", "queue count watcher", "engines"}},
-		{"scheduler", []string{config.RoleScheduler}, []string{"scheduler", "nsq publisher", "consul registration", "coupon service", "resize coordinator", "queue count watcher", "engines"}},
+		{"api", []string{config.RoleAPI}, []string{"console", "consul registration", "http listener", "coupon service", "resize coordinator", "queue count watcher", "engines", "ops listener"}},
+		{"scheduler", []string{config.RoleScheduler}, []string{"scheduler", "nsq publisher", "console", "consul registration", "coupon service", "resize coordinator", "queue count watcher", "engines", "ops listener"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := &Worker{log: w.log, m: newMetrics(), consul: consul, cfg: config.Worker{Roles: tc.roles}.WithDefaults()}

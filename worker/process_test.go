@@ -101,6 +101,7 @@ func buildWorker(t *testing.T) string {
 type proc struct {
 	id   string
 	addr string
+	ops  string // the ops listener
 	cmd  *exec.Cmd
 	log  *lockedWriter // what it printed
 	done chan error
@@ -124,11 +125,11 @@ func (e *env) startWorker(t *testing.T, id string, extra ...string) *proc {
 // startWorkerEnv starts a worker with extra environment variables.
 func (e *env) startWorkerEnv(t *testing.T, id string, environ []string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{id: id, addr: freeAddr(t), log: &lockedWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
+	p := &proc{id: id, addr: freeAddr(t), ops: freeAddr(t), log: &lockedWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
 	args := append([]string{
 		"-redis-addr", e.redis, "-mysql-dsn", e.dsn, "-nsqd-tcp", e.nsqd, "-consul-addr", e.consul,
 		"-redis-prefix", e.prefix, "-consul-prefix", e.prefix, "-topic", e.prefix,
-		"-http-addr", p.addr, "-worker-id", id, "-service-name", e.service,
+		"-http-addr", p.addr, "-ops-addr", p.ops, "-worker-id", id, "-service-name", e.service,
 		"-lease", "2s", "-lease-renew", "500ms", "-log-level", "warn", "-auth", "off",
 		// The tests drive load from one IP (loopback); the limits are
 		// proven in abuse/ and httpapi/.

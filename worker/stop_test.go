@@ -26,7 +26,7 @@ func TestStopDeregistersBeforeClosingPort(t *testing.T) {
 	service := strings.ToLower(strings.ReplaceAll(prefix, "_", "-"))
 	addr := freeAddr(t)
 	wc := config.Worker{
-		Roles: []string{config.RoleAPI}, HTTPAddr: addr, RedisAddrs: []string{enginetest.RedisAddr(t)}, RedisPrefix: prefix,
+		Roles: []string{config.RoleAPI}, HTTPAddr: addr, OpsAddr: "127.0.0.1:0", RedisAddrs: []string{enginetest.RedisAddr(t)}, RedisPrefix: prefix,
 		MySQLDSN: enginetest.MySQL(t), ConsulAddr: enginetest.Consul(t), ConsulPrefix: prefix,
 		ServiceName: service, WorkerID: prefix + "-w1", Auth: config.AuthOff,
 	}.WithDefaults()

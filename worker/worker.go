@@ -71,6 +71,13 @@ type Worker struct {
 	sched     *scheduler.Scheduler
 	// running is sched once started: the health check reads it.
 	running atomic.Pointer[scheduler.Scheduler]
+
+	// The ops listener (ops.go) serves while the other parts start and
+	// stop, so what it reads is set atomically.
+	opsAddr string                           // where it listens; set before the other parts start
+	checks  atomic.Pointer[map[string]check] // the readiness checks, once the engines are open
+	started atomic.Bool                      // every part started and Stop not called
+	console atomic.Pointer[http.Handler]     // the console under /console/ (mountConsole)
 }
 
 // Start connects to the engines, applies migrations and starts the roles cfg
@@ -87,13 +94,15 @@ func Start(ctx context.Context, cfg config.Worker, log *slog.Logger) (*Worker, e
 	if err := w.parts.start(ctx); err != nil {
 		return nil, err
 	}
-	log.Info("worker started", "worker_id", cfg.WorkerID, "roles", cfg.Roles, "http", cfg.HTTPAddr, "queues", w.watcher.Count())
+	w.started.Store(true)
+	log.Info("worker started", "worker_id", cfg.WorkerID, "roles", cfg.Roles, "http", cfg.HTTPAddr, "ops", w.opsAddr, "queues", w.watcher.Count())
 	return w, nil
 }
 
 // partList returns the worker's parts in start order. Stop takes them down
 // in reverse, which is the order a SIGTERM asks for (the one place it is
-// written):
+// written). The ops listener (/healthz, /readyz, /metrics, /console/)
+// starts first and stops last, so it answers through start and drain.
 //
 //  1. Stop taking work: the coupon jobs and the reindex safety net stop
 //     (waiting for a run in hand); the scheduler stops picking.
@@ -106,9 +115,11 @@ func Start(ctx context.Context, cfg config.Worker, log *slog.Logger) (*Worker, e
 //     requests in hand; then the claim writer commits their claims.
 //  5. Close the engines: the resize coordinator and the queue count
 //     watcher end, then the Consul, MySQL and Redis clients close.
+//  6. Close the ops listener.
 func (w *Worker) partList() []part {
 	cfg := w.cfg
 	list := []part{
+		w.opsPart(),
 		newPart("engines", w.openEngines, w.closeEngines),
 		newPart("queue count watcher", w.startWatcher, func() {
 			if w.watcher != nil {
@@ -126,7 +137,7 @@ func (w *Worker) partList() []part {
 		if w.reg != nil {
 			w.reg.Stop()
 		}
-	}))
+	}), w.consolePart())
 	if cfg.HasRole(config.RoleScheduler) {
 		list = append(list,
 			newPart("nsq publisher", w.newPublisher, func() {
@@ -147,6 +158,7 @@ func (w *Worker) partList() []part {
 	if cfg.HasRole(config.RoleCoupon) {
 		w.m.couponRole()
 		list = append(list, w.couponJobs()...)
+		list = append(list, w.templateStatsPart())
 	}
 	return list
 }
@@ -163,6 +175,7 @@ func (w *Worker) Stats() *scheduler.Stats {
 // finish or hand back what is in hand, deregister, close the listener,
 // close engines. It is idempotent.
 func (w *Worker) Stop() error {
+	w.started.Store(false)
 	w.parts.stop()
 	w.log.Info("worker stopped")
 	return errors.Join(w.stopErrs...)
@@ -202,6 +215,8 @@ func (w *Worker) openEngines(ctx context.Context) error {
 	if len(applied) > 0 {
 		w.log.Info("applied migrations", "versions", applied)
 	}
+	checks := w.readyChecks()
+	w.checks.Store(&checks)
 	return nil
 }
 
@@ -287,17 +302,13 @@ func (w *Worker) httpPart() part {
 			Templates:     w.templates,
 			Subscriptions: w.subs,
 			Coupons:       w.coupons,
-			Ready: map[string]func(context.Context) error{
-				"redis":  func(ctx context.Context) error { return w.rdb.Ping(ctx).Err() },
-				"mysql":  w.db.PingContext,
-				"nsqd":   func(ctx context.Context) error { return dialCheck(ctx, w.cfg.NSQDAddr) },
-				"consul": w.consul.Ping,
-			},
-			Metrics: w.m.reg.Handler(),
-			Observe: w.m.observeRequest,
-			Logger:  w.log,
-			Auth:    authn,
-			AuthOff: w.cfg.Auth == config.AuthOff,
+			Ready:         readyMap(w.readyChecks()),
+			Metrics:       w.m.handler(),
+			Observe:       w.m.observeRequest,
+			OnClaim:       w.m.observeClaim,
+			Logger:        w.log,
+			Auth:          authn,
+			AuthOff:       w.cfg.Auth == config.AuthOff,
 
 			Guard:          guard,
 			TrustedProxies: w.cfg.TrustedProxyPrefixes(),
@@ -354,7 +365,7 @@ func (w *Worker) register(ctx context.Context) error {
 	host, port := splitHostPort(w.cfg.HTTPAddr)
 	w.reg = w.consul.Register(cluster.Service{
 		ID: w.cfg.WorkerID, Name: w.cfg.ServiceName, Address: host, Port: port,
-		Meta: map[string]string{"roles": fmt.Sprint(w.cfg.Roles)},
+		Meta: map[string]string{"roles": fmt.Sprint(w.cfg.Roles), "ops_addr": w.opsAddr},
 	}, func() error {
 		if s := w.running.Load(); s != nil {
 			return s.Healthy()
@@ -392,14 +403,18 @@ func (w *Worker) startScheduler(ctx context.Context) error {
 		DrainTimeout: cfg.DrainTimeout.Duration(),
 		MarkBatch:    cfg.MarkBatch,
 		MarkInterval: cfg.MarkInterval.Duration(),
-		Observe:      func(_ push.Push, d time.Duration) { w.m.observeLateness(d) },
+		Observe:      w.m.observePush,
+		Taken:        w.m.observeTaken,
 		BeforeAck:    failpoint(w.log),
 		Logger:       w.log,
 	}, scheduler.Deps{Index: w.idx, Balancer: bal, Publisher: w.pub, Templates: newGrabStarts(w.templates), Marker: marker{w.subs}})
 	if err != nil {
 		return err
 	}
-	w.m.watchScheduler(w.sched.Stats())
+	w.m.watchScheduler(w.sched, w.idx, w.router.Span, cfg.WorkerID, func(ctx context.Context, id int64) (templateInfo, error) {
+		t, err := w.templates.Get(ctx, id)
+		return templateInfo{grabStart: t.GrabStart, grabEnd: t.GrabEnd}, err
+	})
 	if err := w.sched.Start(ctx); err != nil {
 		return err
 	}

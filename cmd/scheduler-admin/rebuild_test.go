@@ -103,6 +103,7 @@ func TestRebuildAfterFlush(t *testing.T) {
 	cfg := config.Worker{
 		Roles:             []string{config.RoleAPI, config.RoleScheduler},
 		HTTPAddr:          freeAddr(t),
+		OpsAddr:           "127.0.0.1:0",
 		RedisAddrs:        []string{rs.Addr},
 		RedisPrefix:       e.prefix,
 		MySQLDSN:          e.dsn,
