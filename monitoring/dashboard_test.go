@@ -3,10 +3,15 @@ package monitoring
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
 	"testing"
+
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
+	sdk "github.com/grafana/grafana-foundation-sdk/go/dashboard"
 )
 
 const dashboardFile = "grafana/couponpush.json"
@@ -202,4 +207,56 @@ func TestDashboard(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The dashboard fits Grafana's own schema (the Grafana Foundation SDK's
+// strict decoding, with the schemas of the panel and query plugins): no
+// unknown field, no required one missing, every value of its type.
+func TestDashboardSchema(t *testing.T) {
+	plugins.RegisterDefaultPlugins()
+	for _, tc := range []struct {
+		name string
+		edit func(map[string]any)
+		ok   bool
+	}{
+		{"the dashboard", nil, true},
+		{"a misspelt panel field", func(d map[string]any) {
+			d["panels"].([]any)[1].(map[string]any)["titel"] = "x"
+		}, false},
+		{"a misspelt query field", func(d map[string]any) {
+			p := d["panels"].([]any)[1].(map[string]any)
+			p["targets"].([]any)[0].(map[string]any)["exprr"] = "up"
+		}, false},
+		{"no schemaVersion", func(d map[string]any) { delete(d, "schemaVersion") }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := os.ReadFile(dashboardFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.edit != nil {
+				var m map[string]any
+				if err := json.Unmarshal(b, &m); err != nil {
+					t.Fatal(err)
+				}
+				tc.edit(m)
+				if b, err = json.Marshal(m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var d sdk.Dashboard
+			err = d.UnmarshalJSONStrict(b)
+			// The SDK returns an empty cog.BuildErrors for no error.
+			var be cog.BuildErrors
+			if errors.As(err, &be) && len(be) == 0 {
+				err = nil
+			}
+			if tc.ok && err != nil {
+				t.Fatalf("%s does not fit Grafana's dashboard schema:\n%v", dashboardFile, err)
+			}
+			if !tc.ok && err == nil {
+				t.Fatal("the strict decoding accepted a broken dashboard")
+			}
+		})
+	}
 }

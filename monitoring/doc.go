@@ -20,7 +20,8 @@
 //   - Every rule has a severity, a summary, a description and a runbook that
 //     names a section of docs/operations.md, and a test file with a case
 //     where it fires and one where it does not.
-//   - Every dashboard panel has a unique id and title and reads the
+//   - The dashboard fits Grafana's schema (the Grafana Foundation SDK's
+//     strict decoding); every panel has a unique id and title and reads the
 //     `datasource` variable.
 //   - Every metric the dashboard or the rules name is exported by a real
 //     worker: the test starts one with every role on the real engines,
