@@ -3,7 +3,7 @@
 # (Redis, MariaDB, nsqd, Consul) on loopback, for `make test` and local runs.
 #
 #   scripts/engines.sh install     apt-get redis-server/mariadb-server/chromium if missing,
-#                                  build nsqd and consul into the cache if missing
+#                                  build nsqd, consul and promtool into the cache if missing
 #   scripts/engines.sh start DIR   start all four under DIR, write DIR/env
 #   scripts/engines.sh stop DIR    stop exactly what `start DIR` started
 #
@@ -34,6 +34,10 @@ NSQD_VERSION=$(tool_version github.com/nsqio/nsq "$ROOT/tools/nsqd/go.mod")
 CONSUL_VERSION=$(tool_version github.com/hashicorp/consul "$ROOT/tools/consul/go.mod")
 NSQD=$BIN/nsqd-$NSQD_VERSION
 CONSUL=$BIN/consul-$CONSUL_VERSION
+# promtool (for the monitoring tests) is versioned by the Prometheus module:
+# v0.316.0 is Prometheus 3.16.0.
+PROMTOOL_VERSION=$(tool_version github.com/prometheus/prometheus "$ROOT/tools/promtool/go.mod")
+PROMTOOL=$BIN/promtool-$PROMTOOL_VERSION
 
 # find_sbin NAME prints the path of NAME, also looking in the sbin
 # directories a non-root PATH often lacks (mariadbd is in /usr/sbin).
@@ -66,10 +70,11 @@ apt_install() { # PACKAGE
 	sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null
 }
 
-# build_tool NAME MODDIR PKG OUT NOTE builds PKG in the tool module MODDIR into
-# OUT, through a temporary name, so an interrupted build leaves no broken binary.
+# build_tool NAME MODDIR PKG OUT NOTE [TAGS] builds PKG in the tool module MODDIR
+# into OUT (with build tags TAGS, if given), through a temporary name, so an
+# interrupted build leaves no broken binary.
 build_tool() {
-	local name=$1 moddir=$2 pkg=$3 out=$4 note=$5 tmp start f
+	local name=$1 moddir=$2 pkg=$3 out=$4 note=$5 tags=${6:-} tmp start f
 	if [[ -x $out ]]; then
 		say "$name: cached at $out"
 		return 0
@@ -84,7 +89,7 @@ build_tool() {
 	say "$name: building $pkg into $out ($note)"
 	start=$SECONDS
 	trap 'rm -f "$tmp"' EXIT
-	(cd "$moddir" && go build -o "$tmp" "$pkg") || die "$name: build failed"
+	(cd "$moddir" && go build ${tags:+-tags "$tags"} -o "$tmp" "$pkg") || die "$name: build failed"
 	mv -f "$tmp" "$out"
 	trap - EXIT
 	say "$name: built in $((SECONDS - start))s"
@@ -112,6 +117,10 @@ cmd_install() {
 	fi
 	build_tool "nsqd $NSQD_VERSION" "$ROOT/tools/nsqd" github.com/nsqio/nsq/apps/nsqd "$NSQD" "under a minute"
 	build_tool "consul $CONSUL_VERSION" "$ROOT/tools/consul" github.com/hashicorp/consul "$CONSUL" "~8 min on 2 cores with a cold Go cache"
+	# Without the service discovery plugins the tests do not use (cloud SDKs):
+	# Consul's is kept for monitoring/prometheus/prometheus.yml.
+	build_tool "promtool $PROMTOOL_VERSION" "$ROOT/tools/promtool" github.com/prometheus/prometheus/cmd/promtool "$PROMTOOL" \
+		"~7 min on a busy 2-core machine with a cold Go cache" remove_all_sd,enable_consul_sd
 }
 
 # ---------------------------------------------------------------- ports

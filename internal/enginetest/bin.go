@@ -11,18 +11,21 @@ import (
 )
 
 // Versions of the tools built from the module proxy by `scripts/engines.sh
-// install`; they match tools/nsqd/go.mod and tools/consul/go.mod (a test
-// checks this).
+// install`; they match tools/nsqd/go.mod, tools/consul/go.mod and
+// tools/promtool/go.mod (a test checks this). PromtoolVersion is the version
+// of the github.com/prometheus/prometheus module (v0.316.0 is Prometheus
+// 3.16.0).
 const (
-	NSQDVersion   = "1.2.1"
-	ConsulVersion = "1.20.0"
+	NSQDVersion     = "1.2.1"
+	ConsulVersion   = "1.20.0"
+	PromtoolVersion = "0.316.0"
 )
 
 // installHint is the command that puts every engine on the machine.
 const installHint = "run `scripts/engines.sh install` (or `make engines`) from the repository root"
 
-// Bin returns the path of the engine binary name: "nsqd" and "consul" are the
-// versioned builds in the couponpush cache; any other name ("redis-server",
+// Bin returns the path of the engine binary name: "nsqd", "consul" and
+// "promtool" are the versioned builds in the couponpush cache; any other name ("redis-server",
 // "redis-cli", "mariadbd", "mariadb-install-db") is looked up in PATH and the
 // sbin directories. If it is missing, the test fails saying how to install it.
 func Bin(t testing.TB, name string) string {
@@ -55,6 +58,8 @@ func binPath(name string) (string, error) {
 		version = NSQDVersion
 	case "consul":
 		version = ConsulVersion
+	case "promtool":
+		version = PromtoolVersion
 	}
 	if version != "" {
 		dir, err := BinDir()

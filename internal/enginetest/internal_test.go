@@ -13,7 +13,7 @@ import (
 func TestBinPathMissing(t *testing.T) {
 	t.Setenv("COUPONPUSH_BIN", t.TempDir())
 	t.Setenv("PATH", t.TempDir())
-	for _, name := range []string{"nsqd", "consul", "no-such-engine"} {
+	for _, name := range []string{"nsqd", "consul", "promtool", "no-such-engine"} {
 		t.Run(name, func(t *testing.T) {
 			_, err := binPath(name)
 			if err == nil || !strings.Contains(err.Error(), "scripts/engines.sh install") {
@@ -28,6 +28,7 @@ func TestToolVersionsMatchGoMod(t *testing.T) {
 	for _, tc := range []struct{ gomod, module, version string }{
 		{"../../tools/nsqd/go.mod", "github.com/nsqio/nsq", NSQDVersion},
 		{"../../tools/consul/go.mod", "github.com/hashicorp/consul", ConsulVersion},
+		{"../../tools/promtool/go.mod", "github.com/prometheus/prometheus", PromtoolVersion},
 	} {
 		t.Run(tc.module, func(t *testing.T) {
 			b, err := os.ReadFile(tc.gomod)
