@@ -2,21 +2,21 @@ package bench
 
 import (
 	"couponpush/config"
-	"couponpush/internal/apiclient"
+	"couponpush/internal/devtoken"
 )
 
 // identity returns the tokens the bench sends: none when off (the workers
 // then run with auth off, on loopback), else a fresh operator token and
 // HS256 secret, so requests pay for real verification.
-func identity(off bool) (apiclient.Tokens, error) {
+func identity(off bool) (devtoken.Tokens, error) {
 	if off {
-		return apiclient.Tokens{}, nil
+		return devtoken.Tokens{}, nil
 	}
-	return apiclient.NewTokens()
+	return devtoken.New()
 }
 
 // withIdentity gives a worker config the tokens' keys, or auth off.
-func withIdentity(wc config.Worker, t apiclient.Tokens) config.Worker {
+func withIdentity(wc config.Worker, t devtoken.Tokens) config.Worker {
 	if t.Secret == nil {
 		wc.Auth = config.AuthOff
 		return wc
@@ -26,7 +26,7 @@ func withIdentity(wc config.Worker, t apiclient.Tokens) config.Worker {
 }
 
 // authName names the mode for the report's first line.
-func authName(t apiclient.Tokens) string {
+func authName(t devtoken.Tokens) string {
 	if t.Secret == nil {
 		return "auth off"
 	}

@@ -25,8 +25,9 @@ import (
 	"github.com/nsqio/go-nsq"
 	"github.com/redis/go-redis/v9"
 
+	"couponpush/client"
 	"couponpush/config"
-	"couponpush/internal/apiclient"
+	"couponpush/internal/devtoken"
 	"couponpush/internal/seed"
 	"couponpush/queue"
 	"couponpush/worker"
@@ -132,9 +133,9 @@ type stack struct {
 	idx     *queue.Client
 	queues  int // the workers' queue count (the default: no Consul key)
 	workers []*worker.Worker
-	api     string
+	api     *client.Client // the first worker's API, as the operator
 	run     int
-	tokens  apiclient.Tokens
+	tokens  devtoken.Tokens
 }
 
 func (s *stack) start(ctx context.Context) error {
@@ -165,7 +166,9 @@ func (s *stack) start(ctx context.Context) error {
 		s.workers = append(s.workers, w)
 		s.queues = wc.DefaultQueueCount
 		if i == 0 {
-			s.api = "http://" + addr
+			if s.api, err = apiClient("http://"+addr, s.tokens.Operator); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -239,15 +242,11 @@ type result struct {
 func (s *stack) template(ctx context.Context, due time.Time) (int64, error) {
 	s.run++
 	grab := due.Add(time.Minute)
-	var out struct {
-		ID int64 `json:"id"`
-	}
-	err := s.do(ctx, "POST", "/v1/templates", map[string]any{
-		"name": fmt.Sprintf("bench %d", s.run), "type": "fixed", "value": 500, "stock": 1_000_000,
-		"grab_start": grab.UTC().Format(time.RFC3339Nano), "grab_end": grab.Add(time.Hour).UTC().Format(time.RFC3339Nano),
-		"valid_days": 7,
-	}, 201, &out)
-	return out.ID, err
+	t, err := s.api.CreateTemplate(ctx, client.TemplateDraft{
+		Name: fmt.Sprintf("bench %d", s.run), Type: client.TypeFixed, Value: 500, Stock: 1_000_000,
+		GrabStart: grab, GrabEnd: grab.Add(time.Hour), ValidDays: 7,
+	})
+	return t.ID, err
 }
 
 // load writes n pending subscriptions for users [from, from+n), each to

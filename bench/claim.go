@@ -1,26 +1,24 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"runtime/pprof"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
+	"couponpush/client"
 	"couponpush/config"
-	"couponpush/internal/apiclient"
+	"couponpush/internal/devtoken"
 	"couponpush/worker"
 )
 
@@ -71,7 +69,7 @@ func RunClaims(ctx context.Context, cfg ClaimConfig, out io.Writer) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var apis []string
+	var apis []*client.Client
 	for i := range cfg.Workers {
 		addr, err := freeAddr()
 		if err != nil {
@@ -91,18 +89,19 @@ func RunClaims(ctx context.Context, cfg ClaimConfig, out io.Writer) error {
 			return err
 		}
 		defer func() { _ = w.Stop() }()
-		apis = append(apis, "http://"+addr)
+		c, err := apiClient("http://"+addr, tokens.Operator)
+		if err != nil {
+			return err
+		}
+		apis = append(apis, c)
 	}
 
 	// The hot template.
 	now := time.Now().UTC()
-	var tpl struct {
-		ID int64 `json:"id"`
-	}
-	if err := apiclient.Do(ctx, client, apiclient.Request{Method: "POST", URL: apis[0] + "/v1/templates", Token: tokens.Operator, Body: map[string]any{
-		"name": "hot", "type": "fixed", "value": 500, "stock": cfg.Stock, "substocks": cfg.SubStocks,
-		"grab_start": now.Add(-time.Minute).Format(time.RFC3339Nano), "grab_end": now.Add(time.Hour).Format(time.RFC3339Nano),
-		"valid_days": 7}, Want: 201, Out: &tpl}); err != nil {
+	tpl, err := apis[0].CreateTemplate(ctx, client.TemplateDraft{
+		Name: "hot", Type: client.TypeFixed, Value: 500, Stock: cfg.Stock, SubStocks: cfg.SubStocks,
+		GrabStart: now.Add(-time.Minute), GrabEnd: now.Add(time.Hour), ValidDays: 7})
+	if err != nil {
 		return fmt.Errorf("create template: %w", err)
 	}
 	// Warm up connections and caches, outside the measurement.
@@ -207,7 +206,7 @@ var claimUsers atomic.Int64
 // answered 201 and their latencies. Any other answer is an error. Each
 // claim carries its user's token (signed here, inside the latency), unless
 // tokens is zero.
-func claimLoad(ctx context.Context, apis []string, tokens apiclient.Tokens, template int64, clients int, d time.Duration) (int64, lateness, error) {
+func claimLoad(ctx context.Context, apis []*client.Client, tokens devtoken.Tokens, template int64, clients int, d time.Duration) (int64, lateness, error) {
 	var (
 		ok    atomic.Int64
 		wg    sync.WaitGroup
@@ -216,17 +215,23 @@ func claimLoad(ctx context.Context, apis []string, tokens apiclient.Tokens, temp
 		lat   lateness
 	)
 	stop := time.Now().Add(d)
-	path := "/v1/templates/" + strconv.FormatInt(template, 10) + "/claims"
 	for g := range clients {
 		wg.Go(func() {
 			var mine lateness
 			for time.Now().Before(stop) {
 				u := claimUsers.Add(1)
 				t0 := time.Now()
-				us := strconv.FormatInt(u, 10)
 				tok, err := tokens.User(u)
 				if err == nil {
-					err = post(ctx, apis[g%len(apis)]+path, tok, `{"user_id":`+us+`,"request_id":"b`+us+`"}`, http.StatusCreated)
+					// Discard: the answer is read, not decoded, so the
+					// clients take less of the CPU the system under test
+					// needs.
+					var created bool
+					_, created, err = apis[g%len(apis)].Claim(ctx, template, client.ClaimRequest{UserID: u, RequestID: "b" + strconv.FormatInt(u, 10)},
+						client.WithToken(tok), client.Discard())
+					if err == nil && !created {
+						err = fmt.Errorf("the claim of user %d answered 200, not 201", u)
+					}
 				}
 				if err != nil {
 					mu.Lock()
@@ -324,31 +329,4 @@ func baselineClaim(ctx context.Context, db *sql.DB, user int64) (err error) {
 		return err
 	}
 	return tx.Commit()
-}
-
-// post sends a JSON body and checks the status: the claim load's lean
-// client (no encoding by reflection), so the clients in this process take
-// less of the CPU the system under test needs.
-func post(ctx context.Context, url, token, body string, want int) error {
-	req, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("POST %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("POST %s: read answer: %w", url, err)
-	}
-	if resp.StatusCode != want {
-		return fmt.Errorf("POST %s: %d %s", url, resp.StatusCode, bytes.TrimSpace(b))
-	}
-	return nil
 }

@@ -11,22 +11,20 @@ import (
 
 	_ "github.com/go-sql-driver/mysql" // the MySQL driver, to count durable rows
 
-	"couponpush/internal/apiclient"
+	"couponpush/client"
 )
 
-var client = &http.Client{
+// httpClient is the transport every bench client shares.
+var httpClient = &http.Client{
 	Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256},
 	Timeout:   30 * time.Second,
 }
 
-// do sends a JSON request to the first worker as the operator (see
-// apiclient.Request.Token).
-func (s *stack) do(ctx context.Context, method, path string, body any, want int, out any) error {
-	return s.doAs(ctx, s.tokens.Operator, method, path, body, want, out)
-}
-
-func (s *stack) doAs(ctx context.Context, token, method, path string, body any, want int, out any) error {
-	return apiclient.Do(ctx, client, apiclient.Request{Method: method, URL: s.api + path, Body: body, Want: want, Out: out, Token: token})
+// apiClient is a client of the API at base on the shared transport, with
+// token as its bearer token. Its claims are sent once, never resent: a
+// load counts every answer as it comes.
+func apiClient(base, token string) (*client.Client, error) {
+	return client.New(client.Config{BaseURL: base, Token: token, HTTPClient: httpClient, ClaimAttempts: 1})
 }
 
 // subscribe runs PUTs of new subscriptions from clients goroutines for d and
@@ -51,7 +49,11 @@ func (s *stack) subscribe(ctx context.Context, clients int, d time.Duration) (in
 				u := next.Add(1)
 				tok, err := s.tokens.User(u) // each user subscribes with their own token
 				if err == nil {
-					err = s.doAs(ctx, tok, "PUT", fmt.Sprintf("/v1/subscriptions/%d/%d", u, tid), nil, 201, nil)
+					var created bool
+					_, created, err = s.api.Subscribe(ctx, u, tid, client.SubscribeRequest{}, client.WithToken(tok), client.Discard())
+					if err == nil && !created {
+						err = fmt.Errorf("PUT of a new subscription of user %d answered 200, not 201", u)
+					}
 				}
 				if err != nil {
 					mu.Lock()

@@ -2,24 +2,24 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"couponpush/client"
 	"couponpush/config"
-	"couponpush/internal/apiclient"
+	"couponpush/internal/devtoken"
 	"couponpush/worker"
 )
 
@@ -55,7 +55,7 @@ func RunTrust(ctx context.Context, cfg TrustConfig, out io.Writer) error {
 	cfg.MySQLDSN = dsn
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr})
 	defer rdb.Close()
-	tokens, err := apiclient.NewTokens()
+	tokens, err := devtoken.New()
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,9 @@ func RunTrust(ctx context.Context, cfg TrustConfig, out io.Writer) error {
 			return err
 		}
 		defer func() { _ = w.Stop() }()
-		m.api = "http://" + addr
+		if m.api, err = apiClient("http://"+addr, m.tokens.Operator); err != nil {
+			return err
+		}
 	}
 	var version string
 	if err := db.QueryRowContext(ctx, "SELECT @@version").Scan(&version); err != nil {
@@ -106,19 +108,16 @@ func RunTrust(ctx context.Context, cfg TrustConfig, out io.Writer) error {
 	fmt.Fprintf(out, "  %d rounds of %v per mode and load, alternating checked, unchecked; user tokens are signed before each round, outside the timing\n", cfg.Rounds, cfg.For)
 
 	now := time.Now().UTC()
-	var hot, later struct {
-		ID int64 `json:"id"`
-	}
-	if err := apiclient.Do(ctx, client, apiclient.Request{Method: "POST", URL: checked.api + "/v1/templates", Token: tokens.Operator, Want: 201, Out: &hot, Body: map[string]any{
-		"name": "hot", "type": "fixed", "value": 500, "stock": 1_000_000_000, "substocks": 8,
-		"grab_start": now.Add(-time.Minute).Format(time.RFC3339Nano), "grab_end": now.Add(time.Hour).Format(time.RFC3339Nano),
-		"valid_days": 7}}); err != nil {
+	hot, err := checked.api.CreateTemplate(ctx, client.TemplateDraft{
+		Name: "hot", Type: client.TypeFixed, Value: 500, Stock: 1_000_000_000, SubStocks: 8,
+		GrabStart: now.Add(-time.Minute), GrabEnd: now.Add(time.Hour), ValidDays: 7})
+	if err != nil {
 		return fmt.Errorf("create the hot template: %w", err)
 	}
-	if err := apiclient.Do(ctx, client, apiclient.Request{Method: "POST", URL: checked.api + "/v1/templates", Token: tokens.Operator, Want: 201, Out: &later, Body: map[string]any{
-		"name": "later", "type": "fixed", "value": 500, "stock": 1_000_000_000,
-		"grab_start": now.Add(time.Hour).Format(time.RFC3339Nano), "grab_end": now.Add(2 * time.Hour).Format(time.RFC3339Nano),
-		"valid_days": 7}}); err != nil {
+	later, err := checked.api.CreateTemplate(ctx, client.TemplateDraft{
+		Name: "later", Type: client.TypeFixed, Value: 500, Stock: 1_000_000_000,
+		GrabStart: now.Add(time.Hour), GrabEnd: now.Add(2 * time.Hour), ValidDays: 7})
+	if err != nil {
 		return fmt.Errorf("create the subscribe template: %w", err)
 	}
 	claims := trustLoad{
@@ -126,9 +125,10 @@ func RunTrust(ctx context.Context, cfg TrustConfig, out io.Writer) error {
 		rows: func(ctx context.Context) (int64, error) {
 			return countRows(ctx, db, "SELECT COUNT(*) FROM coupons WHERE template_id = ?", hot.ID)
 		},
-		request: func(u int64) (string, string, string) {
-			us := strconv.FormatInt(u, 10)
-			return "POST", "/v1/templates/" + strconv.FormatInt(hot.ID, 10) + "/claims", `{"user_id":` + us + `,"request_id":"t` + us + `"}`
+		send: func(ctx context.Context, c *client.Client, u int64, token string) (bool, error) {
+			_, created, err := c.Claim(ctx, hot.ID, client.ClaimRequest{UserID: u, RequestID: "t" + strconv.FormatInt(u, 10)},
+				client.WithToken(token), client.Discard())
+			return created, err
 		},
 	}
 	puts := trustLoad{
@@ -136,8 +136,9 @@ func RunTrust(ctx context.Context, cfg TrustConfig, out io.Writer) error {
 		rows: func(ctx context.Context) (int64, error) {
 			return countRows(ctx, db, "SELECT COUNT(*) FROM subscriptions WHERE template_id = ?", later.ID)
 		},
-		request: func(u int64) (string, string, string) {
-			return "PUT", "/v1/subscriptions/" + strconv.FormatInt(u, 10) + "/" + strconv.FormatInt(later.ID, 10), ""
+		send: func(ctx context.Context, c *client.Client, u int64, token string) (bool, error) {
+			_, created, err := c.Subscribe(ctx, u, later.ID, client.SubscribeRequest{}, client.WithToken(token), client.Discard())
+			return created, err
 		},
 	}
 	if cfg.CPUProfile != "" {
@@ -168,8 +169,8 @@ func RunTrust(ctx context.Context, cfg TrustConfig, out io.Writer) error {
 // trustMode is one of the trust bench's workers.
 type trustMode struct {
 	name   string
-	api    string
-	tokens apiclient.Tokens // zero: auth off
+	api    *client.Client  // as the operator (none when auth is off)
+	tokens devtoken.Tokens // zero: auth off
 }
 
 // trustLoad is one kind of request the trust bench sends.
@@ -177,8 +178,9 @@ type trustLoad struct {
 	name, unit string
 	// rows counts the durable rows the load has written so far.
 	rows func(context.Context) (int64, error)
-	// request is the method, path and body of a request for user u.
-	request func(u int64) (method, path, body string)
+	// send sends the load's request for user u with token to c: created
+	// is a 201; the answer is read, not decoded (client.Discard).
+	send func(ctx context.Context, c *client.Client, u int64, token string) (created bool, err error)
 }
 
 // trustUsers hands out the trust bench's users: each request is a new one.
@@ -299,20 +301,19 @@ func (l trustLoad) round(ctx context.Context, clients int, d time.Duration, pool
 					fail(fmt.Errorf("ran out of %d pre-signed users (the pool is sized from the warm-up's rate)", pool))
 					return
 				}
-				method, path, body := l.request(first + i)
 				t0 := time.Now()
-				status, answer, err := send(ctx, method, m.api+path, tokens[i], body)
+				created, err := l.send(ctx, m.api, first+i, tokens[i])
 				switch {
+				case err == nil && created:
+					mine = append(mine, time.Since(t0))
+					ok.Add(1)
+				case errors.Is(err, client.ErrRateLimited):
+					refused.Add(1)
 				case err != nil:
 					fail(err)
 					return
-				case status == http.StatusCreated:
-					mine = append(mine, time.Since(t0))
-					ok.Add(1)
-				case status == http.StatusTooManyRequests:
-					refused.Add(1)
 				default:
-					fail(fmt.Errorf("%s %s: %d %s", method, path, status, answer))
+					fail(fmt.Errorf("the %s of new user %d answered 200, not 201", l.unit, first+i))
 					return
 				}
 			}
@@ -335,35 +336,6 @@ func (l trustLoad) round(ctx context.Context, clients int, d time.Duration, pool
 		return round{}, fmt.Errorf("%d %ss answered 201 but MySQL gained %d rows", r.ok, l.unit, after-before)
 	}
 	return r, nil
-}
-
-// send sends a request with an optional JSON body and bearer token and
-// returns the status and the answer's body.
-func send(ctx context.Context, method, url, token, body string) (int, string, error) {
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		return 0, "", err
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, "", fmt.Errorf("%s %s: %w", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, "", fmt.Errorf("%s %s: read answer: %w", method, url, err)
-	}
-	return resp.StatusCode, strings.TrimSpace(string(b)), nil
 }
 
 func sumRounds(rs []round) round {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,9 +18,10 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
+	"couponpush/client"
 	"couponpush/cluster"
 	"couponpush/config"
-	"couponpush/internal/apiclient"
+	"couponpush/internal/devtoken"
 	"couponpush/internal/enginetest"
 	"couponpush/internal/seed"
 	"couponpush/queue"
@@ -86,7 +86,7 @@ func TestBrowser(t *testing.T) {
 	nsqd, _ := enginetest.NSQD(t)
 	redisAddr, consulAddr := enginetest.RedisAddr(t), enginetest.Consul(t)
 	service := strings.ToLower(strings.ReplaceAll(prefix, "_", "-"))
-	tokens, err := apiclient.NewTokens()
+	tokens, err := devtoken.New()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,13 +145,13 @@ func TestBrowser(t *testing.T) {
 	now := time.Now().UTC()
 	first, spread := now.Add(8*time.Second), 15*time.Second
 	grabStart := first.Add(spread + 60*time.Second)
-	var tpl struct {
-		ID int64 `json:"id"`
+	api, err := client.New(client.Config{BaseURL: "http://" + apiAddr, Token: tokens.Operator})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := apiclient.Do(ctx, http.DefaultClient, apiclient.Request{Method: "POST", URL: "http://" + apiAddr + "/v1/templates", Token: tokens.Operator,
-		Body: map[string]any{"name": "browser drop", "type": "fixed", "value": 500, "stock": 1000,
-			"grab_start": grabStart.Format(time.RFC3339Nano), "grab_end": grabStart.Add(time.Hour).Format(time.RFC3339Nano), "valid_days": 7},
-		Want: 201, Out: &tpl}); err != nil {
+	tpl, err := api.CreateTemplate(ctx, client.TemplateDraft{Name: "browser drop", Type: client.TypeFixed, Value: 500, Stock: 1000,
+		GrabStart: grabStart, GrabEnd: grabStart.Add(time.Hour), ValidDays: 7})
+	if err != nil {
 		t.Fatal(err)
 	}
 	entries := make([]queue.Entry, burstUsers)

@@ -26,10 +26,7 @@ type Guard interface {
 
 // blockRoutes are the dark room of CONTRACT.md "Abuse limits" (operators
 // only, like every /v1/admin/ route). None without Config.Guard.
-func (a *api) blockRoutes() []route {
-	if a.cfg.Guard == nil {
-		return nil
-	}
+func blockRoutes() []route {
 	return []route{
 		{"GET /v1/admin/blocks", operators, (*api).listBlocks},
 		{"PUT /v1/admin/blocks/users/{user_id}", operators, (*api).putBlock},

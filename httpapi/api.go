@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strconv"
 	"time"
 
@@ -178,8 +177,23 @@ type route struct {
 	handler func(a *api, w http.ResponseWriter, r *http.Request)
 }
 
-func (a *api) routes() []route {
-	return append([]route{
+func (a *api) routes() []route { return table(a.cfg.Coupons != nil, a.cfg.Guard != nil) }
+
+// Routes lists the pattern ("METHOD /path/{param}") of every route the API
+// serves when it has a coupon service and a guard, as cmd/worker's always
+// does; docs/openapi.yaml documents exactly these.
+func Routes() []string {
+	var ps []string
+	for _, rt := range table(true, true) {
+		ps = append(ps, rt.pattern)
+	}
+	return ps
+}
+
+// table is the route table: the base routes, then the coupon routes with
+// a coupon service and the block routes with a guard.
+func table(coupons, guard bool) []route {
+	rs := []route{
 		{"POST /v1/templates", operators, (*api).createTemplate},
 		{"GET /v1/templates/{template_id}", users, (*api).getTemplate},
 		{"PATCH /v1/templates/{template_id}", operators, (*api).updateTemplate},
@@ -189,7 +203,14 @@ func (a *api) routes() []route {
 		{"GET /healthz", anyone, (*api).healthz},
 		{"GET /readyz", anyone, (*api).readyz},
 		{"GET /metrics", anyone, (*api).metrics},
-	}, slices.Concat(a.couponRoutes(), a.blockRoutes())...)
+	}
+	if coupons {
+		rs = append(rs, couponRoutes()...)
+	}
+	if guard {
+		rs = append(rs, blockRoutes()...)
+	}
+	return rs
 }
 
 // New returns the API's handler, or the problems of cfg (see Validate).

@@ -16,10 +16,7 @@ import (
 // couponRoutes are the claim and coupon endpoints of CONTRACT.md, plus
 // POST /v1/templates/{id}/stock (an extension: add stock to a live
 // template). None without Config.Coupons.
-func (a *api) couponRoutes() []route {
-	if a.cfg.Coupons == nil {
-		return nil
-	}
+func couponRoutes() []route {
 	return []route{
 		{"POST /v1/templates/{template_id}/claims", users, (*api).claim},
 		{"POST /v1/templates/{template_id}/stock", operators, (*api).addStock},

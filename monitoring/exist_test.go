@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"couponpush/client"
 	"couponpush/config"
-	"couponpush/internal/apiclient"
 	"couponpush/internal/enginetest"
 	"couponpush/worker"
 )
@@ -177,9 +177,10 @@ func TestMetricsExist(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	base, ops := "http://"+addr, "http://"+w.OpsAddr()
-	do := func(method, path string, body any, want int, out any) error {
-		return apiclient.Do(ctx, http.DefaultClient, apiclient.Request{Method: method, URL: base + path, Body: body, Want: want, Out: out})
+	ops := "http://" + w.OpsAddr()
+	api, err := client.New(client.Config{BaseURL: "http://" + addr})
+	if err != nil {
+		t.Fatal(err)
 	}
 	must := func(err error) {
 		t.Helper()
@@ -187,44 +188,48 @@ func TestMetricsExist(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var tpl struct {
-		ID int64 `json:"id"`
-	}
 	now := time.Now().UTC().Truncate(time.Second)
-	rfc := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	at := func(d time.Duration) time.Time { return now.Add(d) }
+	until := func(d time.Duration) *time.Time { v := at(d); return &v }
 
 	// The drop: grab start in 40 minutes; users 1-3 subscribe with a lead
 	// that makes their reminders due in 3 s, users 4-5 with the default
 	// lead, so reminders stay pending within the hour.
 	grab := 40 * time.Minute
-	must(do("POST", "/v1/templates", map[string]any{"name": "drop", "type": "fixed", "value": 100, "stock": 10, "substocks": 2,
-		"grab_start": rfc(grab), "grab_end": rfc(2 * time.Hour), "valid_until": rfc(3 * time.Hour)}, 201, &tpl))
+	tpl, err := api.CreateTemplate(ctx, client.TemplateDraft{Name: "drop", Type: client.TypeFixed, Value: 100, Stock: 10, SubStocks: 2,
+		GrabStart: at(grab), GrabEnd: at(2 * time.Hour), ValidUntil: until(3 * time.Hour)})
+	must(err)
 	drop := tpl.ID
-	for u := 1; u <= 5; u++ {
-		body := map[string]any{}
+	for u := int64(1); u <= 5; u++ {
+		var r client.SubscribeRequest
 		if u <= 3 {
-			body["lead_seconds"] = int((grab - 3*time.Second).Seconds())
+			r.LeadSeconds = int64((grab - 3*time.Second).Seconds())
 		}
-		must(do("PUT", fmt.Sprintf("/v1/subscriptions/%d/%d", u, drop), body, 201, nil))
+		_, created, err := api.Subscribe(ctx, u, drop, r)
+		must(err)
+		if !created {
+			t.Fatalf("subscription of user %d: not created", u)
+		}
 	}
 
 	// Claims on a template whose grab has started: issued, then 429s.
-	must(do("POST", "/v1/templates", map[string]any{"name": "open", "type": "fixed", "value": 100, "stock": 10, "substocks": 2,
-		"grab_start": rfc(-time.Minute), "grab_end": rfc(time.Hour), "valid_until": rfc(2 * time.Hour)}, 201, &tpl))
-	claim := func(user int, req string) int {
-		err := do("POST", fmt.Sprintf("/v1/templates/%d/claims", tpl.ID), map[string]any{"user_id": user, "request_id": req}, 201, nil)
-		var se *apiclient.StatusError
+	tpl, err = api.CreateTemplate(ctx, client.TemplateDraft{Name: "open", Type: client.TypeFixed, Value: 100, Stock: 10, SubStocks: 2,
+		GrabStart: at(-time.Minute), GrabEnd: at(time.Hour), ValidUntil: until(2 * time.Hour)})
+	must(err)
+	claim := func(user int64, req string) int {
+		_, _, err := api.Claim(ctx, tpl.ID, client.ClaimRequest{UserID: user, RequestID: req})
+		var e *client.Error
 		switch {
 		case err == nil:
-			return 201
-		case errors.As(err, &se):
-			return se.Status
+			return http.StatusCreated
+		case errors.As(err, &e):
+			return e.Status
 		default:
 			t.Fatal(err)
 			return 0
 		}
 	}
-	if got := claim(1, "r1"); got != 201 {
+	if got := claim(1, "r1"); got != http.StatusCreated {
 		t.Fatalf("first claim: %d, want 201", got)
 	}
 	i := 0
@@ -233,7 +238,8 @@ func TestMetricsExist(t *testing.T) {
 		return claim(2, fmt.Sprint("r2-", i)) == http.StatusTooManyRequests
 	})
 	// An operator's block, and a claim it refuses.
-	must(do("PUT", "/v1/admin/blocks/users/9", map[string]any{"for_seconds": 600, "reason": "monitoring test"}, 200, nil))
+	_, err = api.BlockUser(ctx, 9, client.BlockRequest{ForSeconds: 600, Reason: "monitoring test"})
+	must(err)
 	if got := claim(9, "r9"); got != http.StatusForbidden {
 		t.Fatalf("claim of a blocked user: %d, want 403", got)
 	}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"couponpush/client"
 	"couponpush/config"
-	"couponpush/internal/apiclient"
 	"couponpush/internal/enginetest"
 	"couponpush/worker"
 )
@@ -55,29 +55,30 @@ func TestCouponRole(t *testing.T) {
 	}
 	jobs := start("w1", config.RoleAPI, config.RoleCoupon)
 	api := start("w2", config.RoleAPI)
-	do := func(base, method, path string, body any, want int, out any) {
+	newClient := func(base string) *client.Client {
+		c, err := client.New(client.Config{BaseURL: base})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	jobsAPI, apiAPI := newClient(jobs), newClient(api)
+	must := func(err error) {
 		t.Helper()
-		if err := apiclient.Do(ctx, http.DefaultClient, apiclient.Request{Method: method, URL: base + path, Body: body, Want: want, Out: out}); err != nil {
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	now := time.Now().UTC()
-	var tpl struct {
-		ID        int64  `json:"id"`
-		Name      string `json:"name"`
-		Remaining int64  `json:"remaining"`
-	}
-	do(api, "POST", "/v1/templates", map[string]any{"name": "role", "type": "fixed", "value": 100, "stock": 10, "substocks": 4,
-		"grab_start": now.Add(-time.Minute).Format(time.RFC3339Nano), "grab_end": now.Add(time.Hour).Format(time.RFC3339Nano),
-		"valid_until": now.Add(3 * time.Second).Format(time.RFC3339Nano)}, 201, &tpl)
-	var claimed struct {
-		Coupon struct {
-			ID int64 `json:"id"`
-		} `json:"coupon"`
-	}
-	for u := 1; u <= 3; u++ {
-		do(api, "POST", fmt.Sprintf("/v1/templates/%d/claims", tpl.ID), map[string]any{"user_id": u, "request_id": fmt.Sprint("r", u)}, 201, &claimed)
+	validUntil := now.Add(3 * time.Second)
+	tpl, err := apiAPI.CreateTemplate(ctx, client.TemplateDraft{Name: "role", Type: client.TypeFixed, Value: 100, Stock: 10, SubStocks: 4,
+		GrabStart: now.Add(-time.Minute), GrabEnd: now.Add(time.Hour), ValidUntil: &validUntil})
+	must(err)
+	for u := int64(1); u <= 3; u++ {
+		if _, created, err := apiAPI.Claim(ctx, tpl.ID, client.ClaimRequest{UserID: u, RequestID: fmt.Sprint("r", u)}); err != nil || !created {
+			t.Fatalf("claim of user %d: created %v, %v", u, created, err)
+		}
 	}
 
 	key := fmt.Sprintf("%s:tpl:%d", prefix, tpl.ID)
@@ -85,9 +86,12 @@ func TestCouponRole(t *testing.T) {
 		return rdb.Exists(ctx, key).Val() == 1
 	})
 
-	do(jobs, "PATCH", fmt.Sprintf("/v1/templates/%d", tpl.ID), map[string]any{"name": "renamed"}, 200, nil)
+	renamed := "renamed"
+	_, err = jobsAPI.UpdateTemplate(ctx, tpl.ID, client.TemplatePatch{Name: &renamed})
+	must(err)
 	enginetest.Eventually(t, "the rename seen by the other worker", 10*time.Second, func() bool {
-		do(api, "GET", fmt.Sprintf("/v1/templates/%d", tpl.ID), nil, 200, &tpl)
+		tpl, err = apiAPI.Template(ctx, tpl.ID)
+		must(err)
 		return tpl.Name == "renamed"
 	})
 
@@ -95,7 +99,8 @@ func TestCouponRole(t *testing.T) {
 	// back and says so on /metrics.
 	rdb.HIncrBy(ctx, fmt.Sprintf("%s:{%s:t%d:s0}", prefix, prefix, tpl.ID), "left", 2)
 	enginetest.Eventually(t, "drift repaired", 10*time.Second, func() bool {
-		do(api, "GET", fmt.Sprintf("/v1/templates/%d", tpl.ID), nil, 200, &tpl)
+		tpl, err = apiAPI.Template(ctx, tpl.ID)
+		must(err)
 		return tpl.Remaining == 7 && strings.Contains(metricsOf(t, jobs), "couponpush_coupon_stock_repaired_total 2\n")
 	})
 	if m := metricsOf(t, jobs); !strings.Contains(m, "couponpush_coupon_stock_drift ") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -19,9 +20,9 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
 
+	"couponpush/client"
 	"couponpush/cluster"
 	"couponpush/config"
-	"couponpush/internal/apiclient"
 	"couponpush/internal/enginetest"
 	"couponpush/internal/seed"
 	"couponpush/queue"
@@ -256,29 +257,38 @@ func TestOpsListenerByRole(t *testing.T) {
 		return
 	}
 
-	do := func(method, path string, body any, want int, out any) {
+	cl, err := client.New(client.Config{BaseURL: api.api})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(name string, stock int64, grab time.Time) client.Template {
 		t.Helper()
-		if err := apiclient.Do(ctx, http.DefaultClient, apiclient.Request{Method: method, URL: api.api + path, Body: body, Want: want, Out: out}); err != nil {
+		tpl, err := cl.CreateTemplate(ctx, client.TemplateDraft{Name: name, Type: client.TypeFixed, Value: 100, Stock: stock,
+			GrabStart: grab, GrabEnd: grab.Add(time.Hour), ValidDays: 1})
+		if err != nil {
 			t.Fatal(err)
 		}
+		return tpl
 	}
 	now := time.Now().UTC()
-	var tpl struct {
-		ID int64 `json:"id"`
-	}
 
 	t.Run("claims by code", func(t *testing.T) {
-		do("POST", "/v1/templates", map[string]any{"name": "claims", "type": "fixed", "value": 100, "stock": 2,
-			"grab_start": now.Add(-time.Minute).Format(time.RFC3339Nano), "grab_end": now.Add(time.Hour).Format(time.RFC3339Nano), "valid_days": 1}, 201, &tpl)
-		path := fmt.Sprintf("/v1/templates/%d/claims", tpl.ID)
-		for u := 1; u <= 3; u++ {
-			want := 201
+		tpl := create("claims", 2, now.Add(-time.Minute))
+		for u := int64(1); u <= 3; u++ {
+			_, created, err := cl.Claim(ctx, tpl.ID, client.ClaimRequest{UserID: u, RequestID: fmt.Sprint("r", u)})
 			if u == 3 {
-				want = 409 // sold out
+				if !errors.Is(err, client.ErrSoldOut) {
+					t.Fatalf("third claim of a stock of 2: %v, want sold_out", err)
+				}
+				continue
 			}
-			do("POST", path, map[string]any{"user_id": u, "request_id": fmt.Sprint("r", u)}, want, nil)
+			if err != nil || !created {
+				t.Fatalf("claim of user %d: created %v, %v", u, created, err)
+			}
 		}
-		do("POST", path, map[string]any{"user_id": 1, "request_id": "r1"}, 200, nil)
+		if _, created, err := cl.Claim(ctx, tpl.ID, client.ClaimRequest{UserID: 1, RequestID: "r1"}); err != nil || created {
+			t.Fatalf("the same claim again: created %v, %v; want the first coupon back", created, err)
+		}
 		m := scrapeOf(t, api.ops)
 		for code, want := range map[string]float64{"issued": 2, "sold_out": 1, "replayed": 1, "not_started": 0} {
 			if v, ok := m.value("couponpush_claims_total", "code", code); !ok || v != want {
@@ -295,8 +305,7 @@ func TestOpsListenerByRole(t *testing.T) {
 	// once resumed, every one is taken, published and marked sent.
 	const reminders = 300
 	grab := now.Add(time.Minute)
-	do("POST", "/v1/templates", map[string]any{"name": "burst", "type": "fixed", "value": 100, "stock": 1000,
-		"grab_start": grab.Format(time.RFC3339Nano), "grab_end": grab.Add(time.Hour).Format(time.RFC3339Nano), "valid_days": 1}, 201, &tpl)
+	tpl := create("burst", 1000, grab)
 	label := strconv.FormatInt(tpl.ID, 10)
 	rdb := redis.NewClient(&redis.Options{Addr: enginetest.RedisAddr(t)})
 	defer rdb.Close()

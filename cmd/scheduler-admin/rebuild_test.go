@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"couponpush/client"
 	"couponpush/config"
 	"couponpush/internal/enginetest"
 	"couponpush/internal/pushtest"
@@ -147,20 +147,21 @@ func TestRebuildAfterFlush(t *testing.T) {
 	// One template; each subscription asks for its own lead, so push times
 	// spread over 15 s to 35 s from now, one second apart.
 	grab := time.Now().Add(100 * time.Second).Truncate(time.Second)
-	var tmpl struct {
-		ID int64 `json:"id"`
+	c, err := client.New(client.Config{BaseURL: api, HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
 	}
-	call(t, hc, "POST", api+"/v1/templates", map[string]any{
-		"name": "r8", "type": "fixed", "value": 500, "threshold_cents": 0, "stock": 1000000,
-		"grab_start": stamp(grab), "grab_end": stamp(grab.Add(time.Hour)), "valid_days": 7,
-	}, http.StatusCreated, &tmpl)
-	var tmpl2 struct {
-		ID int64 `json:"id"`
+	draft := client.TemplateDraft{Name: "r8", Type: client.TypeFixed, Value: 500, Stock: 1000000,
+		GrabStart: grab, GrabEnd: grab.Add(time.Hour), ValidDays: 7}
+	tmpl, err := c.CreateTemplate(ctx, draft)
+	if err != nil {
+		t.Fatal(err)
 	}
-	call(t, hc, "POST", api+"/v1/templates", map[string]any{
-		"name": "r8-second", "type": "fixed", "value": 100, "threshold_cents": 0, "stock": 1000000,
-		"grab_start": stamp(grab), "grab_end": stamp(grab.Add(time.Hour)), "valid_days": 7,
-	}, http.StatusCreated, &tmpl2)
+	draft.Name, draft.Value = "r8-second", 100
+	tmpl2, err := c.CreateTemplate(ctx, draft)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	type sub struct {
 		pair pushtest.Pair
@@ -183,8 +184,11 @@ func TestRebuildAfterFlush(t *testing.T) {
 			defer wg.Done()
 			for i := next.Add(1) - 1; i < int64(len(subs)); i = next.Add(1) - 1 {
 				s := subs[i]
-				url := fmt.Sprintf("%s/v1/subscriptions/%d/%d", api, s.pair.UserID, s.pair.TemplateID)
-				if err := put(hc, url, s.lead); err != nil {
+				_, created, err := c.Subscribe(ctx, s.pair.UserID, s.pair.TemplateID, client.SubscribeRequest{LeadSeconds: s.lead})
+				if err == nil && !created {
+					err = fmt.Errorf("subscription %+v answered 200, not 201", s.pair)
+				}
+				if err != nil {
 					errs <- err
 					return
 				}
@@ -278,55 +282,6 @@ func TestRebuildAfterFlush(t *testing.T) {
 		}
 	}
 	t.Logf("%d deliveries; %d reminders pushed again (their sent-mark had not reached MySQL), each under its first push_id", rep.Deliveries, resent)
-}
-
-// call sends body as JSON and decodes the answer into out, wanting status.
-func call(t *testing.T, hc *http.Client, method, url string, body any, status int, out any) {
-	t.Helper()
-	b, err := json.Marshal(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequest(method, url, bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var raw json.RawMessage
-	_ = json.NewDecoder(resp.Body).Decode(&raw)
-	if resp.StatusCode != status {
-		t.Fatalf("%s %s: %d %s", method, url, resp.StatusCode, raw)
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// put subscribes with a lead of lead seconds, wanting 201.
-func put(hc *http.Client, url string, lead int64) error {
-	req, err := http.NewRequest("PUT", url, strings.NewReader(fmt.Sprintf(`{"lead_seconds":%d}`, lead)))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("PUT %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	var raw json.RawMessage
-	_ = json.NewDecoder(resp.Body).Decode(&raw)
-	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("PUT %s: %d %s", url, resp.StatusCode, raw)
-	}
-	return nil
 }
 
 // freeAddr returns a loopback address free a moment ago.

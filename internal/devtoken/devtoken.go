@@ -1,10 +1,9 @@
-package apiclient
+package devtoken
 
 import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -18,9 +17,9 @@ type Tokens struct {
 	Secret   []byte
 }
 
-// NewTokens makes a random operator token and HS256 secret, for a worker
+// New makes a random operator token and HS256 secret, for a worker
 // this process starts (the bench) or configures (make run).
-func NewTokens() (Tokens, error) {
+func New() (Tokens, error) {
 	b := make([]byte, 64)
 	if _, err := rand.Read(b); err != nil {
 		return Tokens{}, fmt.Errorf("tokens: %w", err)
@@ -36,11 +35,4 @@ func (t Tokens) User(user int64) (string, error) {
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"sub": fmt.Sprint(user), "exp": time.Now().Add(time.Hour).Unix(),
 	}).SignedString(t.Secret)
-}
-
-// authorize sets token as r's bearer token, if there is one.
-func authorize(r *http.Request, token string) {
-	if token != "" {
-		r.Header.Set("Authorization", "Bearer "+token)
-	}
 }
