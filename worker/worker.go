@@ -382,19 +382,21 @@ func (w *Worker) startScheduler(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	fp := failpoints(w.log)
 	w.sched, err = scheduler.New(scheduler.Config{
-		Count:        w.router.Span,
-		MergeWindow:  cfg.MergeWindow.Duration(),
-		Tick:         cfg.Tick.Duration(),
-		Deadline:     cfg.InFlightDeadline.Duration(),
-		PopBatch:     cfg.PopBatch,
-		Slots:        cfg.Slots,
-		DrainTimeout: cfg.DrainTimeout.Duration(),
-		MarkBatch:    cfg.MarkBatch,
-		MarkInterval: cfg.MarkInterval.Duration(),
-		Observe:      func(_ push.Push, d time.Duration) { w.m.observeLateness(d) },
-		BeforeAck:    failpoint(w.log),
-		Logger:       w.log,
+		Count:         w.router.Span,
+		MergeWindow:   cfg.MergeWindow.Duration(),
+		Tick:          cfg.Tick.Duration(),
+		Deadline:      cfg.InFlightDeadline.Duration(),
+		PopBatch:      cfg.PopBatch,
+		Slots:         cfg.Slots,
+		DrainTimeout:  cfg.DrainTimeout.Duration(),
+		MarkBatch:     cfg.MarkBatch,
+		MarkInterval:  cfg.MarkInterval.Duration(),
+		Observe:       func(_ push.Push, d time.Duration) { w.m.observeLateness(d) },
+		BeforeAck:     fp.beforeAck,
+		BeforePublish: fp.beforePublish,
+		Logger:        w.log,
 	}, scheduler.Deps{Index: w.idx, Balancer: bal, Publisher: w.pub, Templates: newGrabStarts(w.templates), Marker: marker{w.subs}})
 	if err != nil {
 		return err
