@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -20,11 +21,21 @@ type Leaser interface {
 	Release(ctx context.Context, l *queue.Lease) error
 }
 
+// Defaults of Config. A killed worker's queues are free again within one
+// lease; the renewal period leaves a holder three tries before its lease
+// can expire, so a Redis hiccup or a GC pause of up to 750 ms costs
+// nothing, and a longer one only hands the queue over (the token fences
+// the old holder, Held.Valid keeps it from publishing).
+const (
+	DefaultLease      = time.Second
+	DefaultRenewEvery = 250 * time.Millisecond
+)
+
 // Config configures a Balancer. Zero values mean the defaults.
 type Config struct {
 	Prefix     string        // Redis key prefix; the counter is <prefix>:balance:counter; default "couponpush"
-	Lease      time.Duration // lease time; default 5 s
-	RenewEvery time.Duration // renewal period, < Lease; default 1.5 s
+	Lease      time.Duration // lease time; default DefaultLease
+	RenewEvery time.Duration // renewal period, < Lease; default DefaultRenewEvery
 	// Logger receives lost leases and failed renewals; nil discards.
 	Logger *slog.Logger
 }
@@ -35,10 +46,10 @@ func (c Config) WithDefaults() Config {
 		c.Prefix = "couponpush"
 	}
 	if c.Lease == 0 {
-		c.Lease = 5 * time.Second
+		c.Lease = DefaultLease
 	}
 	if c.RenewEvery == 0 {
-		c.RenewEvery = 1500 * time.Millisecond
+		c.RenewEvery = DefaultRenewEvery
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -99,59 +110,105 @@ func (b *Balancer) Pick(ctx context.Context, due []int) (*queue.Lease, error) {
 	return nil, nil
 }
 
-// Hold keeps l renewed until release is called. lost is closed when the
-// lease can no longer be vouched for: another worker took it, or renewals
-// failed for so long that it may have expired. The holder must stop working
-// the queue when lost closes; its scripts would be refused anyway.
-// release stops renewing and gives the lease back; it is idempotent.
-func (b *Balancer) Hold(ctx context.Context, l *queue.Lease) (lost <-chan struct{}, release func()) {
-	lostc := make(chan struct{})
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
+// Held is a lease that Hold keeps renewed. Lost is closed when the lease
+// can no longer be vouched for: another worker took it, or renewals failed
+// for so long that it may have expired. The holder must stop working the
+// queue when Lost closes; its scripts would be refused anyway (the token
+// fences them).
+//
+// Publishing to nsqd is outside Redis, so no token fences it: before it
+// publishes, the holder asks Valid, which answers by this process's
+// monotonic clock whether the lease still has time left. A process that
+// was stopped (SIGSTOP, a long GC pause, a stalled VM) past its lease finds
+// Valid false when it runs again, before its renewal goroutine has even
+// noticed, and publishes nothing; the next holder republishes the same
+// pushes. What no check can close is a stall between Valid and the write
+// itself: then a push reaches nsqd twice, under the same push_id.
+type Held struct {
+	Lease *queue.Lease
+	Lost  <-chan struct{}
+
+	base  time.Time    // monotonic origin of valid
+	valid atomic.Int64 // the lease's end as known here, ns after base
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+	b     *Balancer
+	ctx   context.Context
+}
+
+// Valid reports whether Lost is not closed and the lease has at least one
+// renewal period left by the last renewal this process saw answered (so
+// that a publish begun now ends, at its usual speed, while the lease holds).
+func (h *Held) Valid() bool {
+	select {
+	case <-h.Lost:
+		return false
+	default:
+	}
+	return time.Since(h.base)+h.b.renew < time.Duration(h.valid.Load())
+}
+
+// Release stops renewing and gives the lease back, so the next pick need
+// not wait out the lease; it is idempotent.
+func (h *Held) Release() {
+	h.once.Do(func() {
+		close(h.stop)
+		h.wg.Wait()
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(h.ctx), time.Second)
+		defer cancel()
+		if err := h.b.leases.Release(rctx, h.Lease); err != nil && !errors.Is(err, queue.ErrLeaseLost) {
+			h.b.log.Warn("lease release failed", "queue", h.Lease.Queue, "err", err)
+		}
+	})
+}
+
+// Hold keeps l renewed every RenewEvery until Release, each renewal bounded
+// by the time the lease has left (a hung Redis cannot hold a renewal past
+// the lease's end). l must have been acquired just before.
+func (b *Balancer) Hold(ctx context.Context, l *queue.Lease) *Held {
+	lost := make(chan struct{})
+	h := &Held{Lease: l, Lost: lost, base: time.Now(), stop: make(chan struct{}), b: b, ctx: ctx}
+	h.valid.Store(int64(b.lease))
+	h.wg.Add(1)
 	go func() {
-		defer wg.Done()
+		defer h.wg.Done()
 		t := time.NewTicker(b.renew)
 		defer t.Stop()
-		valid := time.Now().Add(b.lease)
 		for {
 			select {
-			case <-stop:
+			case <-h.stop:
 				return
 			case <-ctx.Done():
-				close(lostc)
+				close(lost)
 				return
 			case <-t.C:
 			}
-			sent := time.Now()
-			err := b.leases.Renew(ctx, l, b.lease)
+			sent := time.Since(h.base)
+			left := time.Duration(h.valid.Load()) - sent
+			if left <= 0 {
+				b.log.Warn("lease expired before it could be renewed", "queue", l.Queue)
+				close(lost)
+				return
+			}
+			rctx, cancel := context.WithTimeout(ctx, left)
+			err := b.leases.Renew(rctx, l, b.lease)
+			cancel()
 			switch {
 			case err == nil:
-				valid = sent.Add(b.lease)
+				h.valid.Store(int64(sent + b.lease))
 			case errors.Is(err, queue.ErrLeaseLost):
 				b.log.Warn("lease lost", "queue", l.Queue)
-				close(lostc)
+				close(lost)
 				return
 			default:
 				b.log.Warn("lease renewal failed", "queue", l.Queue, "err", err)
-				if time.Until(valid) < b.renew {
-					close(lostc)
+				if time.Duration(h.valid.Load())-time.Since(h.base) < b.renew {
+					close(lost)
 					return
 				}
 			}
 		}
 	}()
-	var once sync.Once
-	return lostc, func() {
-		once.Do(func() {
-			close(stop)
-			wg.Wait()
-			// Give the queue back so the next pick need not wait out the lease.
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-			defer cancel()
-			if err := b.leases.Release(rctx, l); err != nil && !errors.Is(err, queue.ErrLeaseLost) {
-				b.log.Warn("lease release failed", "queue", l.Queue, "err", err)
-			}
-		})
-	}
+	return h
 }

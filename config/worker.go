@@ -90,10 +90,10 @@ type Worker struct {
 	// than Lease. Default 20ms.
 	Tick Duration `json:"tick"`
 	// Lease is how long a worker owns a queue without renewing; a killed
-	// worker's queues are taken over after this. Default 5s.
+	// worker's queues are taken over after this. Default 1s.
 	Lease Duration `json:"lease"`
 	// LeaseRenew is how often a held lease is renewed; must be shorter than
-	// Lease. Default 1.5s.
+	// Lease. Default 250ms.
 	LeaseRenew Duration `json:"lease_renew"`
 	// InFlightDeadline is how long a popped push may stay unacknowledged
 	// before recovery republishes it. Default 10s.
@@ -249,8 +249,8 @@ func (w Worker) WithDefaults() Worker {
 	setDefault(&w.Lead, Duration(60*time.Second))
 	setDefault(&w.MergeWindow, Duration(10*time.Second))
 	setDefault(&w.Tick, Duration(20*time.Millisecond))
-	setDefault(&w.Lease, Duration(5*time.Second))
-	setDefault(&w.LeaseRenew, Duration(1500*time.Millisecond))
+	setDefault(&w.Lease, Duration(time.Second))
+	setDefault(&w.LeaseRenew, Duration(250*time.Millisecond))
 	setDefault(&w.InFlightDeadline, Duration(10*time.Second))
 	setDefault(&w.MarkInterval, Duration(200*time.Millisecond))
 	setDefault(&w.DrainTimeout, Duration(15*time.Second))

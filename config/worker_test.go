@@ -189,7 +189,7 @@ func TestPrecedence(t *testing.T) {
 			check: func(t *testing.T, w Worker) {
 				want(t, "topic", w.Topic, "coupon_push")
 				want(t, "consul", w.ConsulAddr, "127.0.0.1:8500")
-				want(t, "lease renew", w.LeaseRenew, Duration(1500*time.Millisecond))
+				want(t, "lease renew", w.LeaseRenew, Duration(250*time.Millisecond))
 			},
 		},
 	}

@@ -55,6 +55,9 @@ var (
 	ErrRejected = errors.New("push: nsqd rejected the batch")
 	// ErrStopped means the Publisher or Consumer was stopped.
 	ErrStopped = errors.New("push: stopped")
+	// ErrWithheld means PublishWhile's check answered false: nothing was
+	// published.
+	ErrWithheld = errors.New("push: withheld: the publish was no longer valid")
 )
 
 // PublisherConfig configures a Publisher. Zero values mean the defaults.
@@ -259,6 +262,15 @@ func (p *Publisher) discard(prod *nsq.Producer) {
 // have been accepted: delivery is at least once, and the consumer drops a
 // repeated push by its id.
 func (p *Publisher) Publish(ctx context.Context, pushes []Push) error {
+	return p.PublishWhile(ctx, pushes, nil)
+}
+
+// PublishWhile is Publish, but once the batches are encoded, right before
+// the first goes to nsqd, it asks valid (when not nil) and publishes
+// nothing if it answers false (ErrWithheld). The scheduler passes its
+// lease's check, so that what may run between the check and the write is
+// as short as it can be.
+func (p *Publisher) PublishWhile(ctx context.Context, pushes []Push, valid func() bool) error {
 	if len(pushes) == 0 {
 		return nil
 	}
@@ -273,6 +285,10 @@ func (p *Publisher) Publish(ctx context.Context, pushes []Push) error {
 	msgs, arenas, err := p.encode(pushes)
 	if err != nil {
 		return err
+	}
+	if valid != nil && !valid() {
+		p.release(arenas)
+		return ErrWithheld
 	}
 	if err := p.send(ctx, group(msgs, p.cfg.MaxBodyBytes)); err != nil {
 		return err // go-nsq may still hold msgs: no reuse

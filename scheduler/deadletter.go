@@ -2,10 +2,12 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
+	"couponpush/balance"
 	"couponpush/push"
 	"couponpush/queue"
 )
@@ -23,7 +25,8 @@ import (
 // out is ch built (a zero push for each entry of unsent, which could not be
 // built). unsent is empty when Publish of all of out was refused as
 // unsendable, with refused as the error.
-func (s *Scheduler) settle(ctx context.Context, l *queue.Lease, ch queue.Chunk, out []push.Push, unsent []queue.Unsent, refused error) error {
+func (s *Scheduler) settle(ctx context.Context, h *balance.Held, ch queue.Chunk, out []push.Push, unsent []queue.Unsent, refused error) error {
+	l := h.Lease
 	began := time.Now()
 	left := make([]int, 0, len(out))
 	for i := range out {
@@ -34,9 +37,9 @@ func (s *Scheduler) settle(ctx context.Context, l *queue.Lease, ch queue.Chunk, 
 	var bad []queue.Unsent
 	var err error
 	if len(unsent) > 0 {
-		bad, err = s.publishSome(ctx, out, left)
+		bad, err = s.publishSome(ctx, h, out, left)
 	} else {
-		bad, err = s.split(ctx, out, left, refused)
+		bad, err = s.split(ctx, h, out, left, refused)
 	}
 	s.stats.PublishNs.Add(int64(time.Since(began)))
 	if err != nil {
@@ -85,16 +88,16 @@ func (s *Scheduler) settle(ctx context.Context, l *queue.Lease, ch queue.Chunk, 
 
 // publishSome publishes the pushes of out at idx, splitting them if nsqd
 // refuses them as unsendable; it returns those that fail alone.
-func (s *Scheduler) publishSome(ctx context.Context, out []push.Push, idx []int) ([]queue.Unsent, error) {
+func (s *Scheduler) publishSome(ctx context.Context, h *balance.Held, out []push.Push, idx []int) ([]queue.Unsent, error) {
 	if len(idx) == 0 {
 		return nil, nil
 	}
-	err := s.publish(ctx, out, idx)
+	err := s.publish(ctx, h, out, idx)
 	switch {
 	case err == nil:
 		return nil, nil
 	case push.Unsendable(err):
-		return s.split(ctx, out, idx, err)
+		return s.split(ctx, h, out, idx, err)
 	}
 	return nil, err
 }
@@ -102,28 +105,43 @@ func (s *Scheduler) publishSome(ctx context.Context, out []push.Push, idx []int)
 // split publishes the two halves of idx, whose pushes were refused
 // together with the error refused, each with publishSome. A push refused
 // alone is unsendable for that reason.
-func (s *Scheduler) split(ctx context.Context, out []push.Push, idx []int, refused error) ([]queue.Unsent, error) {
+func (s *Scheduler) split(ctx context.Context, h *balance.Held, out []push.Push, idx []int, refused error) ([]queue.Unsent, error) {
 	if len(idx) == 1 {
 		return []queue.Unsent{{Index: idx[0], Reason: refused.Error()}}, nil
 	}
 	half := len(idx) / 2
-	bad, err := s.publishSome(ctx, out, idx[:half])
+	bad, err := s.publishSome(ctx, h, out, idx[:half])
 	if err != nil {
 		return nil, err
 	}
-	more, err := s.publishSome(ctx, out, idx[half:])
+	more, err := s.publishSome(ctx, h, out, idx[half:])
 	return append(bad, more...), err
 }
 
 // publish sends the pushes of out at idx and counts those nsqd accepted.
-func (s *Scheduler) publish(ctx context.Context, out []push.Push, idx []int) error {
+func (s *Scheduler) publish(ctx context.Context, h *balance.Held, out []push.Push, idx []int) error {
 	some := make([]push.Push, len(idx))
 	for i, j := range idx {
 		some[i] = out[j]
 	}
-	if err := s.pub.Publish(ctx, some); err != nil {
+	if err := s.send(ctx, h, some); err != nil {
 		return err
 	}
 	s.observe(some)
 	return nil
+}
+
+// errLeaseRunOut is send's refusal: the lease may have expired.
+var errLeaseRunOut = fmt.Errorf("lease has run out by this process's clock, not publishing: %w", queue.ErrLeaseLost)
+
+// send publishes pushes while h still holds (balance.Held.Valid): a worker
+// that was stopped or stalled past its lease leaves its pushes to the
+// queue's next holder, which republishes them under the same ids.
+func (s *Scheduler) send(ctx context.Context, h *balance.Held, pushes []push.Push) error {
+	err := s.pub.PublishWhile(ctx, pushes, h.Valid)
+	if errors.Is(err, push.ErrWithheld) {
+		s.stats.Fenced.Add(1)
+		return errLeaseRunOut
+	}
+	return err
 }

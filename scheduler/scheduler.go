@@ -35,7 +35,9 @@ type Index interface {
 
 // Publisher sends pushes to the message center; nil means nsqd accepted all.
 type Publisher interface {
-	Publish(ctx context.Context, pushes []push.Push) error
+	// PublishWhile publishes pushes if valid, asked right before they go
+	// out, answers true; push.ErrWithheld otherwise.
+	PublishWhile(ctx context.Context, pushes []push.Push, valid func() bool) error
 }
 
 // Templates tells a template's grab start, which every push item carries.
@@ -98,6 +100,11 @@ type Config struct {
 	// accepted a chunk and before the chunk is acked (the window where a
 	// crash makes the next holder republish it). Nil in production.
 	BeforeAck func()
+	// BeforePublish is a fault-injection point for tests: called after a
+	// chunk is taken and built, before it is published (where a stall
+	// past the lease must keep it from being published). Nil in
+	// production.
+	BeforePublish func()
 	// Logger receives lost leases, publish errors and recoveries; nil
 	// discards.
 	Logger *slog.Logger
@@ -203,8 +210,11 @@ type Stats struct {
 	// DeadLettered counts pushes set aside as never publishable (see
 	// deadletter.go).
 	DeadLettered atomic.Int64
-	Ticks        atomic.Int64 // loop iterations, busy or idle
-	LastTickNs   atomic.Int64 // unix time (ns) of the last loop iteration
+	// Fenced counts publishes withheld because the lease had run out by
+	// this process's clock (a stall or a stop past the lease).
+	Fenced     atomic.Int64
+	Ticks      atomic.Int64 // loop iterations, busy or idle
+	LastTickNs atomic.Int64 // unix time (ns) of the last loop iteration
 	// LeasesAcquired counts queue leases this scheduler took.
 	LeasesAcquired atomic.Int64
 	// Time spent in each step of delivery, summed over slots (ns).
@@ -426,8 +436,9 @@ func (s *Scheduler) once(pickCtx, workCtx context.Context) (worked bool, err err
 
 // drain works l's queue until nothing is due, the lease is lost or Stop.
 func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) error {
-	lost, release := s.bal.Hold(workCtx, l)
-	defer release()
+	h := s.bal.Hold(workCtx, l)
+	defer h.Release()
+	lost := h.Lost
 	// Publishing stops when the lease is lost: the next holder republishes.
 	ctx, cancel := context.WithCancel(workCtx)
 	defer cancel()
@@ -452,7 +463,7 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 		if len(rec) > 0 {
 			for _, ch := range rec {
 				s.stats.Recovered.Add(int64(len(ch.Pushes)))
-				if err := s.deliver(ctx, l, ch); err != nil {
+				if err := s.deliver(ctx, h, ch); err != nil {
 					return s.leaseErr(lost, err)
 				}
 			}
@@ -472,7 +483,7 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 			if s.cfg.Taken != nil {
 				s.cfg.Taken(p.Chunk)
 			}
-			if err := s.deliver(ctx, l, p.Chunk); err != nil {
+			if err := s.deliver(ctx, h, p.Chunk); err != nil {
 				return s.leaseErr(lost, err)
 			}
 		}
@@ -501,7 +512,8 @@ func (s *Scheduler) leaseErr(lost <-chan struct{}, err error) error {
 // deliver publishes a taken chunk, acks it and hands it to the marker. A
 // chunk some of whose pushes can never be published goes to settle
 // instead (deadletter.go), so that they do not hold up their queue.
-func (s *Scheduler) deliver(ctx context.Context, l *queue.Lease, ch queue.Chunk) error {
+func (s *Scheduler) deliver(ctx context.Context, h *balance.Held, ch queue.Chunk) error {
+	l := h.Lease
 	began := time.Now()
 	out, unsent, err := s.build(ctx, ch)
 	if err != nil {
@@ -510,13 +522,16 @@ func (s *Scheduler) deliver(ctx context.Context, l *queue.Lease, ch queue.Chunk)
 	built := time.Now()
 	s.stats.BuildNs.Add(int64(built.Sub(began)))
 	if len(unsent) > 0 {
-		return s.settle(ctx, l, ch, out, unsent, nil)
+		return s.settle(ctx, h, ch, out, unsent, nil)
 	}
-	err = s.pub.Publish(ctx, out)
+	if s.cfg.BeforePublish != nil {
+		s.cfg.BeforePublish()
+	}
+	err = s.send(ctx, h, out)
 	published := time.Now()
 	s.stats.PublishNs.Add(int64(published.Sub(built)))
 	if push.Unsendable(err) {
-		return s.settle(ctx, l, ch, out, nil, err)
+		return s.settle(ctx, h, ch, out, nil, err)
 	}
 	if err != nil {
 		s.stats.PublishErrs.Add(1)

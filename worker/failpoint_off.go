@@ -4,6 +4,6 @@ package worker
 
 import "log/slog"
 
-// failpoint is nil: this binary was built without -tags failpoint, so
+// failpoints are none: this binary was built without -tags failpoint, so
 // FailpointEnv is ignored.
-func failpoint(*slog.Logger) func() { return nil }
+func failpoints(*slog.Logger) failpointHooks { return failpointHooks{} }

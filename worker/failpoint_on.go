@@ -11,24 +11,34 @@ import (
 	"syscall"
 )
 
-// failpoint returns the hook FailpointEnv arms, nil when it is unset or
-// malformed.
-func failpoint(log *slog.Logger) func() {
+// failpoints returns the hooks FailpointEnv arms (see failpoint.go); both
+// nil when it is unset or malformed.
+func failpoints(log *slog.Logger) failpointHooks {
 	v, ok := os.LookupEnv(FailpointEnv)
 	if !ok {
-		return nil
+		return failpointHooks{}
 	}
-	n, err := strconv.Atoi(strings.TrimPrefix(v, "crash-before-ack:"))
-	if !strings.HasPrefix(v, "crash-before-ack:") || err != nil || n < 1 {
+	name, count, _ := strings.Cut(v, ":")
+	n, err := strconv.Atoi(count)
+	sig, known := map[string]syscall.Signal{"crash-before-ack": syscall.SIGKILL, "stop-before-publish": syscall.SIGSTOP}[name]
+	if !known || err != nil || n < 1 {
 		log.Error("ignoring a malformed failpoint", "env", FailpointEnv, "value", v)
-		return nil
+		return failpointHooks{}
 	}
-	log.Warn("failpoint armed: this worker will kill itself", "after_chunks", n)
+	log.Warn("failpoint armed", "failpoint", name, "after_chunks", n)
 	var seen atomic.Int64
-	return func() {
-		if seen.Add(1) == int64(n) {
-			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	hook := func() {
+		if seen.Add(1) != int64(n) {
+			return
+		}
+		_ = syscall.Kill(os.Getpid(), sig)
+		if sig == syscall.SIGKILL {
 			select {} // never ack
 		}
+		// SIGSTOP: this goroutine goes on when the test sends SIGCONT.
 	}
+	if sig == syscall.SIGKILL {
+		return failpointHooks{beforeAck: hook}
+	}
+	return failpointHooks{beforePublish: hook}
 }

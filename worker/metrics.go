@@ -254,6 +254,8 @@ func (m *workerMetrics) watchScheduler(s *scheduler.Scheduler, idx *queue.Client
 	m.counterFunc("couponpush_pushes_dead_lettered_total",
 		"Pushes that can never be published (too large, refused by nsqd, template missing), moved to their queue's dead letters.", st.DeadLettered.Load)
 	m.counterFunc("couponpush_publish_errors_total", "Publishes abandoned (lease lost or shutdown) and left for redelivery.", st.PublishErrs.Load)
+	m.counterFunc("couponpush_publishes_fenced_total",
+		"Publishes withheld because the queue's lease had run out by this worker's clock (it was stopped or stalled past it); the next holder republishes them.", st.Fenced.Load)
 
 	m.templateDue = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "couponpush_template_due_total",
 		Help: "Reminder items this worker took from its queues as due, by template (live templates only, at most 64; the rest \"other\")."}, []string{"template"})

@@ -246,12 +246,15 @@ func ms(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:
 func TestKillOneOfThreeWorkersMidBurst(t *testing.T) {
 	e := newEnv(t)
 	const reminders = 50_000
+	// The default lease (1 s, renewed every 250 ms), whose takeover this
+	// test measures.
+	flags := []string{"-pop-batch", "200", "-slots", "2", "-lease", "1s", "-lease-renew", "250ms"}
 	workers := []*proc{
-		e.startWorker(t, "w1", "-pop-batch", "200", "-slots", "2"),
+		e.startWorker(t, "w1", flags...),
 		// w2 SIGKILLs itself after nsqd accepted its 20th chunk and before
 		// acking it: mid-burst (about a fifth in), in the one window that forces a redelivery.
-		e.startWorkerEnv(t, "w2", []string{worker.FailpointEnv + "=crash-before-ack:20"}, "-pop-batch", "200", "-slots", "2"),
-		e.startWorker(t, "w3", "-pop-batch", "200", "-slots", "2"),
+		e.startWorkerEnv(t, "w2", []string{worker.FailpointEnv + "=crash-before-ack:20"}, flags...),
+		e.startWorker(t, "w3", flags...),
 	}
 	api := "http://" + workers[0].addr
 
@@ -355,7 +358,14 @@ func TestKillOneOfThreeWorkersMidBurst(t *testing.T) {
 			return false
 		}
 	})
+	// Its queues are taken over once their leases run out.
+	held := heldBy(t, idx, 16, "w2")
+	if len(held) == 0 {
+		t.Fatal("w2 died holding no lease")
+	}
 	atKill := pushtest.Summarise(col.All()).Unique()
+	enginetest.Eventually(t, "w2's queues taken over", 30*time.Second, func() bool { return takenOver(t, idx, 16, "w2", held) })
+	t.Logf("w2's queues %v taken over %v after it died", keys(held), time.Since(killedAt).Round(time.Millisecond))
 	t.Logf("w2 killed itself with %d of %d reminders delivered", atKill, len(want))
 	if atKill >= len(want) {
 		t.Fatalf("the kill came after the burst (%d delivered)", atKill)

@@ -393,20 +393,22 @@ func (w *Worker) startScheduler(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	fp := failpoints(w.log)
 	w.sched, err = scheduler.New(scheduler.Config{
-		Count:        w.router.Span,
-		MergeWindow:  cfg.MergeWindow.Duration(),
-		Tick:         cfg.Tick.Duration(),
-		Deadline:     cfg.InFlightDeadline.Duration(),
-		PopBatch:     cfg.PopBatch,
-		Slots:        cfg.Slots,
-		DrainTimeout: cfg.DrainTimeout.Duration(),
-		MarkBatch:    cfg.MarkBatch,
-		MarkInterval: cfg.MarkInterval.Duration(),
-		Observe:      w.m.observePush,
-		Taken:        w.m.observeTaken,
-		BeforeAck:    failpoint(w.log),
-		Logger:       w.log,
+		Count:         w.router.Span,
+		MergeWindow:   cfg.MergeWindow.Duration(),
+		Tick:          cfg.Tick.Duration(),
+		Deadline:      cfg.InFlightDeadline.Duration(),
+		PopBatch:      cfg.PopBatch,
+		Slots:         cfg.Slots,
+		DrainTimeout:  cfg.DrainTimeout.Duration(),
+		MarkBatch:     cfg.MarkBatch,
+		MarkInterval:  cfg.MarkInterval.Duration(),
+		Observe:       w.m.observePush,
+		Taken:         w.m.observeTaken,
+		BeforeAck:     fp.beforeAck,
+		BeforePublish: fp.beforePublish,
+		Logger:        w.log,
 	}, scheduler.Deps{Index: w.idx, Balancer: bal, Publisher: w.pub, Templates: newGrabStarts(w.templates), Marker: marker{w.subs}})
 	if err != nil {
 		return err

@@ -285,3 +285,8 @@ func logTail(path string) string {
 	}
 	return "    " + strings.Join(lines, "\n    ")
 }
+
+// Stopped reports whether every thread of process pid is stopped by a
+// signal (SIGSTOP), for tests of a process that stops itself. Without
+// /proc (not Linux) it cannot tell and reports true.
+func Stopped(pid int) bool { return stopped(pid) }
