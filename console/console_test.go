@@ -30,13 +30,17 @@ const operatorToken = "op-token-0123456789abcdef"
 // reads and does.
 
 type fakeQueues struct {
-	mu      sync.Mutex
-	paused  bool
-	replays []int
-	failing error
+	mu       sync.Mutex
+	paused   bool
+	replays  []int
+	failing  error
+	noLayout bool // as before N ever changed
 }
 
 func (f *fakeQueues) LayoutStatus(context.Context) (queue.LayoutStatus, bool, error) {
+	if f.noLayout {
+		return queue.LayoutStatus{}, false, nil
+	}
 	return queue.LayoutStatus{Layout: queue.Layout{Gen: 1, From: 2, To: 2, Span: 2}}, true, nil
 }
 func (f *fakeQueues) Inspect(_ context.Context, span int) ([]queue.QueueInfo, error) {
@@ -72,9 +76,10 @@ func (f *fakeQueues) Replay(_ context.Context, q int, _ []queue.DeadPush) (int, 
 }
 
 type fakeCluster struct {
-	mu  sync.Mutex
-	n   int
-	idx uint64
+	mu     sync.Mutex
+	n      int
+	idx    uint64
+	absent bool // no N in Consul
 }
 
 func (f *fakeCluster) Workers(context.Context, string) ([]cluster.Worker, error) {
@@ -87,6 +92,9 @@ func (f *fakeCluster) Workers(context.Context, string) ([]cluster.Worker, error)
 func (f *fakeCluster) QueueCount(context.Context) (int, uint64, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.absent {
+		return 0, 0, false, nil
+	}
 	return f.n, f.idx, true, nil
 }
 func (f *fakeCluster) SetQueueCount(_ context.Context, n int, cas uint64) (bool, error) {
@@ -514,7 +522,7 @@ func TestOverview(t *testing.T) {
 		f.c.sampler.sample(ctx)
 		f.clock.add(time.Second)
 	}
-	o := f.c.buildOverview("op")
+	o := f.c.buildOverview(ctx, "op")
 	if o.Queues.Count != 2 || len(o.Queues.Queues) != 2 || o.Queues.DueUsers != 7 || o.Queues.Dead != 2 || o.Queues.MaxLagMs != 2000 {
 		t.Fatalf("queues: %+v", o.Queues)
 	}
@@ -660,4 +668,26 @@ func TestSamplerIdles(t *testing.T) {
 	})
 	f.c.Stop()
 	f.c.Stop() // idempotent
+}
+
+// TestOverviewBeforeAnySampleAndWithoutN: the first look samples at once
+// (no empty page while the sampler wakes), and before N was ever set or
+// changed (no key in Consul, no layout in Redis) the console shows the
+// queues of the N the workers follow.
+func TestOverviewBeforeAnySampleAndWithoutN(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	c, err := New(Config{ServiceName: "svc", RedisPrefix: "pfx", Now: clk.now},
+		Deps{Operator: func(tok string) bool { return tok == operatorToken }, Queues: &fakeQueues{noLayout: true},
+			Cluster: &fakeCluster{absent: true}, Store: &fakeStore{}, Stock: fakeStock{}, Tracer: fakeTracer{},
+			Scraper: &fakeScraper{}, Count: func() int { return 3 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := c.buildOverview(context.Background(), "op")
+	if q := o.Queues; q.Found || q.Recorded || q.Count != 3 || q.Span != 3 || len(q.Queues) != 3 {
+		t.Fatalf("queues: %+v, want the default N of 3 with its 3 queues", q)
+	}
+	if len(o.Workers) != 3 {
+		t.Fatalf("workers: %+v, want the 3 of the catalog in the first answer", o.Workers)
+	}
 }

@@ -47,7 +47,7 @@ func (c *Console) index(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, c.buildOverview(whoOf(r).operator))
+	writeJSON(w, http.StatusOK, c.buildOverview(r.Context(), whoOf(r).operator))
 }
 
 // userJSON is GET api/user/{user_id}.

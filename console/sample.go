@@ -101,6 +101,8 @@ type sampler struct {
 	cfg  Config
 	deps Deps
 
+	sampling sync.Mutex // one sample at a time: the loop's or a request's (fresh)
+
 	mu   sync.Mutex // guards last and ring
 	last snapshot
 	ring *ring
@@ -118,9 +120,30 @@ func (s *sampler) current() (snapshot, []point) {
 	return s.last, s.ring.points()
 }
 
+// fresh returns a snapshot taken within maxAge, sampling first if the
+// last is older: the first look after the console sat idle (or after the
+// worker started) shows the cluster as it is, not an empty or stale page.
+func (s *sampler) fresh(ctx context.Context, maxAge time.Duration) (snapshot, []point) {
+	if snap, pts := s.current(); s.cfg.Now().Sub(snap.at) <= maxAge {
+		return snap, pts
+	}
+	s.sampling.Lock()
+	if snap, _ := s.current(); s.cfg.Now().Sub(snap.at) > maxAge {
+		s.sampleLocked(ctx)
+	}
+	s.sampling.Unlock()
+	return s.current()
+}
+
 // sample reads Consul, every worker's metrics and Redis (and MySQL every
 // MySQLEvery), each bounded by its timeout, and stores the snapshot.
 func (s *sampler) sample(ctx context.Context) {
+	s.sampling.Lock()
+	defer s.sampling.Unlock()
+	s.sampleLocked(ctx)
+}
+
+func (s *sampler) sampleLocked(ctx context.Context) {
 	s.mu.Lock()
 	prev := s.last
 	s.mu.Unlock()
@@ -185,6 +208,9 @@ func (s *sampler) readConsulAndMetrics(ctx context.Context, snap *snapshot) {
 	if err != nil {
 		snap.nErr = err.Error()
 	}
+	if !found && s.deps.Count != nil {
+		snap.n = s.deps.Count() // the default every worker follows
+	}
 	ws, err := s.deps.Cluster.Workers(cctx, s.cfg.ServiceName)
 	if err != nil {
 		snap.errs["consul"] = err.Error()
@@ -247,10 +273,16 @@ func (s *sampler) readRedis(ctx context.Context, snap *snapshot) {
 		if snap.redisTime, err = s.deps.Queues.Time(rctx); err != nil {
 			return err
 		}
+		span := snap.layout.Span
 		if !snap.recorded {
-			return nil // no layout yet: no queues to show
+			// No layout yet (N never changed): the queues are those of
+			// the N the workers follow, if known.
+			if s.deps.Count == nil {
+				return nil
+			}
+			span = s.deps.Count()
 		}
-		snap.queues, err = s.deps.Queues.Inspect(rctx, snap.layout.Span)
+		snap.queues, err = s.deps.Queues.Inspect(rctx, span)
 		return err
 	}()
 	if err != nil {

@@ -117,6 +117,10 @@ type Deps struct {
 	Tracer   Tracer  // required
 	// Scraper reads the workers' metrics; default NewHTTPScraper().
 	Scraper Scraper
+	// Count, if set, is the queue count N this worker follows (Consul's,
+	// or the default while the key is absent). While Redis has no layout
+	// recorded (N never changed), it names the queues to show.
+	Count func() int
 }
 
 func (d Deps) check() error {

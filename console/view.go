@@ -2,6 +2,7 @@ package console
 
 import (
 	"cmp"
+	"context"
 	"math"
 	"slices"
 	"strconv"
@@ -41,7 +42,7 @@ type overviewJSON struct {
 
 type queuesJSON struct {
 	Key        string      `json:"key"`
-	Count      int         `json:"count"` // N in Consul; 0 when absent
+	Count      int         `json:"count"` // N in Consul; while absent, the N the workers follow (0: unknown)
 	Found      bool        `json:"found"`
 	Error      string      `json:"error,omitempty"`
 	Recorded   bool        `json:"recorded"`
@@ -176,8 +177,8 @@ func ms(seconds float64) float64 {
 }
 
 // overview builds the page's figures from the last snapshot.
-func (c *Console) buildOverview(operator string) overviewJSON {
-	snap, pts := c.sampler.current()
+func (c *Console) buildOverview(ctx context.Context, operator string) overviewJSON {
+	snap, pts := c.sampler.fresh(ctx, 2*c.cfg.SampleEvery)
 	now := c.cfg.Now()
 	out := overviewJSON{At: stamp(now), SampledAt: stamp(snap.at), Errors: snap.errs, Paused: snap.paused,
 		RedisPrefix: c.cfg.RedisPrefix, Workers: []workerJSON{}, Drops: []dropJSON{}, Operator: operator}
@@ -193,6 +194,9 @@ func (c *Console) buildOverview(operator string) overviewJSON {
 	q := queuesJSON{Key: snap.nKey, Count: snap.n, Found: snap.nFound, Error: snap.nErr, Recorded: snap.recorded,
 		Generation: snap.layout.Gen, From: snap.layout.From, To: snap.layout.To, Span: snap.layout.Span,
 		Moving: snap.recorded && !snap.layout.Stable(), Moved: snap.layout.Moved, Total: snap.layout.Total, Queues: []queueJSON{}}
+	if !snap.recorded {
+		q.Span = len(snap.queues)
+	}
 	dead := m.maxBy(mDeadLetters, "queue")
 	for _, info := range snap.queues {
 		j := queueJSON{Queue: info.Queue, Users: info.Users, Depth: info.DueUsers, InFlight: info.InFlight, Marks: info.Marks,

@@ -33,6 +33,7 @@ func (w *Worker) consolePart() part {
 			Store:    console.NewSQLStore(w.db),
 			Stock:    remaining{w.coupons},
 			Tracer:   tracer{w},
+			Count:    w.watcher.Count,
 		})
 		if err != nil {
 			return err

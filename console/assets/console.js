@@ -90,14 +90,14 @@
   function overview(o) {
     $("state").textContent = o.paused ? "PAUSED" : "emitting";
     $("state").className = "badge " + (o.paused ? "paused" : "ok");
-    $("queue-count").textContent = o.queues.found ? o.queues.count : "absent (default)";
+    $("queue-count").textContent = o.queues.found ? o.queues.count : (o.queues.count ? `${o.queues.count} (default: absent in Consul)` : "absent (default)");
     $("worker-count").textContent = o.workers.length;
     $("publish-rate").textContent = num(o.publish_rate);
     $("sampled-at").textContent = time(o.sampled_at);
     $("errors").replaceChildren(...Object.entries(o.errors).map(([k, v]) => el("p", { class: "error" }, k + ": " + v)));
     drops(o.drops);
     const q = o.queues;
-    let layout = q.recorded ? `${q.to} queues, generation ${q.generation}, span ${q.span}` : "no layout recorded in Redis";
+    let layout = q.recorded ? `${q.to} queues, generation ${q.generation}, span ${q.span}` : `${q.span} queues (no layout recorded in Redis: N never changed)`;
     if (q.moving) layout = `moving ${q.from} → ${q.to} queues: ${num(q.moved)}/${num(q.total)} users moved`;
     $("layout").textContent = `${layout} · due users ${num(q.due_users)} · in flight ${num(q.in_flight)} · max lag ${dur(q.max_lag_ms)} · dead letters ${num(q.dead_letters)}`;
     rows($("queues").tBodies[0], q.list, (x) => [x.queue, num(x.depth), num(x.users), dur(x.lag_ms), num(x.in_flight), num(x.marks), num(x.in_transit), num(x.dead_letters), x.lease_holder || "free"]);
