@@ -152,3 +152,80 @@ func keys(m map[int]bool) []int {
 	}
 	return out
 }
+
+// TestRedisStallPastTheLease freezes Redis (SIGSTOP) mid-burst for longer
+// than the lease, under two workers: when it runs again every lease has
+// expired by its clock, the workers' renewals were cut off by the time
+// their leases had left, and whatever they had taken is either published
+// under its push id or left to the next holder, never both under
+// different ids. Every reminder still arrives, once or repeated under the
+// same push_id.
+func TestRedisStallPastTheLease(t *testing.T) {
+	e := newEnv(t)
+	rp := enginetest.StartRedis(t)
+	e.redis = rp.Addr
+	const reminders, queues = 20_000, 16
+	flags := []string{"-lease", "1s", "-lease-renew", "250ms", "-pop-batch", "100", "-slots", "2"}
+	w1 := e.startWorker(t, "w1", flags...)
+	e.startWorker(t, "w2", flags...)
+	api := "http://" + w1.addr
+
+	grab := time.Now().Add(90 * time.Second).Truncate(time.Second)
+	code, body := call(t, "POST", api+"/v1/templates", map[string]any{
+		"name": "stall", "type": "fixed", "value": 500, "threshold_cents": 0, "stock": 1000000,
+		"grab_start": ms(grab), "grab_end": ms(grab.Add(time.Hour)), "valid_days": 7,
+	})
+	if code != http.StatusCreated {
+		t.Fatalf("create template: %d %v", code, body)
+	}
+	tid := int64(body["id"].(float64))
+	db, err := sql.Open("mysql", e.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: e.redis})
+	defer rdb.Close()
+	idx, err := queue.New(rdb, queue.Options{Prefix: e.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := idx.Pause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := map[pushtest.Pair]bool{}
+	var entries []queue.Entry
+	pushAt := time.Now().Add(-time.Second)
+	for u := int64(1); u <= reminders; u++ {
+		entries = append(entries, queue.Entry{UserID: u, TemplateID: tid, PushAt: pushAt, Version: 1})
+		want[pushtest.Pair{UserID: u, TemplateID: tid}] = true
+	}
+	if err := seed.Subscriptions(ctx, db, idx.NewRouter(func() int { return queues }), 32, entries); err != nil {
+		t.Fatal(err)
+	}
+	col, err := pushtest.NewCollector(e.nsqd, e.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Stop()
+	if err := idx.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	enginetest.Eventually(t, "the burst under way", 60*time.Second, func() bool {
+		return pushtest.Summarise(col.All()).Unique() >= reminders/20
+	})
+	rp.Freeze(t)
+	atFreeze := pushtest.Summarise(col.All()).Unique()
+	time.Sleep(1500 * time.Millisecond) // the stall itself: Redis stopped past the 1 s lease
+	rp.Thaw(t)
+	t.Logf("Redis stopped 1.5 s with %d of %d reminders delivered", atFreeze, reminders)
+	if atFreeze >= reminders {
+		t.Fatal("the stall came after the burst")
+	}
+	enginetest.Eventually(t, "every reminder delivered after the stall", 90*time.Second, func() bool {
+		return pushtest.Summarise(col.All()).Unique() >= len(want)
+	})
+	r := checkDelivered(t, "a Redis stall past the lease", col, want, nil)
+	t.Logf("%d deliveries, %d repeats (same push_id)", r.Deliveries, r.Repeats)
+}
