@@ -52,7 +52,7 @@ func (c *Client) Template(ctx context.Context, templateID int64, opts ...CallOpt
 	return t, err
 }
 
-// UpdateTemplate changes a template's name and grab window: PATCH
+// UpdateTemplate changes a template's name, grab window or priority: PATCH
 // /v1/templates/{template_id} (operators).
 func (c *Client) UpdateTemplate(ctx context.Context, templateID int64, p TemplatePatch, opts ...CallOption) (Template, error) {
 	var t Template

@@ -195,8 +195,22 @@ func TestClientAgainstWorker(t *testing.T) {
 		}
 		tpl, err = op.CreateTemplate(ctx, hot)
 		must(err)
-		if tpl.ID == 0 || tpl.Stock != 2 || tpl.Remaining != 2 || tpl.SubStocks != 2 || tpl.ValidDays != 7 || !tpl.GrabStart.Equal(hot.GrabStart.Truncate(time.Millisecond)) {
+		if tpl.ID == 0 || tpl.Stock != 2 || tpl.Remaining != 2 || tpl.SubStocks != 2 || tpl.ValidDays != 7 || !tpl.GrabStart.Equal(hot.GrabStart.Truncate(time.Millisecond)) ||
+			tpl.Priority != client.PriorityNormal {
 			t.Fatalf("created %+v", tpl)
+		}
+		high := hot
+		high.Name, high.Priority = "hot, high", client.PriorityHigh
+		hp, err := op.CreateTemplate(ctx, high)
+		must(err)
+		if got, err := op.Template(ctx, hp.ID); err != nil || hp.Priority != client.PriorityHigh || got.Priority != client.PriorityHigh {
+			t.Fatalf("created %q, read %q (%v), want high", hp.Priority, got.Priority, err)
+		}
+		badPriority := hot
+		badPriority.Priority = "urgent"
+		_, err = op.CreateTemplate(ctx, badPriority)
+		if !errors.As(err, &e) || e.Code != "invalid_argument" || len(e.Fields) != 1 || e.Fields[0].Field != "priority" {
+			t.Fatalf("err %v, want invalid_argument naming priority", err)
 		}
 		got, err := op.Template(ctx, tpl.ID, as(99))
 		must(err)
@@ -210,6 +224,12 @@ func TestClientAgainstWorker(t *testing.T) {
 		must(err)
 		if got.Name != name || got.Version != tpl.Version+1 {
 			t.Fatalf("patched %+v", got)
+		}
+		low := client.PriorityLow
+		got, err = op.UpdateTemplate(ctx, tpl.ID, client.TemplatePatch{Priority: &low})
+		must(err)
+		if got.Priority != client.PriorityLow || got.Name != name || got.Version != tpl.Version+2 {
+			t.Fatalf("patched priority %+v", got)
 		}
 		got, err = op.AddStock(ctx, tpl.ID, 1)
 		must(err)

@@ -17,6 +17,7 @@ type TemplateDraft struct {
 	Stock          int64      `json:"stock"`
 	PerUserLimit   int        `json:"per_user_limit,omitempty"`
 	SubStocks      int        `json:"substocks,omitempty"`
+	Priority       string     `json:"priority,omitempty"` // PriorityHigh, PriorityNormal or PriorityLow; "" = normal
 	GrabStart      time.Time  `json:"grab_start"`
 	GrabEnd        time.Time  `json:"grab_end"`
 	ValidUntil     *time.Time `json:"valid_until,omitempty"`
@@ -29,12 +30,23 @@ const (
 	TypePercent = "percent" // Value is 1-99 percent off
 )
 
+// Template priorities: which reminders go first when the cluster cannot
+// emit everything that is due at once. Stored and answered; scheduling by
+// priority comes with issue 12.
+const (
+	PriorityHigh   = "high"
+	PriorityNormal = "normal" // the default
+	PriorityLow    = "low"
+)
+
 // TemplatePatch is the body of PATCH /v1/templates/{template_id}; nil
-// fields are left alone.
+// fields are left alone. Priority may change even once the template has
+// subscribers; grab_start may not.
 type TemplatePatch struct {
 	Name      *string    `json:"name,omitempty"`
 	GrabStart *time.Time `json:"grab_start,omitempty"`
 	GrabEnd   *time.Time `json:"grab_end,omitempty"`
+	Priority  *string    `json:"priority,omitempty"`
 }
 
 // Template is a coupon template as the API answers it.
@@ -49,6 +61,7 @@ type Template struct {
 	Remaining      int64      `json:"remaining"`
 	PerUserLimit   int        `json:"per_user_limit"`
 	SubStocks      int        `json:"substocks"`
+	Priority       string     `json:"priority"` // PriorityHigh, PriorityNormal or PriorityLow
 	GrabStart      time.Time  `json:"grab_start"`
 	GrabEnd        time.Time  `json:"grab_end"`
 	ValidUntil     *time.Time `json:"valid_until,omitempty"`

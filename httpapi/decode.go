@@ -216,6 +216,7 @@ type templateRequest struct {
 	Stock          int64   `json:"stock"`
 	PerUserLimit   *int    `json:"per_user_limit"`
 	SubStocks      *int    `json:"substocks"`
+	Priority       *string `json:"priority"`
 	GrabStart      *string `json:"grab_start"`
 	GrabEnd        *string `json:"grab_end"`
 	ValidUntil     *string `json:"valid_until"`
@@ -232,6 +233,7 @@ func decodeTemplate(body []byte) (template.Draft, *apiError) {
 	d := template.Draft{
 		Name: req.Name, Type: template.Type(req.Type), Value: req.Value, ThresholdCents: req.ThresholdCents,
 		Stock: req.Stock, PerUserLimit: req.PerUserLimit, SubStocks: req.SubStocks, ValidDays: req.ValidDays,
+		Priority: priority(req.Priority),
 	}
 	var e *apiError
 	if d.GrabStart, e = parseTime("grab_start", req.GrabStart); e != nil {
@@ -250,10 +252,21 @@ func decodeTemplate(body []byte) (template.Draft, *apiError) {
 	return d, nil
 }
 
+// priority is a request's priority for template.New or Patch to check;
+// nil (absent or null) leaves the default or the stored one.
+func priority(s *string) *template.Priority {
+	if s == nil {
+		return nil
+	}
+	p := template.Priority(*s)
+	return &p
+}
+
 type templatePatchRequest struct {
 	Name      *string `json:"name"`
 	GrabStart *string `json:"grab_start"`
 	GrabEnd   *string `json:"grab_end"`
+	Priority  *string `json:"priority"`
 }
 
 // decodeTemplatePatch decodes PATCH /v1/templates/{id}.
@@ -262,7 +275,7 @@ func decodeTemplatePatch(body []byte) (template.Patch, *apiError) {
 	if e := decodeObject(body, &req); e != nil {
 		return template.Patch{}, e
 	}
-	p := template.Patch{Name: req.Name}
+	p := template.Patch{Name: req.Name, Priority: priority(req.Priority)}
 	for _, f := range []struct {
 		name string
 		in   *string

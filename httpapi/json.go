@@ -41,6 +41,7 @@ type templateJSON struct {
 	Remaining      int64     `json:"remaining"`
 	PerUserLimit   int       `json:"per_user_limit"`
 	SubStocks      int       `json:"substocks"`
+	Priority       string    `json:"priority"`
 	GrabStart      jsonTime  `json:"grab_start"`
 	GrabEnd        jsonTime  `json:"grab_end"`
 	ValidUntil     *jsonTime `json:"valid_until,omitempty"`
@@ -54,7 +55,7 @@ func templateOut(t template.Template) templateJSON {
 	return templateJSON{
 		ID: t.ID, Name: t.Name, Type: string(t.Type), Value: t.Value, ThresholdCents: t.ThresholdCents,
 		Stock: t.Stock, Issued: t.Issued, Remaining: t.Remaining, PerUserLimit: t.PerUserLimit,
-		SubStocks: t.SubStocks, GrabStart: jsonTime(t.GrabStart), GrabEnd: jsonTime(t.GrabEnd), ValidUntil: optTime(t.ValidUntil),
+		SubStocks: t.SubStocks, Priority: string(t.Priority), GrabStart: jsonTime(t.GrabStart), GrabEnd: jsonTime(t.GrabEnd), ValidUntil: optTime(t.ValidUntil),
 		ValidDays: t.ValidDays, Version: t.Version, CreatedAt: jsonTime(t.CreatedAt), UpdatedAt: jsonTime(t.UpdatedAt),
 	}
 }

@@ -218,3 +218,61 @@ func TestEnsureDatabase(t *testing.T) {
 		}
 	})
 }
+
+// TestTemplatesPriority: 0009 adds templates.priority; a template stored
+// before it reads as normal, and the column takes only the three values.
+func TestTemplatesPriority(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openDB(t, newDSN(t))
+	ms, err := Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The schema as it was before 0009, recorded as applied, with a row.
+	if _, err := db.ExecContext(ctx, `CREATE TABLE schema_migrations (version INT NOT NULL, applied_at DATETIME(3) NOT NULL, PRIMARY KEY (version))`); err != nil {
+		t.Fatal(err)
+	}
+	const before = 9
+	for _, m := range ms {
+		if m.Version >= before {
+			break
+		}
+		if _, err := db.ExecContext(ctx, m.SQL); err != nil {
+			t.Fatalf("apply %s: %v", m.Name, err)
+		}
+		if _, err := db.ExecContext(ctx, "INSERT INTO schema_migrations VALUES (?, UTC_TIMESTAMP(3))", m.Version); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO templates (name, type, value, stock, grab_start, grab_end, valid_days, created_at, updated_at)
+VALUES ('old', 'fixed', 100, 10, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3) + INTERVAL 1 HOUR, 7, UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))`); err != nil {
+		t.Fatalf("insert a template before 0009: %v", err)
+	}
+	applied, err := Up(ctx, db)
+	if err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	if len(applied) == 0 || applied[0] != before {
+		t.Fatalf("Up applied %v, want it to start at %d", applied, before)
+	}
+	var got string
+	if err := db.QueryRowContext(ctx, "SELECT priority FROM templates WHERE name = 'old'").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != "normal" {
+		t.Fatalf("an old template's priority = %q, want normal", got)
+	}
+	for _, tc := range []struct {
+		name  string
+		value string
+		ok    bool
+	}{{"high", "high", true}, {"low", "low", true}, {"unknown", "urgent", false}, {"empty", "", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := db.ExecContext(ctx, "UPDATE templates SET priority = ? WHERE name = 'old'", tc.value)
+			if (err == nil) != tc.ok {
+				t.Fatalf("set priority %q: err = %v, want accepted %v", tc.value, err, tc.ok)
+			}
+		})
+	}
+}

@@ -44,12 +44,30 @@ func NewRedis(rdb redis.UniversalClient, prefix string, store *Store) *Redis {
 func (r *Redis) Get(ctx context.Context, id int64) (Template, error) {
 	b, err := r.rdb.Get(ctx, r.keys.template(id)).Bytes()
 	if err == nil {
-		var t Template
-		if json.Unmarshal(b, &t) == nil && t.ID == id {
+		if t, ok := decodeCached(b, id); ok {
 			return t, nil
 		}
 	}
 	return r.store.Get(ctx, id)
+}
+
+// decodeCached reads a Redis entry written by Refresh. An entry written
+// before templates had a priority has none: it is PriorityNormal, as the
+// column's default made it in MySQL. An entry that is not template id, or
+// whose priority this version does not know, is not used (the caller
+// reads MySQL).
+func decodeCached(b []byte, id int64) (Template, bool) {
+	var t Template
+	if json.Unmarshal(b, &t) != nil || t.ID != id {
+		return Template{}, false
+	}
+	if t.Priority == "" {
+		t.Priority = PriorityNormal
+	}
+	if !t.Priority.Valid() {
+		return Template{}, false
+	}
+	return t, true
 }
 
 // Create creates a template in MySQL (see Store.Create).

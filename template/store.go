@@ -48,7 +48,7 @@ func NewStore(db *sql.DB, cfg StoreConfig) (*Store, error) {
 }
 
 const templateColumns = `id, name, type, value, threshold_cents, stock, issued, per_user_limit, substocks,
-grab_start, grab_end, valid_until, valid_days, version, created_at, updated_at`
+priority, grab_start, grab_end, valid_until, valid_days, version, created_at, updated_at`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -58,14 +58,16 @@ func scanTemplate(r rowScanner) (Template, error) {
 		typ        string
 		validUntil sql.NullTime
 		validDays  sql.NullInt64
+		priority   string
 	)
 	err := r.Scan(&t.ID, &t.Name, &typ, &t.Value, &t.ThresholdCents, &t.Stock, &t.Issued,
-		&t.PerUserLimit, &t.SubStocks, &t.GrabStart, &t.GrabEnd, &validUntil, &validDays, &t.Version,
+		&t.PerUserLimit, &t.SubStocks, &priority, &t.GrabStart, &t.GrabEnd, &validUntil, &validDays, &t.Version,
 		&t.CreatedAt, &t.UpdatedAt)
 	if err != nil {
 		return Template{}, err
 	}
 	t.Type = Type(typ)
+	t.Priority = Priority(priority)
 	t.Remaining = t.Stock - t.Issued
 	if validUntil.Valid {
 		t.ValidUntil = validUntil.Time.UTC()
@@ -102,10 +104,10 @@ func (s *Store) Create(ctx context.Context, d Draft) (t Template, err error) {
 		}
 	}()
 	res, err := tx.ExecContext(ctx, `INSERT INTO templates
-(name, type, value, threshold_cents, stock, issued, per_user_limit, substocks, grab_start, grab_end,
+(name, type, value, threshold_cents, stock, issued, per_user_limit, substocks, priority, grab_start, grab_end,
  valid_until, valid_days, version, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
-		t.Name, string(t.Type), t.Value, t.ThresholdCents, t.Stock, t.PerUserLimit, t.SubStocks, t.GrabStart, t.GrabEnd,
+VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
+		t.Name, string(t.Type), t.Value, t.ThresholdCents, t.Stock, t.PerUserLimit, t.SubStocks, string(t.Priority), t.GrabStart, t.GrabEnd,
 		nullTime(t.ValidUntil), nullInt(t.ValidDays), now, now)
 	if err != nil {
 		return Template{}, fmt.Errorf("template: insert template %q: %w", t.Name, err)
@@ -235,7 +237,8 @@ func (s *Store) Update(ctx context.Context, id int64, p Patch) (t Template, err 
 			return Template{}, fmt.Errorf("template: check subscribers of template %d: %w", id, err)
 		}
 	}
-	if next.Name == cur.Name && next.GrabStart.Equal(cur.GrabStart) && next.GrabEnd.Equal(cur.GrabEnd) {
+	if next.Name == cur.Name && next.Priority == cur.Priority &&
+		next.GrabStart.Equal(cur.GrabStart) && next.GrabEnd.Equal(cur.GrabEnd) {
 		if err := tx.Commit(); err != nil {
 			return Template{}, fmt.Errorf("template: end no-op update of template %d: %w", id, err)
 		}
@@ -243,8 +246,8 @@ func (s *Store) Update(ctx context.Context, id int64, p Patch) (t Template, err 
 	}
 	now := norm(s.now())
 	if _, err := tx.ExecContext(ctx, `UPDATE templates
-SET name = ?, grab_start = ?, grab_end = ?, version = version + 1, updated_at = ?
-WHERE id = ?`, next.Name, next.GrabStart, next.GrabEnd, now, id); err != nil {
+SET name = ?, priority = ?, grab_start = ?, grab_end = ?, version = version + 1, updated_at = ?
+WHERE id = ?`, next.Name, string(next.Priority), next.GrabStart, next.GrabEnd, now, id); err != nil {
 		return Template{}, fmt.Errorf("template: update template %d: %w", id, err)
 	}
 	if err := tx.Commit(); err != nil {

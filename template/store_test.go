@@ -26,6 +26,11 @@ func newDB(t testing.TB) *sql.DB {
 	return db
 }
 
+func withPriority(d Draft, p Priority) Draft {
+	d.Priority = &p
+	return d
+}
+
 func fixedClock(t time.Time) func() time.Time { return func() time.Time { return t } }
 
 func addSubscriber(t *testing.T, db *sql.DB, templateID int64) {
@@ -50,6 +55,9 @@ func TestStoreCreateGet(t *testing.T) {
 		{name: "percent with valid_until", d: Draft{Name: "ten percent", Type: Percent, Value: 10, ThresholdCents: 9900,
 			Stock: 5, PerUserLimit: ptr(3), GrabStart: t0.Add(123 * time.Millisecond), GrabEnd: t0.Add(time.Hour),
 			ValidUntil: ptr(t0.Add(240 * time.Hour))}},
+		{name: "priority high", d: withPriority(validDraft(), PriorityHigh)},
+		{name: "priority normal", d: withPriority(validDraft(), PriorityNormal)},
+		{name: "priority low", d: withPriority(validDraft(), PriorityLow)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,6 +74,17 @@ func TestStoreCreateGet(t *testing.T) {
 			}
 			if got != created {
 				t.Fatalf("Get = %+v\nwant  %+v", got, created)
+			}
+			want := PriorityNormal
+			if tt.d.Priority != nil {
+				want = *tt.d.Priority
+			}
+			var col string
+			if err := s.db.QueryRow("SELECT priority FROM templates WHERE id = ?", created.ID).Scan(&col); err != nil {
+				t.Fatal(err)
+			}
+			if got.Priority != want || col != string(want) {
+				t.Fatalf("priority answered %q, stored %q, want %q", got.Priority, col, want)
 			}
 		})
 	}
@@ -124,6 +143,17 @@ func TestStoreUpdate(t *testing.T) {
 				t.Errorf("GrabEnd = %v", a.GrabEnd)
 			}
 		}},
+		{name: "priority with subscribers", subscribers: true, patch: Patch{Priority: ptr(PriorityHigh)}, check: func(t *testing.T, b, a Template) {
+			if a.Priority != PriorityHigh || b.Priority != PriorityNormal || a.Version != b.Version+1 {
+				t.Errorf("before %+v\nafter %+v", b, a)
+			}
+		}},
+		{name: "same priority is no change", patch: Patch{Priority: ptr(PriorityNormal)}, check: func(t *testing.T, b, a Template) {
+			if a != b {
+				t.Errorf("after = %+v, want %+v", a, b)
+			}
+		}},
+		{name: "unknown priority", patch: Patch{Priority: ptr(Priority("urgent")), Name: ptr("x")}, wantInvalid: true},
 		{name: "grab_end before grab_start", patch: Patch{GrabEnd: ptr(t0.Add(-time.Hour))}, wantInvalid: true},
 		{name: "empty name", patch: Patch{Name: ptr("")}, wantInvalid: true},
 		{name: "empty patch changes nothing", patch: Patch{}, check: func(t *testing.T, b, a Template) {

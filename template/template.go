@@ -26,6 +26,28 @@ const (
 	Percent Type = "percent" // Value is a percentage off, 1-99
 )
 
+// Priority says which reminders go first when the cluster cannot emit
+// everything that is due at once: higher priority, then earlier grab
+// start. It is stored and answered; scheduling by priority comes with
+// issue 12.
+type Priority string
+
+// The priorities; a template without one is PriorityNormal.
+const (
+	PriorityHigh   Priority = "high"
+	PriorityNormal Priority = "normal"
+	PriorityLow    Priority = "low"
+)
+
+// Valid reports whether p is one of the priorities ("" is not).
+func (p Priority) Valid() bool {
+	switch p {
+	case PriorityHigh, PriorityNormal, PriorityLow:
+		return true
+	}
+	return false
+}
+
 // Limits on template fields.
 const (
 	MaxNameLen      = 128  // characters
@@ -63,6 +85,7 @@ type Template struct {
 	Remaining      int64 // Stock - Issued
 	PerUserLimit   int
 	SubStocks      int       // Redis sub-stock keys the stock is split over
+	Priority       Priority  // never ""; PriorityNormal unless given
 	GrabStart      time.Time // when users may start claiming
 	GrabEnd        time.Time // when claiming ends
 	ValidUntil     time.Time // fixed expiry of claimed coupons; zero if ValidDays is used
@@ -79,8 +102,9 @@ type Draft struct {
 	Value          int64
 	ThresholdCents int64
 	Stock          int64
-	PerUserLimit   *int // nil = DefaultPerUser
-	SubStocks      *int // nil = DefaultSubStock
+	PerUserLimit   *int      // nil = DefaultPerUser
+	SubStocks      *int      // nil = DefaultSubStock
+	Priority       *Priority // nil = PriorityNormal
 	GrabStart      time.Time
 	GrabEnd        time.Time
 	ValidUntil     *time.Time // exactly one of ValidUntil and ValidDays
@@ -88,10 +112,13 @@ type Draft struct {
 }
 
 // Patch is a change to an existing template; nil fields are left alone.
+// Priority may change at any time, subscribers or not: it orders emission
+// only and moves no reminder's push time.
 type Patch struct {
 	Name      *string
 	GrabStart *time.Time
 	GrabEnd   *time.Time
+	Priority  *Priority
 }
 
 // FieldError is one invalid field.
@@ -139,6 +166,13 @@ func (c *checker) name(name string) {
 		c.fail("name", "must be at most %d characters, got %d", MaxNameLen, n)
 	case !utf8.ValidString(name):
 		c.fail("name", "must be valid UTF-8")
+	}
+}
+
+// priority checks a given priority.
+func (c *checker) priority(p Priority) {
+	if !p.Valid() {
+		c.fail("priority", "must be high, normal or low, got %q", string(p))
 	}
 }
 
@@ -215,6 +249,11 @@ func New(d Draft) (Template, error) {
 			c.fail("substocks", "must be 1 to %d, got %d", MaxSubStocks, subs)
 		}
 	}
+	prio := PriorityNormal
+	if d.Priority != nil {
+		prio = *d.Priority
+		c.priority(prio)
+	}
 	start, end := norm(d.GrabStart), norm(d.GrabEnd)
 	var validUntil time.Time
 	var validDays int
@@ -246,6 +285,7 @@ func New(d Draft) (Template, error) {
 		Remaining:      d.Stock,
 		PerUserLimit:   perUser,
 		SubStocks:      subs,
+		Priority:       prio,
 		GrabStart:      start,
 		GrabEnd:        end,
 		ValidUntil:     validUntil,
@@ -260,6 +300,10 @@ func (t Template) apply(p Patch) (Template, bool, error) {
 	if p.Name != nil {
 		c.name(*p.Name)
 		t.Name = *p.Name
+	}
+	if p.Priority != nil {
+		c.priority(*p.Priority)
+		t.Priority = *p.Priority
 	}
 	startChanged := false
 	if p.GrabStart != nil {

@@ -86,6 +86,29 @@ func TestNew(t *testing.T) {
 		{name: "valid_days 0", edit: func(d *Draft) { d.ValidDays = ptr(0) }, wantFields: []string{"valid_days"}},
 		{name: "valid_days 3651", edit: func(d *Draft) { d.ValidDays = ptr(3651) }, wantFields: []string{"valid_days"}},
 		{name: "valid_until at grab_start", edit: func(d *Draft) { d.ValidDays, d.ValidUntil = nil, ptr(t0) }, wantFields: []string{"valid_until"}},
+		{name: "no priority is normal", edit: func(*Draft) {}, check: func(t *testing.T, tm Template) {
+			if tm.Priority != PriorityNormal {
+				t.Errorf("Priority = %q, want normal", tm.Priority)
+			}
+		}},
+		{name: "priority high", edit: func(d *Draft) { d.Priority = ptr(PriorityHigh) }, check: func(t *testing.T, tm Template) {
+			if tm.Priority != PriorityHigh {
+				t.Errorf("Priority = %q, want high", tm.Priority)
+			}
+		}},
+		{name: "priority normal", edit: func(d *Draft) { d.Priority = ptr(PriorityNormal) }, check: func(t *testing.T, tm Template) {
+			if tm.Priority != PriorityNormal {
+				t.Errorf("Priority = %q, want normal", tm.Priority)
+			}
+		}},
+		{name: "priority low", edit: func(d *Draft) { d.Priority = ptr(PriorityLow) }, check: func(t *testing.T, tm Template) {
+			if tm.Priority != PriorityLow {
+				t.Errorf("Priority = %q, want low", tm.Priority)
+			}
+		}},
+		{name: "unknown priority", edit: func(d *Draft) { d.Priority = ptr(Priority("urgent")) }, wantFields: []string{"priority"}},
+		{name: "priority in upper case", edit: func(d *Draft) { d.Priority = ptr(Priority("HIGH")) }, wantFields: []string{"priority"}},
+		{name: "empty priority given", edit: func(d *Draft) { d.Priority = ptr(Priority("")) }, wantFields: []string{"priority"}},
 		{name: "several fields at once", edit: func(d *Draft) { d.Name, d.Stock = "", 0 }, wantFields: []string{"name", "stock"}},
 	}
 	for _, tt := range tests {
@@ -106,5 +129,20 @@ func TestNew(t *testing.T) {
 				t.Fatalf("New error %v names fields %v, want %v", err, got, tt.wantFields)
 			}
 		})
+	}
+}
+
+// TestPriorityError: an unknown priority's message names the allowed
+// values and echoes what was given.
+func TestPriorityError(t *testing.T) {
+	d := validDraft()
+	d.Priority = ptr(Priority("urgent"))
+	_, err := New(d)
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Fields) != 1 {
+		t.Fatalf("New error = %v, want one field error", err)
+	}
+	if got, want := ve.Fields[0].Message, `must be high, normal or low, got "urgent"`; got != want {
+		t.Fatalf("message = %q, want %q", got, want)
 	}
 }
