@@ -31,8 +31,8 @@ const (
 )
 
 // Template priorities: which reminders go first when the cluster cannot
-// emit everything that is due at once. Stored and answered; scheduling by
-// priority comes with issue 12.
+// emit everything that is due at once. Stored and answered; the scheduler
+// does not use it yet.
 const (
 	PriorityHigh   = "high"
 	PriorityNormal = "normal" // the default

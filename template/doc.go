@@ -23,7 +23,7 @@
 //     without one is normal, as is a Redis entry written before the field
 //     existed; a Redis entry with an unknown priority is not used. Priority
 //     may change at any time (it moves no push time). It is stored and
-//     answered; scheduling by priority comes with issue 12.
+//     answered; the scheduler does not use it yet.
 //   - Cache staleness is bounded: Cache answers from memory for at most its
 //     TTL (DefaultCacheTTL, 2 s); Update through the cache invalidates the
 //     entry in this process at once. Update and AddStock through Redis drop

@@ -28,8 +28,7 @@ const (
 
 // Priority says which reminders go first when the cluster cannot emit
 // everything that is due at once: higher priority, then earlier grab
-// start. It is stored and answered; scheduling by priority comes with
-// issue 12.
+// start. It is stored and answered; the scheduler does not use it yet.
 type Priority string
 
 // The priorities; a template without one is PriorityNormal.
