@@ -62,50 +62,7 @@ func TestStoppedWorkerCannotPublishAfterItsLease(t *testing.T) {
 	api := "http://" + w1.addr
 	t.Cleanup(func() { _ = w2.cmd.Process.Signal(syscall.SIGCONT) })
 
-	grab := time.Now().Add(90 * time.Second).Truncate(time.Second)
-	code, body := call(t, "POST", api+"/v1/templates", map[string]any{
-		"name": "stop", "type": "fixed", "value": 500, "threshold_cents": 0, "stock": 1000000,
-		"grab_start": ms(grab), "grab_end": ms(grab.Add(time.Hour)), "valid_days": 7,
-	})
-	if code != http.StatusCreated {
-		t.Fatalf("create template: %d %v", code, body)
-	}
-	tid := int64(body["id"].(float64))
-
-	db, err := sql.Open("mysql", e.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rdb := redis.NewClient(&redis.Options{Addr: e.redis})
-	defer rdb.Close()
-	idx, err := queue.New(rdb, queue.Options{Prefix: e.prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	// Paused while seeding, so the whole burst is due when emitting starts.
-	if err := idx.Pause(ctx); err != nil {
-		t.Fatal(err)
-	}
-	want := map[pushtest.Pair]bool{}
-	var entries []queue.Entry
-	pushAt := time.Now().Add(-time.Second)
-	for u := int64(1); u <= reminders; u++ {
-		entries = append(entries, queue.Entry{UserID: u, TemplateID: tid, PushAt: pushAt, Version: 1})
-		want[pushtest.Pair{UserID: u, TemplateID: tid}] = true
-	}
-	if err := seed.Subscriptions(ctx, db, idx.NewRouter(func() int { return queues }), 32, entries); err != nil {
-		t.Fatal(err)
-	}
-	col, err := pushtest.NewCollector(e.nsqd, e.prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer col.Stop()
-	if err := idx.Resume(ctx); err != nil {
-		t.Fatal(err)
-	}
+	idx, want, col := dueBurst(t, e, api, "stop", reminders, queues)
 
 	pid := w2.cmd.Process.Pid
 	enginetest.Eventually(t, "w2 to stop itself before its first publish", 60*time.Second, func() bool { return enginetest.Stopped(pid) })
@@ -145,6 +102,58 @@ func TestStoppedWorkerCannotPublishAfterItsLease(t *testing.T) {
 	}
 }
 
+// dueBurst creates a template through the API at api and seeds n
+// reminders of it into the given number of queues, all due, while
+// emitting is paused (so the whole burst is due when it starts); then it
+// starts a collector on the topic and resumes emitting. It returns the
+// queue client, the reminders and the collector (stopped at cleanup).
+func dueBurst(t *testing.T, e *env, api, name string, n, queues int) (*queue.Client, map[pushtest.Pair]bool, *pushtest.Collector) {
+	t.Helper()
+	grab := time.Now().Add(90 * time.Second).Truncate(time.Second)
+	code, body := call(t, "POST", api+"/v1/templates", map[string]any{
+		"name": name, "type": "fixed", "value": 500, "threshold_cents": 0, "stock": 1000000,
+		"grab_start": ms(grab), "grab_end": ms(grab.Add(time.Hour)), "valid_days": 7,
+	})
+	if code != http.StatusCreated {
+		t.Fatalf("create template: %d %v", code, body)
+	}
+	tid := int64(body["id"].(float64))
+	db, err := sql.Open("mysql", e.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: e.redis})
+	t.Cleanup(func() { _ = rdb.Close() })
+	idx, err := queue.New(rdb, queue.Options{Prefix: e.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := idx.Pause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := map[pushtest.Pair]bool{}
+	entries := make([]queue.Entry, 0, n)
+	pushAt := time.Now().Add(-time.Second)
+	for u := int64(1); u <= int64(n); u++ {
+		entries = append(entries, queue.Entry{UserID: u, TemplateID: tid, PushAt: pushAt, Version: 1})
+		want[pushtest.Pair{UserID: u, TemplateID: tid}] = true
+	}
+	if err := seed.Subscriptions(ctx, db, idx.NewRouter(func() int { return queues }), 32, entries); err != nil {
+		t.Fatal(err)
+	}
+	col, err := pushtest.NewCollector(e.nsqd, e.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(col.Stop)
+	if err := idx.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return idx, want, col
+}
+
 func keys(m map[int]bool) []int {
 	out := make([]int, 0, len(m))
 	for k := range m {
@@ -170,48 +179,7 @@ func TestRedisStallPastTheLease(t *testing.T) {
 	e.startWorker(t, "w2", flags...)
 	api := "http://" + w1.addr
 
-	grab := time.Now().Add(90 * time.Second).Truncate(time.Second)
-	code, body := call(t, "POST", api+"/v1/templates", map[string]any{
-		"name": "stall", "type": "fixed", "value": 500, "threshold_cents": 0, "stock": 1000000,
-		"grab_start": ms(grab), "grab_end": ms(grab.Add(time.Hour)), "valid_days": 7,
-	})
-	if code != http.StatusCreated {
-		t.Fatalf("create template: %d %v", code, body)
-	}
-	tid := int64(body["id"].(float64))
-	db, err := sql.Open("mysql", e.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rdb := redis.NewClient(&redis.Options{Addr: e.redis})
-	defer rdb.Close()
-	idx, err := queue.New(rdb, queue.Options{Prefix: e.prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := idx.Pause(ctx); err != nil {
-		t.Fatal(err)
-	}
-	want := map[pushtest.Pair]bool{}
-	var entries []queue.Entry
-	pushAt := time.Now().Add(-time.Second)
-	for u := int64(1); u <= reminders; u++ {
-		entries = append(entries, queue.Entry{UserID: u, TemplateID: tid, PushAt: pushAt, Version: 1})
-		want[pushtest.Pair{UserID: u, TemplateID: tid}] = true
-	}
-	if err := seed.Subscriptions(ctx, db, idx.NewRouter(func() int { return queues }), 32, entries); err != nil {
-		t.Fatal(err)
-	}
-	col, err := pushtest.NewCollector(e.nsqd, e.prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer col.Stop()
-	if err := idx.Resume(ctx); err != nil {
-		t.Fatal(err)
-	}
+	_, want, col := dueBurst(t, e, api, "stall", reminders, queues)
 	enginetest.Eventually(t, "the burst under way", 60*time.Second, func() bool {
 		return pushtest.Summarise(col.All()).Unique() >= reminders/20
 	})
