@@ -233,17 +233,17 @@ func TestWait(t *testing.T) {
 	b := New(Config{MaxFlushes: 1}, g.flush)
 	b.Wait() // idle: returns at once
 	var wg sync.WaitGroup
-	for v := range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, _ = b.Do(context.Background(), v)
-		}()
-	}
-	eventually(t, "a flush and queued items", func() bool {
-		n, _ := g.count()
-		return n == 1 && b.queued() == 2
+	do := func(v int) { wg.Go(func() { _, _ = b.Do(context.Background(), v) }) }
+	// One item first, so that it alone is in the first flush (callers
+	// arriving together could share it), then two that queue behind it.
+	do(0)
+	eventually(t, "the first flush", func() bool {
+		n, running := g.count()
+		return n == 1 && running == 1
 	})
+	do(1)
+	do(2)
+	eventually(t, "two items queued behind it", func() bool { return b.queued() == 2 })
 	waited := make(chan struct{})
 	go func() {
 		b.Wait()
