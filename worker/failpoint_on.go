@@ -31,7 +31,7 @@ func failpoints(log *slog.Logger) failpointHooks {
 		if seen.Add(1) != int64(n) {
 			return
 		}
-		_ = syscall.Kill(os.Getpid(), sig)
+		raise(sig)
 		if sig == syscall.SIGKILL {
 			select {} // never ack
 		}
