@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,16 +63,6 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // TestBrowser drives the console in headless Chromium on two real workers
 // during a real burst: it logs in with the operator token, reads N, watches
 // the drop's published count rise with its forecast, pauses and resumes
@@ -103,7 +92,7 @@ func TestBrowser(t *testing.T) {
 	var workers []*worker.Worker
 	var apiAddr string
 	for i := range 2 {
-		addr := freeAddr(t)
+		addr := enginetest.FreeAddr(t)
 		wc := config.Worker{
 			HTTPAddr: addr, OpsAddr: "127.0.0.1:0", RedisAddrs: []string{redisAddr}, RedisPrefix: prefix,
 			MySQLDSN: dsn, NSQDAddr: nsqd, Topic: prefix, ConsulAddr: consulAddr, ConsulPrefix: prefix,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -134,16 +133,6 @@ func scrape(url string) (map[string]*dto.MetricFamily, error) {
 	return p.TextToMetricFamilies(resp.Body)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // TestMetricsExist starts a worker with every role on the real engines,
 // drives a small drop through it (subscriptions due now, a claim, a 429, a
 // block), scrapes /metrics of its ops listener (what Prometheus scrapes)
@@ -154,7 +143,7 @@ func TestMetricsExist(t *testing.T) {
 	refs := referencedNames(t)
 	prefix := enginetest.Prefix(t)
 	tcp, _ := enginetest.NSQD(t)
-	addr := freeAddr(t)
+	addr := enginetest.FreeAddr(t)
 	wc := config.Worker{
 		HTTPAddr: addr, OpsAddr: "127.0.0.1:0", RedisAddrs: []string{enginetest.RedisAddr(t)}, RedisPrefix: prefix,
 		MySQLDSN: enginetest.MySQL(t), NSQDAddr: tcp, Topic: prefix,

@@ -31,7 +31,7 @@ func TestCouponRole(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: enginetest.RedisAddr(t)})
 	t.Cleanup(func() { _ = rdb.Close() })
 	start := func(id string, roles ...string) string {
-		addr := freeAddr(t)
+		addr := enginetest.FreeAddr(t)
 		wc := config.Worker{
 			Roles: roles, HTTPAddr: addr, OpsAddr: "127.0.0.1:0", RedisAddrs: []string{enginetest.RedisAddr(t)}, RedisPrefix: prefix,
 			MySQLDSN: dsn, ConsulAddr: enginetest.Consul(t), ConsulPrefix: prefix,

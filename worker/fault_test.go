@@ -54,7 +54,7 @@ func newFaultEnv(t *testing.T) *faultEnv {
 	e := &faultEnv{mysql: proc, prefix: enginetest.Prefix(t), log: &lockedWriter{w: &bytes.Buffer{}}}
 	e.rdb = redis.NewClient(&redis.Options{Addr: enginetest.RedisAddr(t)})
 	t.Cleanup(func() { _ = e.rdb.Close() })
-	addr := freeAddr(t)
+	addr := enginetest.FreeAddr(t)
 	wc := config.Worker{
 		Roles: []string{config.RoleAPI}, HTTPAddr: addr, OpsAddr: "127.0.0.1:0",
 		RedisAddrs: []string{enginetest.RedisAddr(t)}, RedisPrefix: e.prefix, MySQLDSN: dsn,

@@ -51,7 +51,7 @@ type opsWorker struct {
 
 func (c *opsCluster) start(t *testing.T, id string, roles ...string) opsWorker {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := enginetest.FreeAddr(t)
 	wc := config.Worker{
 		Roles: roles, HTTPAddr: addr, OpsAddr: "127.0.0.1:0", RedisAddrs: []string{enginetest.RedisAddr(t)}, RedisPrefix: c.prefix,
 		MySQLDSN: c.dsn, NSQDAddr: c.nsqd, Topic: c.prefix, ConsulAddr: enginetest.Consul(t), ConsulPrefix: c.prefix,

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -107,16 +106,6 @@ type proc struct {
 	done chan error
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func (e *env) startWorker(t *testing.T, id string, extra ...string) *proc {
 	t.Helper()
 	return e.startWorkerEnv(t, id, nil, extra...)
@@ -125,7 +114,7 @@ func (e *env) startWorker(t *testing.T, id string, extra ...string) *proc {
 // startWorkerEnv starts a worker with extra environment variables.
 func (e *env) startWorkerEnv(t *testing.T, id string, environ []string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{id: id, addr: freeAddr(t), ops: freeAddr(t), log: &lockedWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
+	p := &proc{id: id, addr: enginetest.FreeAddr(t), ops: enginetest.FreeAddr(t), log: &lockedWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
 	args := append([]string{
 		"-redis-addr", e.redis, "-mysql-dsn", e.dsn, "-nsqd-tcp", e.nsqd, "-consul-addr", e.consul,
 		"-redis-prefix", e.prefix, "-consul-prefix", e.prefix, "-topic", e.prefix,

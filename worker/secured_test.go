@@ -64,7 +64,7 @@ func TestWorkerOnSecuredRedis(t *testing.T) {
 			args := append([]string{
 				"-mysql-dsn", e.dsn, "-nsqd-tcp", e.nsqd, "-consul-addr", e.consul,
 				"-redis-prefix", e.prefix, "-consul-prefix", e.prefix, "-topic", e.prefix,
-				"-http-addr", freeAddr(t), "-ops-addr", "127.0.0.1:0", "-worker-id", "refused", "-service-name", e.service, "-auth", "off",
+				"-http-addr", enginetest.FreeAddr(t), "-ops-addr", "127.0.0.1:0", "-worker-id", "refused", "-service-name", e.service, "-auth", "off",
 			}, tc.args...)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()

@@ -24,7 +24,7 @@ func TestStopDeregistersBeforeClosingPort(t *testing.T) {
 	ctx := context.Background()
 	prefix := enginetest.Prefix(t)
 	service := strings.ToLower(strings.ReplaceAll(prefix, "_", "-"))
-	addr := freeAddr(t)
+	addr := enginetest.FreeAddr(t)
 	wc := config.Worker{
 		Roles: []string{config.RoleAPI}, HTTPAddr: addr, OpsAddr: "127.0.0.1:0", RedisAddrs: []string{enginetest.RedisAddr(t)}, RedisPrefix: prefix,
 		MySQLDSN: enginetest.MySQL(t), ConsulAddr: enginetest.Consul(t), ConsulPrefix: prefix,

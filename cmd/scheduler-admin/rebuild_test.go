@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -102,7 +101,7 @@ func TestRebuildAfterFlush(t *testing.T) {
 	var logs syncBuffer
 	cfg := config.Worker{
 		Roles:             []string{config.RoleAPI, config.RoleScheduler},
-		HTTPAddr:          freeAddr(t),
+		HTTPAddr:          enginetest.FreeAddr(t),
 		OpsAddr:           "127.0.0.1:0",
 		RedisAddrs:        []string{rs.Addr},
 		RedisPrefix:       e.prefix,
@@ -282,17 +281,6 @@ func TestRebuildAfterFlush(t *testing.T) {
 		}
 	}
 	t.Logf("%d deliveries; %d reminders pushed again (their sent-mark had not reached MySQL), each under its first push_id", rep.Deliveries, resent)
-}
-
-// freeAddr returns a loopback address free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // TestRedisCluster runs the Redis commands against a real Redis Cluster,

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 )
 
 // Ports are drawn at random from [portLow, ephemeral low bound): the kernel
@@ -101,4 +102,17 @@ func startWithRetry(start func() (*Process, error)) (*Process, error) {
 		}
 	}
 	return nil, err
+}
+
+// FreeAddr returns a free loopback address ("127.0.0.1:port") for a
+// listener a test starts itself (a worker's HTTP or ops address), from the
+// same pool as the engines' ports: never one handed out before in this
+// process, nor one the kernel gives outgoing connections.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	p, err := freePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "127.0.0.1:" + strconv.Itoa(p[0])
 }
