@@ -2,11 +2,14 @@ package subscription
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"couponpush/internal/enginetest"
+	"couponpush/template"
 )
 
 // TestPutRepairsANewerTombstone: a DELETE whose MySQL write failed after
@@ -86,4 +89,57 @@ func TestCancelCompletesAfterHangUp(t *testing.T) {
 	if st, _ := idx.get(user, e.template.ID); row.version != st.version {
 		t.Fatalf("row v%d, tombstone v%d; want equal", row.version, st.version)
 	}
+}
+
+// TestStuckPrepareHoldsNoOtherCaller: a statement's first prepare stuck on
+// a MySQL that stopped answering, under a finishing step's long bound, does
+// not hold other callers past their own deadlines (it once held the
+// service's lock across the prepare, so every request waited for MySQL to
+// come back).
+func TestStuckPrepareHoldsNoOtherCaller(t *testing.T) {
+	t.Parallel()
+	proc, dsn := enginetest.StartMySQL(t)
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s := newService(t, db, noTemplates{}, newFakeIndex(), Config{})
+	t.Cleanup(func() { s.Close() })
+
+	proc.Freeze(t)
+	long, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := s.stmt(long, "SELECT 1")
+		stuck <- err
+	}()
+	// Each short caller needs a statement of its own: with the lock held
+	// across the first prepare, every one after it waits for MySQL.
+	const deadline, margin = 200 * time.Millisecond, 2 * time.Second
+	for i := range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		start := time.Now()
+		_, err := s.stmt(ctx, fmt.Sprintf("SELECT %d", i+2))
+		took := time.Since(start)
+		cancel()
+		if err == nil {
+			t.Fatalf("prepare %d on a frozen MySQL succeeded", i)
+		}
+		if took > deadline+margin {
+			t.Fatalf("prepare %d answered after %v, beyond its deadline %v plus %v: %v", i, took, deadline, margin, err)
+		}
+	}
+	proc.Thaw(t)
+	if err := <-stuck; err != nil {
+		t.Fatalf("the long prepare after the thaw: %v", err)
+	}
+}
+
+// noTemplates is a Templates that knows none.
+type noTemplates struct{}
+
+func (noTemplates) Get(context.Context, int64) (template.Template, error) {
+	return template.Template{}, errors.New("no templates here")
 }

@@ -241,15 +241,26 @@ func (s *Service) Close() error {
 // stmt returns a prepared statement for a fixed query, preparing it once:
 // a prepared statement costs one round trip per execution, where an
 // unprepared query with arguments costs a prepare, an execute and a close.
+// The lock is never held across the prepare: a prepare stuck on a MySQL
+// that stopped answering (under a finishing step's longer bound) must not
+// hold every other request past its own deadline. Two first callers may
+// both prepare; the second one's statement is closed.
 func (s *Service) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if st, ok := s.stmts[query]; ok {
+	st, ok := s.stmts[query]
+	s.mu.Unlock()
+	if ok {
 		return st, nil
 	}
 	st, err := s.db.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, fmt.Errorf("subscription: prepare statement: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if first, ok := s.stmts[query]; ok {
+		_ = st.Close()
+		return first, nil
 	}
 	s.stmts[query] = st
 	return st, nil
