@@ -38,7 +38,13 @@ type Config struct {
 	// Engines, as scripts/engines.sh start writes them.
 	RedisAddr, MySQLDSN, NSQDAddr, ConsulAddr string
 
-	Burst        int           // reminders due at one millisecond (0 skips)
+	Bursts []int // sizes of bursts due at one millisecond, each measured in turn (none skips)
+	// Modes are the schedulers' ways of working the bursts, each on a
+	// stack of its own: "ahead" (work prepared before due, the default)
+	// and "due" (everything popped and built at due).
+	Modes []string
+	// PrepareAhead is how early "ahead" prepares (0: the worker's default).
+	PrepareAhead time.Duration
 	Spread       int           // reminders spread over SpreadOver (0 skips)
 	SpreadOver   time.Duration // how long the spread reminders fall due over
 	SubscribeFor time.Duration // how long the subscribe load runs (0 skips)
@@ -75,44 +81,67 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	idx, err := queue.New(rdb, queue.Options{Prefix: prefix})
-	if err != nil {
-		return err
-	}
-	env := &stack{cfg: cfg, prefix: prefix, rdb: rdb, db: db, idx: idx, tokens: tokens}
-	if err := env.start(ctx); err != nil {
-		return err
-	}
-	defer env.stop()
-
-	if cfg.Burst > 0 {
-		r, err := env.burst(ctx, cfg.Burst)
-		if err != nil {
-			return fmt.Errorf("burst: %w", err)
+	newStack := func(mode string) (*stack, error) {
+		wc := config.Worker{WorkAhead: config.WorkAheadOn, PrepareAhead: config.Duration(cfg.PrepareAhead)}.WithDefaults()
+		if mode == "due" {
+			wc.WorkAhead = config.WorkAheadOff
 		}
-		fmt.Fprintf(out, "\nburst: %d reminders due at one millisecond (seeded at %.0f/s)\n", cfg.Burst, r.loadRate)
-		fmt.Fprintf(out, "  Redis memory per pending reminder  %.0f B\n", r.bytesPer)
-		fmt.Fprintf(out, "  due → last published   %v\n", r.drain.Round(time.Millisecond))
-		fmt.Fprintf(out, "  pushes per second      %.0f\n", float64(cfg.Burst)/r.drain.Seconds())
-		fmt.Fprintf(out, "  lateness at consumer   p50 %v  p99 %v  max %v\n", r.late.p(50), r.late.p(99), r.late.p(100))
-		fmt.Fprintf(out, "  %s\n", r.steps)
-		fmt.Fprintf(out, "  due → all marked sent in MySQL  %v\n", r.marked.Round(time.Millisecond))
-		if !cfg.SkipRaw {
-			raw, err := Raw(ctx, rdb, RawConfig{NSQDAddr: cfg.NSQDAddr, Topic: prefix + "_raw", Prefix: prefix, Members: cfg.Burst})
-			if err != nil {
-				return fmt.Errorf("raw: %w", err)
+		idx, err := queue.New(rdb, queue.Options{Prefix: prefix, PrepareAhead: wc.Ahead()})
+		if err != nil {
+			return nil, err
+		}
+		env := &stack{cfg: cfg, prefix: prefix, rdb: rdb, db: db, idx: idx, tokens: tokens, mode: mode, ahead: wc.Ahead()}
+		if err := env.start(ctx); err != nil {
+			env.stop()
+			return nil, err
+		}
+		return env, nil
+	}
+	modes := cfg.Modes
+	if len(modes) == 0 {
+		modes = []string{"ahead"}
+	}
+	for _, mode := range modes {
+		if mode != "ahead" && mode != "due" {
+			return fmt.Errorf("mode %q is not ahead or due", mode)
+		}
+	}
+	var env *stack
+	defer func() {
+		if env != nil {
+			env.stop()
+		}
+	}()
+	for i, mode := range modes {
+		if len(cfg.Bursts) == 0 && cfg.Spread == 0 && i > 0 {
+			break
+		}
+		if env != nil {
+			env.stop()
+		}
+		if env, err = newStack(mode); err != nil {
+			return err
+		}
+		if len(cfg.Bursts) > 0 || cfg.Spread > 0 {
+			fmt.Fprintf(out, "\nworkers in mode %q", mode)
+			if env.ahead > 0 {
+				fmt.Fprintf(out, " (work prepared up to %v before due)", env.ahead)
 			}
-			fmt.Fprintf(out, "  raw floor (bare bounded Lua pop + MPUB, one loop): %v, %.0f/s\n", raw.Round(time.Millisecond), float64(cfg.Burst)/raw.Seconds())
-			fmt.Fprintf(out, "  ours as a fraction of the floor: %.2f\n", raw.Seconds()/r.drain.Seconds())
+			fmt.Fprintln(out)
 		}
-	}
-	if cfg.Spread > 0 {
-		r, err := env.spread(ctx, cfg.Spread, cfg.SpreadOver)
-		if err != nil {
-			return fmt.Errorf("spread: %w", err)
+		for _, k := range cfg.Bursts {
+			if err := env.reportBurst(ctx, k, out); err != nil {
+				return err
+			}
 		}
-		fmt.Fprintf(out, "\nspread: %d reminders over %v\n", cfg.Spread, cfg.SpreadOver)
-		fmt.Fprintf(out, "  lateness at consumer   p50 %v  p99 %v  max %v\n", r.late.p(50), r.late.p(99), r.late.p(100))
+		if cfg.Spread > 0 {
+			r, err := env.spread(ctx, cfg.Spread, cfg.SpreadOver)
+			if err != nil {
+				return fmt.Errorf("spread: %w", err)
+			}
+			fmt.Fprintf(out, "\nspread: %d reminders over %v\n", cfg.Spread, cfg.SpreadOver)
+			fmt.Fprintf(out, "  lateness at consumer   p50 %v  p99 %v  max %v\n", r.late.p(50), r.late.p(99), r.late.p(100))
+		}
 	}
 	if cfg.SubscribeFor > 0 {
 		n, d, err := env.subscribe(ctx, cfg.Clients, cfg.SubscribeFor)
@@ -124,8 +153,38 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	return nil
 }
 
+// reportBurst measures a burst of k and its raw floor and reports both.
+func (s *stack) reportBurst(ctx context.Context, k int, out io.Writer) error {
+	cfg := s.cfg
+	r, err := s.burst(ctx, k)
+	if err != nil {
+		return fmt.Errorf("burst: %w", err)
+	}
+	fmt.Fprintf(out, "\nburst: %d reminders due at one millisecond (seeded at %.0f/s)\n", k, r.loadRate)
+	fmt.Fprintf(out, "  Redis memory per pending reminder  %.0f B\n", r.bytesPer)
+	if s.ahead > 0 {
+		fmt.Fprintf(out, "  prepared before due    %d pushes (%d sealed)\n", r.prepared, r.sealed)
+	}
+	fmt.Fprintf(out, "  due → last published   %v\n", r.drain.Round(time.Millisecond))
+	fmt.Fprintf(out, "  pushes per second      %.0f\n", float64(k)/r.drain.Seconds())
+	fmt.Fprintf(out, "  lateness at consumer   p50 %v  p99 %v  max %v\n", r.late.p(50), r.late.p(99), r.late.p(100))
+	fmt.Fprintf(out, "  %s\n", r.steps)
+	fmt.Fprintf(out, "  due → all marked sent in MySQL  %v\n", r.marked.Round(time.Millisecond))
+	if !cfg.SkipRaw {
+		raw, err := Raw(ctx, s.rdb, RawConfig{NSQDAddr: cfg.NSQDAddr, Topic: s.prefix + "_raw", Prefix: s.prefix, Members: k})
+		if err != nil {
+			return fmt.Errorf("raw: %w", err)
+		}
+		fmt.Fprintf(out, "  raw floor (bare bounded Lua pop + MPUB, one loop): %v, %.0f/s\n", raw.Round(time.Millisecond), float64(k)/raw.Seconds())
+		fmt.Fprintf(out, "  ours as a fraction of the floor: %.2f\n", raw.Seconds()/r.drain.Seconds())
+	}
+	return nil
+}
+
 // stack is the workers under test and an HTTP client to the first.
 type stack struct {
+	mode    string        // "ahead" or "due"
+	ahead   time.Duration // the workers' PrepareAhead (0: none)
 	cfg     Config
 	prefix  string
 	rdb     *redis.Client
@@ -136,6 +195,8 @@ type stack struct {
 	api     *client.Client // the first worker's API, as the operator
 	run     int
 	tokens  devtoken.Tokens
+	// what prepared() said when the current burst was seeded
+	prepBase, sealBase int64
 }
 
 func (s *stack) start(ctx context.Context) error {
@@ -154,6 +215,10 @@ func (s *stack) start(ctx context.Context) error {
 			ConsulAddr: s.cfg.ConsulAddr, ConsulPrefix: s.prefix, ServiceName: s.prefix,
 			WorkerID: fmt.Sprintf("%s-w%d", s.prefix, i+1), LogLevel: "warn", RateLimits: config.RateLimitsOff,
 			Slots: s.cfg.Slots, PopBatch: s.cfg.PopBatch,
+			WorkAhead: config.WorkAheadOn, PrepareAhead: config.Duration(s.ahead),
+		}
+		if s.ahead == 0 {
+			wc.WorkAhead, wc.PrepareAhead = config.WorkAheadOff, 0
 		}
 		wc = withIdentity(wc, s.tokens).WithDefaults()
 		if err := wc.Validate(); err != nil {
@@ -186,6 +251,15 @@ func (s *stack) published() int64 {
 		n += w.Stats().Published.Load()
 	}
 	return n
+}
+
+// prepared counts pushes the workers prepared ahead of due, and sealed.
+func (s *stack) prepared() (prepared, sealed int64) {
+	for _, w := range s.workers {
+		prepared += w.Stats().Prepared.Load()
+		sealed += w.Stats().Sealed.Load()
+	}
+	return prepared, sealed
 }
 
 // marked counts reminders the workers recorded as sent in MySQL.
@@ -235,6 +309,8 @@ type result struct {
 	loadRate float64
 	bytesPer float64       // Redis memory per pending reminder
 	marked   time.Duration // due → every reminder marked sent in MySQL
+	prepared int64         // pushes prepared before due (work ahead)
+	sealed   int64         // of them, sealed (encoded and stored)
 	steps    string        // where the slots and Redis spent the drain
 }
 
@@ -279,6 +355,7 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 		return result{}, err
 	}
 	mem0 := redisInfo(ctx, s.rdb, "memory", "used_memory")
+	s.prepBase, s.sealBase = s.prepared()
 	rate, err := s.load(ctx, 1, k, func(int) (int64, time.Time) { return tid, due })
 	if err != nil {
 		return result{}, err
@@ -306,6 +383,7 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 		}
 		defer pprof.StopCPUProfile() // on an error before the drain ends
 	}
+	prepared, sealed := s.prepared()
 	base, markBase := s.published(), s.marked()
 	cpu0, cmd0, mach0, self0 := redisCPU(ctx, s.rdb), redisCommands(ctx, s.rdb), machineCPU(), selfCPU()
 	p0, b0, u0, a0 := s.steps()
@@ -339,7 +417,8 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return result{drain: drain, late: late, loadRate: rate, bytesPer: bytesPer, marked: time.Since(due), steps: steps}, nil
+	return result{drain: drain, late: late, loadRate: rate, bytesPer: bytesPer, marked: time.Since(due), steps: steps,
+		prepared: prepared - s.prepBase, sealed: sealed - s.sealBase}, nil
 }
 
 func (s *stack) spread(ctx context.Context, k int, over time.Duration) (result, error) {

@@ -55,6 +55,8 @@ var fields = []field{
 	{"in-flight-deadline", "IN_FLIGHT_DEADLINE", "republish a popped push not acknowledged within this", func(w *Worker) any { return &w.InFlightDeadline }},
 	{"mark-interval", "MARK_INTERVAL", "sent-marks go to MySQL once deliveries pause this long cluster-wide (and at least every 10s)", func(w *Worker) any { return &w.MarkInterval }},
 	{"drain-timeout", "DRAIN_TIMEOUT", "how long shutdown waits for in-flight work", func(w *Worker) any { return &w.DrainTimeout }},
+	{"work-ahead", "WORK_AHEAD", "on or off: prepare pushes before due", func(w *Worker) any { return &w.WorkAhead }},
+	{"prepare-ahead", "PREPARE_AHEAD", "how long before due pushes are prepared", func(w *Worker) any { return &w.PrepareAhead }},
 	{"pop-batch", "POP_BATCH", fmt.Sprintf("users per pop call (max %d)", queue.MaxPopUsers), func(w *Worker) any { return &w.PopBatch }},
 	{"slots", "SLOTS", "queues this process works at once", func(w *Worker) any { return &w.Slots }},
 	{"mark-batch", "MARK_BATCH", fmt.Sprintf("rows per sent-mark UPDATE (max %d)", subscription.MarkSentBatch), func(w *Worker) any { return &w.MarkBatch }},

@@ -107,6 +107,14 @@ type Worker struct {
 	// DrainTimeout bounds how long shutdown waits for in-flight work before
 	// handing it back. Default 15s.
 	DrainTimeout Duration `json:"drain_timeout"`
+	// WorkAhead is on or off: on, a scheduler takes reminders due within
+	// PrepareAhead and prepares their pushes ahead (merged, ids fixed,
+	// encoded, stored in Redis), so that at due only the publish is left.
+	// Every worker of one Redis prefix must agree. Default on.
+	WorkAhead string `json:"work_ahead"`
+	// PrepareAhead is how long before due work is prepared when WorkAhead
+	// is on, 1ms-1m. Default 5s.
+	PrepareAhead Duration `json:"prepare_ahead"`
 	// PopBatch is the most users one pop call takes, 1-queue.MaxPopUsers
 	// (5000). Default 1000.
 	PopBatch int `json:"pop_batch"`
@@ -255,6 +263,8 @@ func (w Worker) WithDefaults() Worker {
 	setDefault(&w.MarkInterval, Duration(200*time.Millisecond))
 	setDefault(&w.DrainTimeout, Duration(15*time.Second))
 	setDefault(&w.PopBatch, 1000)
+	setDefault(&w.WorkAhead, WorkAheadOn)
+	setDefault(&w.PrepareAhead, Duration(5*time.Second))
 	setDefault(&w.Slots, 4)
 	setDefault(&w.MarkBatch, 1000)
 	setDefault(&w.CouponReconcileDeadline, Duration(2*time.Minute))
@@ -390,6 +400,12 @@ func (w Worker) Validate() error {
 	positive("mark_interval", w.MarkInterval)
 	positive("drain_timeout", w.DrainTimeout)
 	checkRange(bad, "pop_batch", w.PopBatch, 1, queue.MaxPopUsers)
+	if w.WorkAhead != WorkAheadOn && w.WorkAhead != WorkAheadOff {
+		bad("work_ahead", "%q is not on or off", w.WorkAhead)
+	}
+	if w.PrepareAhead < Duration(time.Millisecond) || w.PrepareAhead > Duration(time.Minute) {
+		bad("prepare_ahead", "must be between 1ms and 1m, got %v", w.PrepareAhead)
+	}
 	checkRange(bad, "slots", w.Slots, 1, scheduler.MaxSlots)
 	checkRange(bad, "mark_batch", w.MarkBatch, 1, subscription.MarkSentBatch)
 	positive("coupon_reconcile_deadline", w.CouponReconcileDeadline)
@@ -498,4 +514,19 @@ func (w Worker) NewLogger(out io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(out, opts))
 	}
 	return slog.New(slog.NewTextHandler(out, opts))
+}
+
+// Values of Worker.WorkAhead.
+const (
+	WorkAheadOn  = "on"  // prepare work up to PrepareAhead before due (the default)
+	WorkAheadOff = "off" // pop and build everything at due
+)
+
+// Ahead is how long before due work is prepared: PrepareAhead, or 0 when
+// WorkAhead is off.
+func (w Worker) Ahead() time.Duration {
+	if w.WorkAhead == WorkAheadOff {
+		return 0
+	}
+	return w.PrepareAhead.Duration()
 }

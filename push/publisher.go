@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	crand "crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -295,6 +296,77 @@ func (p *Publisher) PublishWhile(ctx context.Context, pushes []Push, valid func(
 	}
 	p.release(arenas)
 	return nil
+}
+
+// Encode validates pushes and encodes them into batch messages, as
+// Publish would send them, packed into one buffer that PublishEncodedWhile
+// sends later, unchanged (same batch ids): each message as a 4-byte
+// big-endian length and its bytes. The scheduler seals work it prepares
+// ahead of due this way, so that at due only the publish is left.
+func (p *Publisher) Encode(pushes []Push) ([]byte, error) {
+	if len(pushes) == 0 {
+		return nil, nil
+	}
+	msgs, arenas, err := p.encode(pushes)
+	if err != nil {
+		return nil, err
+	}
+	size := 0
+	for _, m := range msgs {
+		size += 4 + len(m)
+	}
+	out := make([]byte, 0, size)
+	for _, m := range msgs {
+		out = binary.BigEndian.AppendUint32(out, uint32(len(m)))
+		out = append(out, m...)
+	}
+	p.release(arenas)
+	return out, nil
+}
+
+// SplitEncoded returns the messages of an Encode result, as slices of it;
+// an error wrapping ErrInvalid when it is not one.
+func SplitEncoded(enc []byte) ([][]byte, error) {
+	var msgs [][]byte
+	for rest := enc; len(rest) > 0; {
+		if len(rest) < 4 {
+			return nil, fmt.Errorf("%w: encoded batches: %d trailing bytes", ErrInvalid, len(rest))
+		}
+		n := binary.BigEndian.Uint32(rest)
+		rest = rest[4:]
+		if n == 0 || uint64(n) > uint64(len(rest)) {
+			return nil, fmt.Errorf("%w: encoded batches: message of %d bytes, %d left", ErrInvalid, n, len(rest))
+		}
+		msgs = append(msgs, rest[:n:n])
+		rest = rest[n:]
+	}
+	if len(msgs) == 0 {
+		return nil, fmt.Errorf("%w: encoded batches: none", ErrInvalid)
+	}
+	return msgs, nil
+}
+
+// PublishEncodedWhile sends the messages of an Encode result as Publish
+// sends its own (grouped into MPUBs, retried while nsqd fails), asking
+// valid first as PublishWhile does. A message over the size limit nsqd
+// has now is refused like any other (ErrRejected).
+func (p *Publisher) PublishEncodedWhile(ctx context.Context, enc []byte, valid func() bool) error {
+	msgs, err := SplitEncoded(enc)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-p.stop:
+		return ErrStopped
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("push: publish %d encoded batches: %w", len(msgs), err)
+	}
+	if valid != nil && !valid() {
+		return ErrWithheld
+	}
+	return p.send(ctx, group(msgs, p.cfg.MaxBodyBytes))
 }
 
 // parallelMinPushes is the input size from which encode splits the work

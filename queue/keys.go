@@ -13,6 +13,9 @@ import "strconv"
 //	<prefix>:{<prefix>:q<i>}:lease   STRING the holder's random token, with a PX expiry
 //	<prefix>:{<prefix>:q<i>}:epoch   STRING the layout "gen:from:to" this queue follows (absent = any; see layout.go)
 //	<prefix>:{<prefix>:q<i>}:moving  HASH  user_id → record taken out while N changes, until merged into its new queue
+//	<prefix>:{<prefix>:q<i>}:ready   ZSET  id of a chunk prepared ahead of due → its publish time (ms)
+//	<prefix>:{<prefix>:q<i>}:prep    HASH  id → its pushes (a chunk's stored form); id:e → its encoded messages; id:w → withdrawn since; # → last id
+//	<prefix>:{<prefix>:q<i>}:held    HASH  "user_id:template_id" of a prepared item → id of its chunk, until forgotten
 //
 // Keys that span queues (no script touches them together with a queue key):
 //
@@ -21,6 +24,7 @@ import "strconv"
 //	<prefix>:layout HASH  the current layout and the progress of a move (see layout.go)
 type queueKeys struct {
 	due, items, flight, marks, dead, lease, epoch, moving string
+	ready, prep, held                                     string
 }
 
 func (c *Client) keys(q int) queueKeys {
@@ -34,6 +38,9 @@ func (c *Client) keys(q int) queueKeys {
 		lease:  tag + "lease",
 		epoch:  tag + "epoch",
 		moving: tag + "moving",
+		ready:  tag + "ready",
+		prep:   tag + "prep",
+		held:   tag + "held",
 	}
 }
 

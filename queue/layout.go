@@ -231,7 +231,7 @@ func (c *Client) MoveQueue(ctx context.Context, l Layout, q, batch int) (int, er
 			}
 		}
 		if len(args) > 1 {
-			pairs, err := moveOutScript.Run(ctx, c.rdb, []string{k.due, k.items, k.moving, k.epoch}, args...).StringSlice()
+			pairs, err := moveOutScript.Run(ctx, c.rdb, []string{k.due, k.items, k.moving, k.epoch, k.ready, k.prep, k.held}, args...).StringSlice()
 			if err != nil {
 				return moved, fmt.Errorf("queue move %d: out: %w", q, err)
 			}
@@ -335,7 +335,7 @@ func (c *Client) Retire(ctx context.Context, l Layout) (Layout, bool, error) {
 	var cmds []*redis.IntCmd
 	for q := l.To; q < l.Span; q++ {
 		k := c.keys(q)
-		cmds = append(cmds, pipe.Exists(ctx, k.due, k.items, k.flight, k.marks, k.moving))
+		cmds = append(cmds, pipe.Exists(ctx, k.due, k.items, k.flight, k.marks, k.moving, k.ready))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return l, false, fmt.Errorf("queue retire: %w", err)

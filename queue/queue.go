@@ -48,7 +48,20 @@ type Options struct {
 	// DeadLetter fails with ErrDeadFull and the chunk stays in flight.
 	// 0 means DefaultMaxDead.
 	MaxDead int
+	// PrepareAhead is how long before due a lease holder may take work to
+	// prepare it (Prepare): the next-work index then names a queue that
+	// long before its earliest due user, while it may prepare more. 0 means
+	// no work is taken ahead; every worker of a prefix must use the same.
+	PrepareAhead time.Duration
+	// MaxReady bounds the prepared chunks a queue may hold (Prepare takes no
+	// more past it), so prepared work costs bounded memory. 0 means
+	// DefaultMaxReady.
+	MaxReady int
 }
+
+// DefaultMaxReady is the prepared chunks a queue holds at most by default:
+// with chunks of 1,000 pushes, 256,000 reminders per queue.
+const DefaultMaxReady = 256
 
 // WithDefaults returns a copy of o with every zero field set to its default.
 func (o Options) WithDefaults() Options {
@@ -64,6 +77,9 @@ func (o Options) WithDefaults() Options {
 	if o.MaxDead == 0 {
 		o.MaxDead = DefaultMaxDead
 	}
+	if o.MaxReady == 0 {
+		o.MaxReady = DefaultMaxReady
+	}
 	return o
 }
 
@@ -76,6 +92,12 @@ func (o Options) Validate() error {
 	}
 	if o.MaxRemindersPerUser < 1 {
 		errs = append(errs, fmt.Errorf("queue: MaxRemindersPerUser %d is below 1", o.MaxRemindersPerUser))
+	}
+	if o.PrepareAhead < 0 {
+		errs = append(errs, fmt.Errorf("queue: PrepareAhead %v is negative", o.PrepareAhead))
+	}
+	if o.MaxReady < 1 {
+		errs = append(errs, fmt.Errorf("queue: MaxReady %d is below 1", o.MaxReady))
 	}
 	if o.MaxDead < 1 {
 		errs = append(errs, fmt.Errorf("queue: MaxDead %d is below 1", o.MaxDead))
@@ -92,6 +114,8 @@ type Client struct {
 	tombTTLms    int64
 	maxReminders int
 	maxDead      int
+	aheadMs      int64
+	maxReady     int
 }
 
 // New returns a Client over rdb, which may be a standalone or cluster
@@ -102,7 +126,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Client, error) {
 		return nil, err
 	}
 	return &Client{rdb: rdb, prefix: opts.Prefix, owner: opts.Owner, tombTTLms: opts.TombstoneTTL.Milliseconds(),
-		maxReminders: opts.MaxRemindersPerUser, maxDead: opts.MaxDead}, nil
+		maxReminders: opts.MaxRemindersPerUser, maxDead: opts.MaxDead, aheadMs: opts.PrepareAhead.Milliseconds(), maxReady: opts.MaxReady}, nil
 }
 
 // Shard is the queue that holds userID's reminders when there are n queues.
@@ -201,7 +225,7 @@ type writeCall struct {
 func (c *Client) writeAt(ctx context.Context, w writeCall, e Entry) (int64, string, error) {
 	op := w.op
 	k := c.keys(w.queue)
-	keys := []string{k.due, k.items, k.epoch, k.moving}
+	keys := []string{k.due, k.items, k.epoch, k.moving, k.ready, k.prep, k.held}
 	f := "0"
 	if w.forwarded {
 		f = "1"
@@ -211,7 +235,7 @@ func (c *Client) writeAt(ctx context.Context, w writeCall, e Entry) (int64, stri
 	// EVAL, which loads it; the ZADD is not repeated.
 	pipe := redisscript.NewPipeline(c.rdb)
 	cmd := pipe.Run(ctx, w.script, keys, args...)
-	pipe.ZAddLT(ctx, c.nextKey(), redis.Z{Score: float64(e.PushAt.UnixMilli()), Member: w.queue})
+	pipe.ZAddLT(ctx, c.nextKey(), redis.Z{Score: float64(e.PushAt.UnixMilli() - c.aheadMs), Member: w.queue})
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, "", fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, err)
 	}
@@ -294,32 +318,160 @@ type Popped struct {
 
 // Pop takes due users from queue l.Queue (see lua/pop.lua).
 func (c *Client) Pop(ctx context.Context, l *Lease, o PopOptions) (Popped, error) {
+	p, _, _, err := c.pop(ctx, l, o, "", 0)
+	return p, err
+}
+
+// Prepared is the result of one Prepare: the chunk taken ahead of due
+// (none when there was nothing to take) with its id and publish time, and
+// when the queue has work next (zero: none).
+type Prepared struct {
+	Chunk     Chunk
+	ID        string
+	PublishAt time.Time
+	Next      time.Time
+}
+
+// PrepareOptions bound one Prepare: those of a pop, and how far ahead.
+type PrepareOptions struct {
+	PopOptions
+	// Horizon is the latest score taken: users due up to it are taken.
+	// Zero: now (the Redis clock, or PopOptions.Now) plus the client's
+	// PrepareAhead.
+	Horizon time.Time
+	// Span groups users into one chunk: those due up to Span after the
+	// chunk's earliest, which is its publish time. It must not exceed
+	// MergeWindow (nothing may be published more than the merge window
+	// before its push time); default 10 ms, cut to MergeWindow.
+	Span time.Duration
+}
+
+// DefaultPrepareSpan is PrepareOptions.Span's default.
+const DefaultPrepareSpan = 10 * time.Millisecond
+
+// Prepare takes work ahead of due from l's queue into a ready chunk (see
+// lua/pop.lua's prepare mode): its pushes and ids are fixed as a pop's
+// would be, and Begin moves it to the flight set once its publish time has
+// come by the Redis clock. Until then a Cancel withdraws an item from it.
+// It takes nothing when the client has no PrepareAhead, while the queue is
+// being moved, or when the queue holds MaxReady ready chunks.
+func (c *Client) Prepare(ctx context.Context, l *Lease, o PrepareOptions) (Prepared, error) {
+	if c.aheadMs <= 0 {
+		return Prepared{}, nil
+	}
+	span := cmp.Or(o.Span, DefaultPrepareSpan)
+	span = min(span, o.MergeWindow)
+	horizon := "ahead" // now (Redis's or o.Now) plus PrepareAhead
+	if !o.Horizon.IsZero() {
+		horizon = strconv.FormatInt(o.Horizon.UnixMilli(), 10)
+	}
+	p, id, at, err := c.pop(ctx, l, o.PopOptions, horizon, span)
+	if err != nil {
+		return Prepared{}, err
+	}
+	return Prepared{Chunk: p.Chunk, ID: id, PublishAt: at, Next: p.Next}, nil
+}
+
+func (c *Client) pop(ctx context.Context, l *Lease, o PopOptions, horizon string, span time.Duration) (p Popped, id string, at time.Time, err error) {
+	op := "pop"
+	if horizon != "" {
+		op = "prepare"
+	}
 	if o.MaxUsers < 1 || o.MaxUsers > MaxPopUsers {
-		return Popped{}, fmt.Errorf("queue pop: max users %d out of 1..%d", o.MaxUsers, MaxPopUsers)
+		return Popped{}, "", time.Time{}, fmt.Errorf("queue %s: max users %d out of 1..%d", op, o.MaxUsers, MaxPopUsers)
 	}
 	if o.MaxItems < 0 {
-		return Popped{}, fmt.Errorf("queue pop: max items %d is negative", o.MaxItems)
+		return Popped{}, "", time.Time{}, fmt.Errorf("queue %s: max items %d is negative", op, o.MaxItems)
 	}
 	k := c.keys(l.Queue)
-	res, err := popScript.Run(ctx, c.rdb, []string{k.due, k.items, k.flight, k.lease},
-		l.token, nowArg(o.Now), o.MergeWindow.Milliseconds(), o.MaxUsers, o.Deadline.Milliseconds(), c.tombTTLms, cmp.Or(o.MaxItems, DefaultMaxItemsPerPush)).Slice()
+	res, err := popScript.Run(ctx, c.rdb, []string{k.due, k.items, k.flight, k.lease, k.ready, k.prep, k.held, k.epoch},
+		l.token, nowArg(o.Now), o.MergeWindow.Milliseconds(), o.MaxUsers, o.Deadline.Milliseconds(), c.tombTTLms, cmp.Or(o.MaxItems, DefaultMaxItemsPerPush),
+		horizon, span.Milliseconds(), c.maxReady, c.aheadMs).Slice()
 	if err != nil {
-		return Popped{}, leaseErr("pop", l.Queue, err)
+		return Popped{}, "", time.Time{}, leaseErr(op, l.Queue, err)
 	}
-	var p Popped
 	if s, ok := res[0].(string); ok {
 		ms, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			return Popped{}, fmt.Errorf("queue pop %d: next %q: %w", l.Queue, s, err)
+			return Popped{}, "", time.Time{}, fmt.Errorf("queue %s %d: next %q: %w", op, l.Queue, s, err)
 		}
 		p.Next = time.UnixMilli(ms)
 	}
 	if s, ok := res[1].(string); ok {
 		if p.Chunk, err = ParseChunk(s); err != nil {
-			return Popped{}, fmt.Errorf("queue pop %d: %w", l.Queue, err)
+			return Popped{}, "", time.Time{}, fmt.Errorf("queue %s %d: %w", op, l.Queue, err)
 		}
 	}
-	return p, nil
+	id, _ = res[2].(string)
+	if s, ok := res[3].(string); ok {
+		ms, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return Popped{}, "", time.Time{}, fmt.Errorf("queue %s %d: publish time %q: %w", op, l.Queue, s, err)
+		}
+		at = time.UnixMilli(ms)
+	}
+	return p, id, at, nil
+}
+
+// Seal stores the encoded messages of ready chunk id of l's queue, so that
+// Begin hands them out and the publisher sends them unchanged. It reports
+// whether they were stored: not when the chunk has begun or is gone, or
+// when an item was withdrawn from it since Prepare (Begin then hands out
+// no encoding, and the pushes are built again).
+func (c *Client) Seal(ctx context.Context, l *Lease, id string, encoded []byte) (bool, error) {
+	k := c.keys(l.Queue)
+	n, err := sealScript.Run(ctx, c.rdb, []string{k.ready, k.prep, k.lease}, l.token, id, encoded).Int()
+	if err != nil {
+		return false, leaseErr("seal", l.Queue, err)
+	}
+	return n == 1, nil
+}
+
+// Begun is a prepared chunk whose publish has begun: it is in flight, like
+// a popped chunk, and Encoded holds its sealed messages (nil when it was
+// never sealed or an item was withdrawn since).
+type Begun struct {
+	ID      string
+	Chunk   Chunk
+	Encoded []byte
+}
+
+// BeginOptions bound one Begin.
+type BeginOptions struct {
+	Now      time.Time     // zero = the Redis server's clock
+	Deadline time.Duration // a flight not acked within this is redelivered
+	Max      int           // at most this many chunks per call
+}
+
+// Begin moves, under l, up to o.Max ready chunks of l's queue whose publish
+// time has come by the Redis clock into the flight set, and returns them
+// (see lua/begin.lua). From then on their items can no longer be
+// cancelled; they are acked, recovered and forgotten like popped chunks.
+func (c *Client) Begin(ctx context.Context, l *Lease, o BeginOptions) ([]Begun, error) {
+	if o.Max < 1 {
+		return nil, fmt.Errorf("queue begin: max %d is below 1", o.Max)
+	}
+	k := c.keys(l.Queue)
+	res, err := beginScript.Run(ctx, c.rdb, []string{k.ready, k.prep, k.flight, k.lease},
+		l.token, nowArg(o.Now), o.Deadline.Milliseconds(), o.Max).Slice()
+	if err != nil {
+		return nil, leaseErr("begin", l.Queue, err)
+	}
+	out := make([]Begun, 0, len(res)/3)
+	for i := 0; i+2 < len(res); i += 3 {
+		id, _ := res[i].(string)
+		text, _ := res[i+1].(string)
+		ch, err := ParseChunk(text)
+		if err != nil {
+			return nil, fmt.Errorf("queue begin %d: chunk %s: %w", l.Queue, id, err)
+		}
+		b := Begun{ID: id, Chunk: ch}
+		if enc, ok := res[i+2].(string); ok {
+			b.Encoded = []byte(enc)
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 // Ack records that nsqd accepted every push of ch, taken from l's queue; ch
@@ -420,7 +572,7 @@ func (c *Client) Forget(ctx context.Context, q int, chunks []Chunk) error {
 	for i, ch := range chunks {
 		args[i] = ch.raw
 	}
-	if err := forgetScript.Run(ctx, c.rdb, []string{k.marks, k.items, k.due}, args...).Err(); err != nil {
+	if err := forgetScript.Run(ctx, c.rdb, []string{k.marks, k.items, k.due, k.held}, args...).Err(); err != nil {
 		return fmt.Errorf("queue forget %d: %w", q, err)
 	}
 	return nil
@@ -461,19 +613,86 @@ func (c *Client) SetNext(ctx context.Context, q int, next time.Time) error {
 	if err != nil {
 		return fmt.Errorf("queue set next %d: %w", q, err)
 	}
-	k := c.keys(q)
-	for _, z := range []string{k.due, k.flight} {
-		first, err := c.rdb.ZRangeWithScores(ctx, z, 0, 0).Result()
-		if err != nil {
+	pipe := c.rdb.Pipeline()
+	p := c.probe(ctx, pipe, q)
+	_, _ = pipe.Exec(ctx) // each command's error is read by p.err
+	if err := p.err(); err != nil {
+		return fmt.Errorf("queue set next %d: %w", q, err)
+	}
+	if at, ok := p.next(c, time.Time{}); ok {
+		if err := c.rdb.ZAddLT(ctx, key, redis.Z{Score: at, Member: q}).Err(); err != nil {
 			return fmt.Errorf("queue set next %d: %w", q, err)
-		}
-		if len(first) == 1 {
-			if err := c.rdb.ZAddLT(ctx, key, redis.Z{Score: first[0].Score, Member: q}).Err(); err != nil {
-				return fmt.Errorf("queue set next %d: %w", q, err)
-			}
 		}
 	}
 	return nil
+}
+
+// probe reads what tells when a queue has work next: its earliest due
+// user, flight deadline and ready chunk, how many chunks are ready, whether
+// it is being moved and whether its lease is held.
+type probe struct {
+	due, flight, ready *redis.ZSliceCmd
+	readyN, lease      *redis.IntCmd
+	epoch              *redis.StringCmd
+}
+
+func (c *Client) probe(ctx context.Context, pipe redis.Pipeliner, q int) probe {
+	k := c.keys(q)
+	return probe{
+		due:    pipe.ZRangeWithScores(ctx, k.due, 0, 0),
+		flight: pipe.ZRangeWithScores(ctx, k.flight, 0, 0),
+		ready:  pipe.ZRangeWithScores(ctx, k.ready, 0, 0),
+		readyN: pipe.ZCard(ctx, k.ready),
+		lease:  pipe.Exists(ctx, k.lease),
+		epoch:  pipe.Get(ctx, k.epoch),
+	}
+}
+
+// err is the first error of p's commands (an absent epoch is none).
+func (p probe) err() error {
+	if err := p.epoch.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	return errors.Join(p.due.Err(), p.flight.Err(), p.ready.Err(), p.readyN.Err(), p.lease.Err())
+}
+
+// next is the queue's next-work time in ms (as next_work in
+// lua/prelude.lua computes it), and whether it has any. With orphans set,
+// flights whose lease is gone (their holder died) count as work at orphans.
+func (p probe) next(c *Client, orphans time.Time) (float64, bool) {
+	best, ok := 0.0, false
+	consider := func(v float64) {
+		if !ok || v < best {
+			best, ok = v, true
+		}
+	}
+	if d := p.due.Val(); len(d) == 1 {
+		s := d[0].Score
+		if c.aheadMs > 0 && p.readyN.Val() < int64(c.maxReady) && !movingLayout(p.epoch.Val()) {
+			s -= float64(c.aheadMs)
+		}
+		consider(s)
+	}
+	if f := p.flight.Val(); len(f) == 1 {
+		s := f[0].Score
+		if !orphans.IsZero() && p.lease.Val() == 0 {
+			s = float64(orphans.UnixMilli()) // orphaned flights: take them over now
+		}
+		consider(s)
+	}
+	if r := p.ready.Val(); len(r) == 1 {
+		consider(r[0].Score)
+	}
+	return best, ok
+}
+
+// movingLayout reports whether a queue's epoch value is a move in progress.
+func movingLayout(epoch string) bool {
+	if epoch == "" {
+		return false
+	}
+	l, err := parseLayoutKey(epoch)
+	return err == nil && !l.Stable()
 }
 
 // Time returns the Redis server's clock, which every due check uses.
@@ -552,45 +771,27 @@ func (c *Client) Paused(ctx context.Context) (bool, error) {
 }
 
 // Reconcile repairs the next index for queues 0..n-1 from the queues
-// themselves, in one pipelined round trip: each queue's earliest due user,
-// its earliest flight deadline and, when flights sit unleased (their
-// holder died), now. It is the backstop for an update of the index lost
-// with a worker killed between its queue writes and its index write.
+// themselves, in one pipelined round trip: each queue's earliest due user
+// (early by PrepareAhead while it may prepare), its earliest flight
+// deadline and ready chunk and, when flights sit unleased (their holder
+// died), now. It is the backstop for an update of the index lost with a
+// worker killed between its queue writes and its index write.
 func (c *Client) Reconcile(ctx context.Context, n int, now time.Time) error {
 	pipe := c.rdb.Pipeline()
-	type probe struct {
-		due, flight *redis.ZSliceCmd
-		lease       *redis.IntCmd
-	}
 	probes := make([]probe, n)
 	for q := 0; q < n; q++ {
-		k := c.keys(q)
-		probes[q] = probe{
-			due:    pipe.ZRangeWithScores(ctx, k.due, 0, 0),
-			flight: pipe.ZRangeWithScores(ctx, k.flight, 0, 0),
-			lease:  pipe.Exists(ctx, k.lease),
-		}
+		probes[q] = c.probe(ctx, pipe, q)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("queue reconcile: %w", err)
+	_, _ = pipe.Exec(ctx) // each command's error is read by p.err
+	for _, p := range probes {
+		if err := p.err(); err != nil {
+			return fmt.Errorf("queue reconcile: %w", err)
+		}
 	}
 	var zs []redis.Z
 	for q, p := range probes {
-		best := -1.0
-		if d := p.due.Val(); len(d) == 1 {
-			best = d[0].Score
-		}
-		if f := p.flight.Val(); len(f) == 1 {
-			s := f[0].Score
-			if p.lease.Val() == 0 {
-				s = float64(now.UnixMilli()) // orphaned flights: take them over now
-			}
-			if best < 0 || s < best {
-				best = s
-			}
-		}
-		if best >= 0 {
-			zs = append(zs, redis.Z{Score: best, Member: q})
+		if at, ok := p.next(c, now); ok {
+			zs = append(zs, redis.Z{Score: at, Member: q})
 		}
 	}
 	if len(zs) == 0 {

@@ -35,4 +35,6 @@ var (
 	moveDoneScript = load("move_done")
 	deadScript     = load("dead")
 	replayScript   = load("replay")
+	beginScript    = load("begin")
+	sealScript     = load("seal")
 )

@@ -207,7 +207,7 @@ func ids(ch queue.Chunk) []push.Push {
 			keys[j] = push.Key{TemplateID: it.TemplateID, PushAtMs: it.PushAt.UnixMilli()}
 			items[j] = push.Item{TemplateID: it.TemplateID, PushAt: it.PushAt}
 		}
-		out[i] = push.Push{ID: push.ID(t.UserID, keys), UserID: t.UserID, Items: items}
+		out[i] = push.Push{ID: push.ID(t.UserID, keys), UserID: t.UserID, DueAt: t.DueAt(), Items: items}
 	}
 	return out
 }

@@ -28,6 +28,11 @@ type Index interface {
 	// DeadLetter settles a chunk some of whose pushes can never be
 	// published (see queue.Client.DeadLetter).
 	DeadLetter(ctx context.Context, l *queue.Lease, ch queue.Chunk, unsent []queue.Unsent) (queue.Chunk, bool, error)
+	// Prepare, Seal and Begin are the work taken ahead of due (see
+	// prepare.go and queue.Client.Prepare).
+	Prepare(ctx context.Context, l *queue.Lease, o queue.PrepareOptions) (queue.Prepared, error)
+	Seal(ctx context.Context, l *queue.Lease, id string, encoded []byte) (bool, error)
+	Begin(ctx context.Context, l *queue.Lease, o queue.BeginOptions) ([]queue.Begun, error)
 	Time(ctx context.Context) (time.Time, error)
 	Paused(ctx context.Context) (bool, error)
 	Reconcile(ctx context.Context, n int, now time.Time) error
@@ -38,6 +43,10 @@ type Publisher interface {
 	// PublishWhile publishes pushes if valid, asked right before they go
 	// out, answers true; push.ErrWithheld otherwise.
 	PublishWhile(ctx context.Context, pushes []push.Push, valid func() bool) error
+	// Encode encodes pushes as PublishWhile would send them, for
+	// PublishEncodedWhile to send later unchanged.
+	Encode(pushes []push.Push) ([]byte, error)
+	PublishEncodedWhile(ctx context.Context, encoded []byte, valid func() bool) error
 }
 
 // Templates tells a template's grab start, which every push item carries.
@@ -86,6 +95,11 @@ type Config struct {
 	// OrphanMarkAge is how old an unmarked ack must be before any worker,
 	// not only the one that acked it, marks it (its worker may have died).
 	OrphanMarkAge time.Duration // default 30 s
+	// PrepareAhead is how long before due a lease holder takes work to
+	// prepare it (prepare.go): merged, ids fixed, encoded, stored in Redis,
+	// so that at due only the publish is left. 0 prepares nothing. The
+	// queue index must be built with the same queue.Options.PrepareAhead.
+	PrepareAhead time.Duration
 	// MaxItemsPerPush bounds the reminders one push carries (a user with
 	// more due within MergeWindow gets them in several pushes); default
 	// queue.DefaultMaxItemsPerPush.
@@ -169,6 +183,9 @@ func (c Config) Validate() error {
 	if c.MarkBatch < 1 {
 		bad("MarkBatch %d is below 1", c.MarkBatch)
 	}
+	if c.PrepareAhead < 0 {
+		bad("PrepareAhead %v is negative", c.PrepareAhead)
+	}
 	if c.MaxItemsPerPush < 1 {
 		bad("MaxItemsPerPush %d is below 1", c.MaxItemsPerPush)
 	}
@@ -217,8 +234,12 @@ type Stats struct {
 	LastTickNs atomic.Int64 // unix time (ns) of the last loop iteration
 	// LeasesAcquired counts queue leases this scheduler took.
 	LeasesAcquired atomic.Int64
-	// Time spent in each step of delivery, summed over slots (ns).
-	PopNs, BuildNs, PublishNs, AckNs atomic.Int64
+	// Prepared counts pushes taken ahead of due into ready chunks; Sealed
+	// those of them whose encoded messages were stored.
+	Prepared, Sealed atomic.Int64
+	// Time spent in each step of delivery, summed over slots (ns); Prepare
+	// is the time spent taking, building, encoding and sealing work ahead.
+	PopNs, BuildNs, PublishNs, AckNs, PrepareNs atomic.Int64
 }
 
 // Scheduler drains due reminder queues into NSQ. Start it once; Stop it once.
@@ -473,8 +494,22 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 			break
 		}
 		all = false
+		if s.cfg.PrepareAhead > 0 {
+			begun, err := s.idx.Begin(ctx, l, queue.BeginOptions{Deadline: s.cfg.Deadline, Max: beginBatch})
+			if err != nil {
+				return s.leaseErr(lost, err)
+			}
+			for _, b := range begun {
+				if err := s.deliverBegun(ctx, h, b); err != nil {
+					return s.leaseErr(lost, err)
+				}
+			}
+			if len(begun) > 0 {
+				continue
+			}
+		}
 		began := time.Now()
-		p, err := s.idx.Pop(ctx, l, queue.PopOptions{MergeWindow: s.cfg.MergeWindow, MaxUsers: s.cfg.PopBatch, Deadline: s.cfg.Deadline, MaxItems: s.cfg.MaxItemsPerPush})
+		p, err := s.idx.Pop(ctx, l, s.popOptions())
 		s.stats.PopNs.Add(int64(time.Since(began)))
 		if err != nil {
 			return s.leaseErr(lost, err)
@@ -487,13 +522,27 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 				return s.leaseErr(lost, err)
 			}
 		}
-		if len(p.Chunk.Pushes) < s.cfg.PopBatch {
-			break
+		if len(p.Chunk.Pushes) >= s.cfg.PopBatch {
+			continue
 		}
+		if s.cfg.PrepareAhead > 0 {
+			more, err := s.prepare(ctx, l)
+			if err != nil {
+				return s.leaseErr(lost, err)
+			}
+			if more {
+				continue
+			}
+		}
+		break
 	}
 	// Our own flights are acked, so the pop's "next" (which counted their
 	// deadlines) is stale: let SetNext read the queue's due and flight sets.
 	return s.idx.SetNext(ctx, l.Queue, time.Time{})
+}
+
+func (s *Scheduler) popOptions() queue.PopOptions {
+	return queue.PopOptions{MergeWindow: s.cfg.MergeWindow, MaxUsers: s.cfg.PopBatch, Deadline: s.cfg.Deadline, MaxItems: s.cfg.MaxItemsPerPush}
 }
 
 func (s *Scheduler) leaseErr(lost <-chan struct{}, err error) error {

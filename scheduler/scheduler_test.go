@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -57,6 +58,7 @@ type cluster struct {
 	nsqd   string
 	prefix string
 	marks  *marks
+	ahead  time.Duration // work prepared this long before due (0: none)
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -79,10 +81,11 @@ func newCluster(t *testing.T) *cluster {
 func (c *cluster) start(t *testing.T, n int, cfg scheduler.Config) *scheduler.Scheduler {
 	t.Helper()
 	rdb := enginetest.Redis(t)
-	idx, err := queue.New(rdb, queue.Options{Prefix: c.prefix})
+	idx, err := queue.New(rdb, queue.Options{Prefix: c.prefix, PrepareAhead: c.ahead})
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.PrepareAhead = c.ahead
 	bal, err := balance.New(rdb, idx, balance.Config{Prefix: c.prefix, Lease: 2 * time.Second, RenewEvery: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -103,13 +106,22 @@ func (c *cluster) start(t *testing.T, n int, cfg scheduler.Config) *scheduler.Sc
 	return s
 }
 
-// TestDeliveryInvariants proves R1-R5 with two schedulers on real Redis and nsqd.
+// TestDeliveryInvariants proves R1-R5 with two schedulers on real Redis
+// and nsqd, popping at due and preparing work ahead of due. Ahead, some
+// reminders are cancelled after they were prepared: each cancel that
+// succeeds is never pushed.
 func TestDeliveryInvariants(t *testing.T) {
+	t.Run("at due", func(t *testing.T) { deliveryInvariants(t, 0) })
+	t.Run("ahead", func(t *testing.T) { deliveryInvariants(t, 5*time.Second) })
+}
+
+func deliveryInvariants(t *testing.T, ahead time.Duration) {
 	// Registered first, so it runs after the schedulers' own cleanups.
 	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 	ctx := context.Background()
 	c := newCluster(t)
+	c.ahead = ahead
 	col, err := pushtest.NewCollector(c.nsqd, c.topic)
 	if err != nil {
 		t.Fatal(err)
@@ -161,8 +173,28 @@ func TestDeliveryInvariants(t *testing.T) {
 		}
 	}
 	cfg := scheduler.Config{MergeWindow: time.Second, Slots: 2, PopBatch: 200}
-	c.start(t, n, cfg)
-	c.start(t, n, cfg)
+	s1, s2 := c.start(t, n, cfg), c.start(t, n, cfg)
+	if ahead > 0 {
+		prepared := func() int64 { return s1.Stats().Prepared.Load() + s2.Stats().Prepared.Load() }
+		enginetest.Eventually(t, "work prepared ahead", 10*time.Second, func() bool { return prepared() > 0 })
+		withdrawn := 0
+		for u := int64(7); u <= users; u += 10 {
+			k := pushtest.Pair{UserID: u, TemplateID: 1}
+			err := c.idx.Cancel(ctx, n, queue.Entry{UserID: u, TemplateID: 1, PushAt: wanted[k].at, Version: 2})
+			switch {
+			case err == nil:
+				delete(wanted, k)
+				cancelled[k] = true
+				withdrawn++
+			case !errors.Is(err, queue.ErrInFlight):
+				t.Fatalf("cancel %v: %v", k, err)
+			}
+		}
+		if withdrawn == 0 {
+			t.Fatal("no cancel after prepare succeeded: the prepared path was not exercised")
+		}
+		t.Logf("%d pushes prepared ahead; %d of %d cancels after it withdrew their reminder", prepared(), withdrawn, users/10)
+	}
 
 	enginetest.Eventually(t, "every reminder delivered", 30*time.Second, func() bool {
 		return pushtest.Summarise(col.All()).Unique() >= len(wanted)
@@ -208,7 +240,7 @@ func TestDeliveryInvariants(t *testing.T) {
 		if want := push.NewPush(g.UserID, g.Items).ID; want != g.ID {
 			t.Errorf("push id %s, want %s", g.ID, want)
 		}
-		if g.UserID%4 == 1 && g.UserID%10 != 3 && len(g.Items) != 2 {
+		if g.UserID%4 == 1 && !cancelled[pushtest.Pair{UserID: g.UserID, TemplateID: 1}] && len(g.Items) != 2 {
 			t.Errorf("user %d: items within the window not merged: %+v", g.UserID, g.Items)
 		}
 	}

@@ -247,7 +247,7 @@ func (w *Worker) resizePart() part {
 	var cancel context.CancelFunc
 	done := make(chan struct{})
 	return newPart("resize coordinator", func(ctx context.Context) error {
-		idx, err := queue.New(w.rdb, queue.Options{Prefix: w.cfg.RedisPrefix, Owner: w.cfg.WorkerID})
+		idx, err := queue.New(w.rdb, queue.Options{Prefix: w.cfg.RedisPrefix, Owner: w.cfg.WorkerID, PrepareAhead: w.cfg.Ahead()})
 		if err != nil {
 			return err
 		}
@@ -400,6 +400,7 @@ func (w *Worker) startScheduler(ctx context.Context) error {
 		Tick:          cfg.Tick.Duration(),
 		Deadline:      cfg.InFlightDeadline.Duration(),
 		PopBatch:      cfg.PopBatch,
+		PrepareAhead:  cfg.Ahead(),
 		Slots:         cfg.Slots,
 		DrainTimeout:  cfg.DrainTimeout.Duration(),
 		MarkBatch:     cfg.MarkBatch,

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"time"
 
 	"couponpush/bench"
@@ -16,7 +18,9 @@ import (
 
 func main() {
 	var c bench.Config
-	flag.IntVar(&c.Burst, "burst", 200_000, "reminders due at the same millisecond (0 skips)")
+	bursts := flag.String("burst", "200000", "comma-separated sizes of bursts due at one millisecond, measured in turn (\"\" skips)")
+	modes := flag.String("modes", "ahead", "comma-separated ways the workers work: ahead (prepare before due), due (all at due); each on its own workers")
+	flag.DurationVar(&c.PrepareAhead, "prepare-ahead", 0, "how long before due mode ahead prepares (0: the worker's default)")
 	flag.IntVar(&c.Spread, "spread", 20_000, "reminders spread over -spread-over (0 skips)")
 	flag.DurationVar(&c.SpreadOver, "spread-over", 20*time.Second, "time the spread reminders fall due over")
 	flag.DurationVar(&c.SubscribeFor, "subscribe-for", 10*time.Second, "how long the subscribe load runs (0 skips)")
@@ -28,6 +32,22 @@ func main() {
 	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the burst's drain to this file")
 	flag.BoolVar(&c.AuthOff, "auth-off", false, "run the workers with auth off (default: real operator and user tokens)")
 	flag.Parse()
+	for _, b := range strings.Split(*bursts, ",") {
+		if b = strings.TrimSpace(b); b == "" {
+			continue
+		}
+		n, err := strconv.Atoi(b)
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bench: -burst: %q is not a positive count\n", b)
+			os.Exit(2)
+		}
+		c.Bursts = append(c.Bursts, n)
+	}
+	for _, m := range strings.Split(*modes, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			c.Modes = append(c.Modes, m)
+		}
+	}
 	c.RedisAddr, c.MySQLDSN = os.Getenv("COUPONPUSH_REDIS_ADDR"), os.Getenv("COUPONPUSH_MYSQL_DSN")
 	c.NSQDAddr, c.ConsulAddr = os.Getenv("COUPONPUSH_NSQD_TCP"), os.Getenv("COUPONPUSH_CONSUL_ADDR")
 	if c.RedisAddr == "" || c.NSQDAddr == "" || c.ConsulAddr == "" {

@@ -1,6 +1,7 @@
 -- add indexes one pending reminder, or does nothing if the queue already
 -- holds this (user, template) at an equal or newer version.
--- KEYS[1] due  KEYS[2] items  KEYS[3] epoch  KEYS[4] moving
+-- KEYS[1] due  KEYS[2] items  KEYS[3] epoch  KEYS[4] moving (KEYS[5..7]: as
+-- cancel.lua, unused here)
 -- ARGV[1] layout  ARGV[2] user  ARGV[3] template  ARGV[4] push ms
 -- ARGV[5] version  ARGV[6] tombstone ttl ms  ARGV[7] this queue
 -- ARGV[8] the user's home queue under the layout's target  ARGV[9] "1" forwarded

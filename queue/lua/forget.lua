@@ -2,7 +2,8 @@
 -- in the marks set and their users' taken entries (F, or P without a due
 -- score: see prelude.lua). Idempotent: a chunk already forgotten is
 -- skipped, so two workers may run it for the same chunk.
--- KEYS[1] marks  KEYS[2] items  KEYS[3] due
+-- The items' held entries (of a chunk that was prepared) go too.
+-- KEYS[1] marks  KEYS[2] items  KEYS[3] due  KEYS[4] held
 -- ARGV[1..] chunks
 -- Returns how many chunks were forgotten now.
 local n = 0
@@ -10,14 +11,18 @@ for c = 1, #ARGV do
   local chunk = ARGV[c]
   if redis.call('ZREM', KEYS[1], chunk) == 1 then
     n = n + 1
-    local users, done = {}, {}
+    local users, done, held = {}, {}, {}
     for line in string.gmatch(chunk, '[^\n]+') do
       local user, rest = string.match(line, '^(%d+)|(.*)$')
       users[#users + 1] = user
       local set = {}
-      for tid, ms in string.gmatch(rest, '(%d+):(%d+)') do set[tid .. ':' .. ms] = true end
+      for tid, ms in string.gmatch(rest, '(%d+):(%d+)') do
+        set[tid .. ':' .. ms] = true
+        held[#held + 1] = user .. ':' .. tid
+      end
       done[#users] = set
     end
+    bulk('HDEL', KEYS[4], held)
     local recs = redis.call('HMGET', KEYS[2], unpack(users))
     local hset, hdel = {}, {}
     for i, user in ipairs(users) do

@@ -4,8 +4,10 @@
 -- the moving hash are told to retry (route in prelude.lua), so a user's
 -- record is in exactly one place at a time. Taken entries (F, explicit or
 -- implicit) become S entries: the chunk that took them is forgotten here,
--- not in the new queue.
+-- not in the new queue. An entry only prepared (in a ready chunk whose
+-- publish has not begun, see prelude.lua) is withdrawn and moves pending.
 -- KEYS[1] due  KEYS[2] items  KEYS[3] moving  KEYS[4] epoch
+-- KEYS[5] ready  KEYS[6] prep  KEYS[7] held
 -- ARGV[1] layout (a move)  ARGV[2..] users
 -- Returns {user, record, ...} for the users that had a record here.
 if redis.call('GET', KEYS[4]) ~= ARGV[1] then return redis.error_reply('STALE layout') end
@@ -15,7 +17,15 @@ for i = 2, #ARGV do
   local list = load(KEYS[1], KEYS[2], user)
   if #list > 0 then
     for _, e in ipairs(list) do
-      if e.st == 'F' then e.st = 'S' end
+      if e.st == 'F' then
+        local id = prepared(KEYS[5], KEYS[7], user, e.tid)
+        if id then
+          withdraw(KEYS[5], KEYS[6], KEYS[7], id, user, e.tid)
+          e.st = 'P'
+        else
+          e.st = 'S'
+        end
+      end
     end
     local rec = pack(list)
     redis.call('HSET', KEYS[3], user, rec)

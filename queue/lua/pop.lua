@@ -15,14 +15,39 @@
 -- ARGV[4] max users  ARGV[5] flight deadline ms  ARGV[6] tombstone ttl ms
 -- ARGV[7] max items per push: a user with more due within the window gets
 -- its earliest ones now; the rest stay pending (already due) for the next pop.
--- Returns {next, chunk}: next is the queue's earliest remaining work time
--- (due user or flight deadline) or false; chunk is false when nothing was
--- due. A lost lease is an error.
+-- ARGV[8] prepare horizon ms, or "ahead" for now + ARGV[11] ("" = pop what
+-- is due now; see below)
+-- ARGV[9] prepare span ms  ARGV[10] most ready chunks  ARGV[11] ahead ms
+-- KEYS[5] ready  KEYS[6] prep  KEYS[7] held  KEYS[8] epoch
+-- Returns {next, chunk, id}: next is the queue's earliest remaining work
+-- time (see next_work) or false; chunk is false when nothing was taken; id
+-- and at are the prepared chunk's id and publish time (ms), or false.
+--
+-- Prepare mode (ARGV[8] set) takes work ahead of due: the users whose
+-- earliest score s0 is at most the horizon, and with it every user scored
+-- up to s0 + span (never past the horizon), as if now were that cut. The
+-- chunk goes to the ready set, scored s0 (its publish time), instead of
+-- the flight set, and each taken item is held (see prelude.lua) so that a
+-- cancel can still withdraw it until begin.lua. Nothing is prepared while
+-- the queue is being moved (N changing) or holds ARGV[10] ready chunks.
 if redis.call('GET', KEYS[4]) ~= ARGV[1] then return redis.error_reply('LEASE lost') end
 local now = now_ms(ARGV[2])
 local window, ttl, max_items = tonumber(ARGV[3]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local users = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
-if #users == 0 then return {next_work(KEYS[1], KEYS[3]), false} end
+local max_ready, ahead = tonumber(ARGV[10]), tonumber(ARGV[11])
+local may_prepare = ahead > 0 and redis.call('ZCARD', KEYS[5]) < max_ready and not moving(KEYS[8])
+local cut, s0 = now, nil
+if ARGV[8] ~= '' then
+  local horizon = now + ahead
+  if ARGV[8] ~= 'ahead' then horizon = tonumber(ARGV[8]) end
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if not may_prepare or not first[2] or tonumber(first[2]) > horizon then
+    return {next_work(KEYS[1], KEYS[3], KEYS[5], ahead, may_prepare), false, false, false}
+  end
+  s0 = tonumber(first[2])
+  cut = math.min(horizon, s0 + tonumber(ARGV[9]))
+end
+local users = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cut, 'LIMIT', 0, tonumber(ARGV[4]))
+if #users == 0 then return {next_work(KEYS[1], KEYS[3], KEYS[5], ahead, may_prepare), false, false, false} end
 local recs = redis.call('HMGET', KEYS[2], unpack(users))
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #users - 1)
 local pushes, hset, hdel, zadd = {}, {}, {}, {}
@@ -31,14 +56,14 @@ for i = 1, #users do
   local user, rec = users[i], recs[i]
   local tid, ms
   if rec then tid, ms = string.match(rec, '^(%d+),(%d+),%d+,P;$') end
-  if tid and tonumber(ms) <= now then
+  if tid and tonumber(ms) <= cut then
     np = np + 1
     pushes[np] = user .. '|' .. tid .. ':' .. ms
   else
     local list = parse(rec)
     local first = nil
     for _, e in ipairs(list) do
-      if e.st == 'P' and e.ms <= now and (first == nil or e.ms < first) then first = e.ms end
+      if e.st == 'P' and e.ms <= cut and (first == nil or e.ms < first) then first = e.ms end
     end
     local keep, taken = {}, {}
     for _, e in ipairs(list) do
@@ -80,9 +105,27 @@ end
 if nh > 0 then bulk('HSET', KEYS[2], hset) end
 if #hdel > 0 then bulk('HDEL', KEYS[2], hdel) end
 if #zadd > 0 then bulk('ZADD', KEYS[1], zadd) end
-local chunk = false
+local chunk, id = false, false
 if np > 0 then
   chunk = table.concat(pushes, '\n')
-  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), chunk)
+  if s0 then
+    id = tostring(redis.call('HINCRBY', KEYS[6], '#', 1))
+    redis.call('ZADD', KEYS[5], s0, id)
+    redis.call('HSET', KEYS[6], id, chunk)
+    local hold = {}
+    for i = 1, np do
+      local user, rest = string.match(pushes[i], '^(%d+)|(.*)$')
+      for tid in string.gmatch(rest, '(%d+):%d+') do
+        hold[#hold + 1] = user .. ':' .. tid
+        hold[#hold + 1] = id
+      end
+    end
+    bulk('HSET', KEYS[7], hold)
+    may_prepare = redis.call('ZCARD', KEYS[5]) < max_ready
+  else
+    redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), chunk)
+  end
 end
-return {next_work(KEYS[1], KEYS[3]), chunk}
+local at = false
+if id then at = string.format('%d', s0) end
+return {next_work(KEYS[1], KEYS[3], KEYS[5], ahead, may_prepare), chunk, id, at}

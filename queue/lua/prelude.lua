@@ -147,13 +147,79 @@ local function bulk(cmd, key, args)
   end
 end
 
--- next_work is the queue's earliest due user or flight deadline, or false.
-local function next_work(due, flight)
-  local nd = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
-  local nf = redis.call('ZRANGE', flight, 0, 0, 'WITHSCORES')
+-- moving reports whether the queue's layout (its epoch key) is a move in
+-- progress: no work is prepared ahead then (see prepare in pop.lua).
+local function moving(epoch_key)
+  local E = redis.call('GET', epoch_key)
+  if not E then return false end
+  local f, t = string.match(E, '^%d+:(%d+):(%d+)$')
+  return f ~= t
+end
+
+-- next_work is when the queue next needs a worker, or false: its earliest
+-- flight deadline, its earliest prepared chunk's publish time, and its
+-- earliest due user, ahead ms early when more may be prepared (ahead > 0
+-- and may_prepare).
+local function next_work(due, flight, ready, ahead, may_prepare)
   local nxt = nil
-  if nd[2] then nxt = tonumber(nd[2]) end
-  if nf[2] and (nxt == nil or tonumber(nf[2]) < nxt) then nxt = tonumber(nf[2]) end
+  local function consider(v)
+    if v and (nxt == nil or v < nxt) then nxt = v end
+  end
+  local nd = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
+  if nd[2] then
+    local d = tonumber(nd[2])
+    if ahead > 0 and may_prepare then d = d - ahead end
+    consider(d)
+  end
+  for _, z in ipairs({flight, ready}) do
+    local f = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+    if f[2] then consider(tonumber(f[2])) end
+  end
   if nxt then return string.format('%d', nxt) end
   return false
+end
+
+-- Work prepared ahead of due (see pop.lua's prepare mode). A prepared chunk
+-- has an id (a counter in the prep hash); the ready set scores it by its
+-- publish time; the prep hash holds its pushes (field id, the chunk's
+-- stored form), its encoded messages once sealed (id..':e') and a mark
+-- that an item was withdrawn since it was sealed (id..':w'); the held hash
+-- maps each taken item "user:tid" to the id of its chunk. Until begin.lua
+-- moves the chunk into the flight set, an item may be withdrawn (a cancel,
+-- a move); after, it is taken like any popped item.
+
+-- prepared returns the id of the ready chunk that holds user's item tid
+-- and whose publish has not begun, or nil.
+local function prepared(ready, held, user, tid)
+  local id = redis.call('HGET', held, user .. ':' .. tid)
+  if id and redis.call('ZSCORE', ready, id) then return id end
+  return nil
+end
+
+-- withdraw takes user's item tid out of ready chunk id (from prepared):
+-- the chunk loses it (and the user's line when it was the line's last
+-- item, and the chunk itself when it was the last line), its encoding is
+-- dropped, and the item is no longer held.
+local function withdraw(ready, prep, held, id, user, tid)
+  redis.call('HDEL', held, user .. ':' .. tid)
+  local s = '\n' .. (redis.call('HGET', prep, id) or '') .. '\n'
+  local a, b = string.find(s, '\n' .. user .. '|', 1, true)
+  if a then
+    local e = string.find(s, '\n', b + 1, true)
+    local kept = {}
+    for it in string.gmatch(string.sub(s, b + 1, e - 1), '[^,]+') do
+      if string.match(it, '^(%d+):') ~= tid then kept[#kept + 1] = it end
+    end
+    local line = ''
+    if #kept > 0 then line = '\n' .. user .. '|' .. table.concat(kept, ',') end
+    s = string.sub(s, 1, a - 1) .. line .. string.sub(s, e)
+  end
+  local text = string.sub(s, 2, -2)
+  if text == '' then
+    redis.call('ZREM', ready, id)
+    redis.call('HDEL', prep, id, id .. ':e', id .. ':w')
+  else
+    redis.call('HSET', prep, id, text, id .. ':w', '1')
+    redis.call('HDEL', prep, id .. ':e')
+  end
 end

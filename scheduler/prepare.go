@@ -1,0 +1,112 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"couponpush/balance"
+	"couponpush/push"
+	"couponpush/queue"
+)
+
+// Work ahead of due. A drop's reminders all fall due at one moment known
+// long before, so a lease holder takes them up to PrepareAhead early
+// (queue.Client.Prepare): merged into pushes with their ids fixed, as a
+// pop would, into a ready chunk in Redis. It then builds and encodes the
+// chunk's messages and seals them beside it (queue.Client.Seal). At the
+// chunk's publish time by the Redis clock, whoever holds the queue begins
+// it (queue.Client.Begin: one script per few chunks, nothing per item),
+// publishes the sealed messages as they are and acks. Until it begins, a
+// cancel withdraws its item from the chunk (and the seal with it: such a
+// chunk is built again at begin), so a 204 is never pushed.
+//
+// Everything prepared lives in Redis: a holder that dies or loses its lease
+// leaves the ready chunks to the next, which publishes the same pushes
+// (same ids) at the same time. A chunk begun and not acked is a flight
+// like any other, recovered and rebuilt from its items.
+
+// beginBatch is how many due ready chunks one Begin takes.
+const beginBatch = 4
+
+// prepare takes one chunk of work ahead of due from l's queue and seals
+// it. more reports whether it took one (so the caller asks again).
+func (s *Scheduler) prepare(ctx context.Context, l *queue.Lease) (more bool, err error) {
+	began := time.Now()
+	defer func() { s.stats.PrepareNs.Add(int64(time.Since(began))) }()
+	p, err := s.idx.Prepare(ctx, l, queue.PrepareOptions{PopOptions: s.popOptions()})
+	if err != nil {
+		return false, err
+	}
+	if len(p.Chunk.Pushes) == 0 {
+		return false, nil
+	}
+	s.stats.Prepared.Add(int64(len(p.Chunk.Pushes)))
+	out, unsent, err := s.build(ctx, p.Chunk)
+	if err != nil {
+		// Templates cannot be read now: the chunk stays unsealed and is
+		// built at begin, like a popped chunk.
+		s.log.Warn("building a prepared chunk; it is built again at due", "queue", l.Queue, "chunk", p.ID, "err", err)
+		return true, nil
+	}
+	if len(unsent) > 0 {
+		return true, nil // settled at begin, where deliver dead-letters what cannot be built
+	}
+	enc, err := s.pub.Encode(out)
+	if err != nil {
+		return true, nil // likewise: deliver splits out what cannot be sent
+	}
+	sealed, err := s.idx.Seal(ctx, l, p.ID, enc)
+	if err != nil {
+		return false, err
+	}
+	if sealed {
+		s.stats.Sealed.Add(int64(len(out)))
+	}
+	return true, nil
+}
+
+// deliverBegun publishes a ready chunk whose publish has begun: its sealed
+// messages as they are, or, without a seal, built like a popped chunk.
+// Then it acks the chunk and hands it to the marker.
+func (s *Scheduler) deliverBegun(ctx context.Context, h *balance.Held, b queue.Begun) error {
+	if s.cfg.Taken != nil {
+		s.cfg.Taken(b.Chunk)
+	}
+	if b.Encoded == nil {
+		return s.deliver(ctx, h, b.Chunk)
+	}
+	l := h.Lease
+	if s.cfg.BeforePublish != nil {
+		s.cfg.BeforePublish()
+	}
+	began := time.Now()
+	err := s.pub.PublishEncodedWhile(ctx, b.Encoded, h.Valid)
+	published := time.Now()
+	s.stats.PublishNs.Add(int64(published.Sub(began)))
+	switch {
+	case push.Unsendable(err):
+		// Refused as it is (nsqd's limits may have changed since it was
+		// sealed): build it again, split it and set aside what cannot go.
+		return s.deliver(ctx, h, b.Chunk)
+	case errors.Is(err, push.ErrWithheld):
+		s.stats.Fenced.Add(1)
+		return errLeaseRunOut
+	case err != nil:
+		s.stats.PublishErrs.Add(1)
+		return fmt.Errorf("publish prepared chunk %s (%d pushes) of queue %d: %w", b.ID, len(b.Chunk.Pushes), l.Queue, err)
+	}
+	out := ids(b.Chunk)
+	s.observe(out)
+	if s.cfg.BeforeAck != nil {
+		s.cfg.BeforeAck()
+	}
+	_, err = s.idx.Ack(ctx, l, b.Chunk)
+	s.stats.AckNs.Add(int64(time.Since(published)))
+	if err != nil {
+		return fmt.Errorf("ack prepared chunk %s (%d pushes) of queue %d: %w", b.ID, len(out), l.Queue, err)
+	}
+	s.marker.add(l.Queue, b.Chunk, out)
+	return nil
+}
