@@ -56,6 +56,7 @@ type queuesJSON struct {
 	Queues     []queueJSON `json:"list"`
 	DueUsers   int64       `json:"due_users"`
 	InFlight   int64       `json:"in_flight"`
+	Ready      int64       `json:"ready"`
 	MaxLagMs   int64       `json:"max_lag_ms"`
 	Dead       int64       `json:"dead_letters"`
 }
@@ -66,6 +67,7 @@ type queueJSON struct {
 	Depth       int64  `json:"depth"`
 	LagMs       int64  `json:"lag_ms"`
 	InFlight    int64  `json:"in_flight"`
+	Ready       int64  `json:"ready"`
 	Marks       int64  `json:"marks"`
 	InTransit   int64  `json:"in_transit"`
 	LeaseHolder string `json:"lease_holder"`
@@ -199,7 +201,7 @@ func (c *Console) buildOverview(ctx context.Context, operator string) overviewJS
 	}
 	dead := m.maxBy(mDeadLetters, "queue")
 	for _, info := range snap.queues {
-		j := queueJSON{Queue: info.Queue, Users: info.Users, Depth: info.DueUsers, InFlight: info.InFlight, Marks: info.Marks,
+		j := queueJSON{Queue: info.Queue, Users: info.Users, Depth: info.DueUsers, InFlight: info.InFlight, Ready: info.Ready, Marks: info.Marks,
 			InTransit: info.InTransit, LeaseHolder: holder(info), LeaseTTLMs: info.LeaseTTL.Milliseconds(),
 			Dead: int64(dead[strconv.Itoa(info.Queue)])}
 		if !info.EarliestDue.IsZero() && !snap.redisTime.IsZero() {
@@ -207,6 +209,7 @@ func (c *Console) buildOverview(ctx context.Context, operator string) overviewJS
 		}
 		q.DueUsers += j.Depth
 		q.InFlight += j.InFlight
+		q.Ready += j.Ready
 		q.MaxLagMs = max(q.MaxLagMs, j.LagMs)
 		q.Dead += j.Dead
 		q.Queues = append(q.Queues, j)

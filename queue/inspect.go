@@ -18,6 +18,8 @@ type QueueInfo struct {
 	DueUsers    int64     // users with a due score: pending items or tombstones to drop (ZCARD due)
 	EarliestDue time.Time // the lowest due score; zero when none
 	InFlight    int64     // chunks popped and not yet acked (ZCARD flight)
+	Ready       int64     // chunks prepared ahead of due, not yet begun (ZCARD ready)
+	NextReady   time.Time // the earliest ready chunk's publish time; zero when none
 	Marks       int64     // acked chunks waiting for MySQL's sent-mark (ZCARD marks)
 	InTransit   int64     // users taken out by a move, not yet in their new queue (HLEN moving)
 	DeadLetters int64     // pushes set aside as never publishable (HLEN dead)
@@ -39,26 +41,28 @@ func (c *Client) Inspect(ctx context.Context, span int) ([]QueueInfo, error) {
 	for lo := 0; lo < span; lo += inspectChunk {
 		hi := min(lo+inspectChunk, span)
 		type probe struct {
-			users, due, flight, marks, moving, dead *redis.IntCmd
-			first                                   *redis.ZSliceCmd
-			lease, epoch                            *redis.StringCmd
-			ttl                                     *redis.DurationCmd
+			users, due, flight, marks, moving, dead, ready *redis.IntCmd
+			first, firstReady                              *redis.ZSliceCmd
+			lease, epoch                                   *redis.StringCmd
+			ttl                                            *redis.DurationCmd
 		}
 		pipe := c.rdb.Pipeline()
 		probes := make([]probe, hi-lo)
 		for i := range probes {
 			k := c.keys(lo + i)
 			probes[i] = probe{
-				users:  pipe.HLen(ctx, k.items),
-				due:    pipe.ZCard(ctx, k.due),
-				first:  pipe.ZRangeWithScores(ctx, k.due, 0, 0),
-				flight: pipe.ZCard(ctx, k.flight),
-				marks:  pipe.ZCard(ctx, k.marks),
-				moving: pipe.HLen(ctx, k.moving),
-				dead:   pipe.HLen(ctx, k.dead),
-				lease:  pipe.Get(ctx, k.lease),
-				ttl:    pipe.PTTL(ctx, k.lease),
-				epoch:  pipe.Get(ctx, k.epoch),
+				users:      pipe.HLen(ctx, k.items),
+				due:        pipe.ZCard(ctx, k.due),
+				first:      pipe.ZRangeWithScores(ctx, k.due, 0, 0),
+				flight:     pipe.ZCard(ctx, k.flight),
+				ready:      pipe.ZCard(ctx, k.ready),
+				firstReady: pipe.ZRangeWithScores(ctx, k.ready, 0, 0),
+				marks:      pipe.ZCard(ctx, k.marks),
+				moving:     pipe.HLen(ctx, k.moving),
+				dead:       pipe.HLen(ctx, k.dead),
+				lease:      pipe.Get(ctx, k.lease),
+				ttl:        pipe.PTTL(ctx, k.lease),
+				epoch:      pipe.Get(ctx, k.epoch),
 			}
 		}
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -70,6 +74,7 @@ func (c *Client) Inspect(ctx context.Context, span int) ([]QueueInfo, error) {
 				Users:       p.users.Val(),
 				DueUsers:    p.due.Val(),
 				InFlight:    p.flight.Val(),
+				Ready:       p.ready.Val(),
 				Marks:       p.marks.Val(),
 				InTransit:   p.moving.Val(),
 				DeadLetters: p.dead.Val(),
@@ -77,6 +82,9 @@ func (c *Client) Inspect(ctx context.Context, span int) ([]QueueInfo, error) {
 			}
 			if f := p.first.Val(); len(f) == 1 {
 				qi.EarliestDue = time.UnixMilli(int64(f[0].Score))
+			}
+			if f := p.firstReady.Val(); len(f) == 1 {
+				qi.NextReady = time.UnixMilli(int64(f[0].Score))
 			}
 			if v, err := p.lease.Result(); err == nil {
 				qi.LeaseHeld = true

@@ -453,3 +453,27 @@ func TestMoveWithdrawsPreparedWork(t *testing.T) {
 		t.Errorf("the user added during the move pushed %d times", seen[1000])
 	}
 }
+
+// TestTombstoneDoesNotHoldUpPreparing: a tombstone whose time is up within
+// the horizon is dropped by a prepare (not left to block it until its
+// time), and the work behind it is prepared on the next call.
+func TestTombstoneDoesNotHoldUpPreparing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := newAheadClient(t, enginetest.Redis(t), queue.Options{TombstoneTTL: time.Minute})
+	l := lease(t, c, 0)
+	// User 1's tombstone expires at t0+2s; user 2 is due at t0+3s.
+	if err := c.Cancel(ctx, oneQueue, queue.Entry{UserID: 1, TemplateID: 7, PushAt: t0.Add(2*time.Second - time.Minute), Version: 2}); err != nil {
+		t.Fatal(err)
+	}
+	add(t, c, 2, 7, t0.Add(3*time.Second), 1)
+	var got []int64
+	for range 3 {
+		if p := prepare(t, c, l, t0); p.ID != "" {
+			got = append(got, users(p.Chunk)...)
+		}
+	}
+	if !slices.Equal(got, []int64{2}) {
+		t.Fatalf("prepared users %v; want user 2 behind the tombstone", got)
+	}
+}

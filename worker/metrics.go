@@ -254,6 +254,10 @@ func (m *workerMetrics) watchScheduler(s *scheduler.Scheduler, idx *queue.Client
 	m.counterFunc("couponpush_pushes_dead_lettered_total",
 		"Pushes that can never be published (too large, refused by nsqd, template missing), moved to their queue's dead letters.", st.DeadLettered.Load)
 	m.counterFunc("couponpush_publish_errors_total", "Publishes abandoned (lease lost or shutdown) and left for redelivery.", st.PublishErrs.Load)
+	m.counterFunc("couponpush_pushes_prepared_total",
+		"Pushes taken ahead of due into ready chunks (work_ahead), to be published at their time.", st.Prepared.Load)
+	m.counterFunc("couponpush_pushes_sealed_total",
+		"Prepared pushes whose encoded messages were stored beside their chunk, so that at due only the publish is left.", st.Sealed.Load)
 	m.counterFunc("couponpush_publishes_fenced_total",
 		"Publishes withheld because the queue's lease had run out by this worker's clock (it was stopped or stalled past it); the next holder republishes them.", st.Fenced.Load)
 
@@ -309,7 +313,7 @@ type queueCollector struct {
 	span  func() int
 	owner string // this worker's lease owner name
 
-	depth, users, earliest, lag, inflight, held, dead *prometheus.Desc
+	depth, users, earliest, lag, inflight, ready, held, dead *prometheus.Desc
 }
 
 func newQueueCollector(idx *queue.Client, span func() int, owner string) *queueCollector {
@@ -322,13 +326,14 @@ func newQueueCollector(idx *queue.Client, span func() int, owner string) *queueC
 		earliest: d("couponpush_queue_earliest_due_timestamp_seconds", "Unix time of the queue's earliest due score; absent when none is due."),
 		lag:      d("couponpush_queue_lag_seconds", "Redis now minus the queue's earliest due score, 0 when nothing is overdue."),
 		inflight: d("couponpush_queue_inflight_chunks", "Chunks popped from the queue and not yet acked."),
+		ready:    d("couponpush_queue_ready_chunks", "Chunks prepared ahead of due in the queue whose publish has not begun."),
 		held:     d("couponpush_queue_lease_held", "1 if this worker holds the queue's lease."),
 		dead:     d("couponpush_dead_letters", "Pushes in the queue's dead-letter set (never publishable, kept for replay)."),
 	}
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.depth, c.users, c.earliest, c.lag, c.inflight, c.held, c.dead} {
+	for _, d := range []*prometheus.Desc{c.depth, c.users, c.earliest, c.lag, c.inflight, c.ready, c.held, c.dead} {
 		ch <- d
 	}
 }
@@ -360,6 +365,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		g(c.lag, lag)
 		g(c.inflight, float64(qi.InFlight))
+		g(c.ready, float64(qi.Ready))
 		g(c.held, bit(qi.LeaseHeld && qi.LeaseHolder == c.owner))
 		g(c.dead, float64(qi.DeadLetters))
 	}

@@ -90,6 +90,8 @@ type queueJSON struct {
 	EarliestDue string `json:"earliest_due,omitempty"`
 	LagMs       int64  `json:"lag_ms"`
 	InFlight    int64  `json:"in_flight"`
+	Ready       int64  `json:"ready"`                // chunks prepared ahead of due, not begun
+	NextReady   string `json:"next_ready,omitempty"` // the earliest one's publish time
 	Marks       int64  `json:"marks"`
 	InTransit   int64  `json:"in_transit"`
 	LeaseHeld   bool   `json:"lease_held"`
@@ -160,8 +162,11 @@ func cmdQueues(ctx context.Context, a *admin, args []string) error {
 		out.Layout = newLayoutJSON(layoutRead{st, recorded})
 	}
 	for _, q := range infos {
-		j := queueJSON{Queue: q.Queue, Users: q.Users, DueUsers: q.DueUsers, InFlight: q.InFlight, Marks: q.Marks,
+		j := queueJSON{Queue: q.Queue, Users: q.Users, DueUsers: q.DueUsers, InFlight: q.InFlight, Ready: q.Ready, Marks: q.Marks,
 			InTransit: q.InTransit, LeaseHeld: q.LeaseHeld, LeaseHolder: q.LeaseHolder, LeaseTTLMs: q.LeaseTTL.Milliseconds(), Epoch: q.Epoch}
+		if !q.NextReady.IsZero() {
+			j.NextReady = stamp(q.NextReady)
+		}
 		if !q.EarliestDue.IsZero() {
 			j.EarliestDue = stamp(q.EarliestDue)
 			j.LagMs = max(0, now.Sub(q.EarliestDue).Milliseconds())
@@ -213,7 +218,7 @@ func printQueues(a *admin, out queuesJSON, r layoutRead) error {
 		return nil
 	}
 	fmt.Fprintln(a.out)
-	fmt.Fprintln(tw, "QUEUE\tUSERS\tDUE\tEARLIEST_DUE\tLAG\tIN_FLIGHT\tMARKS\tIN_TRANSIT\tLEASE")
+	fmt.Fprintln(tw, "QUEUE\tUSERS\tDUE\tEARLIEST_DUE\tLAG\tIN_FLIGHT\tREADY\tMARKS\tIN_TRANSIT\tLEASE")
 	var tot queueJSON
 	var maxLag int64
 	for _, q := range out.Queues {
@@ -229,15 +234,16 @@ func printQueues(a *admin, out queuesJSON, r layoutRead) error {
 			}
 			lease = fmt.Sprintf("%s (%s left)", holder, (time.Duration(q.LeaseTTLMs) * time.Millisecond).Round(time.Millisecond))
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%s\n", q.Queue, q.Users, q.DueUsers, due, lag, q.InFlight, q.Marks, q.InTransit, lease)
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", q.Queue, q.Users, q.DueUsers, due, lag, q.InFlight, q.Ready, q.Marks, q.InTransit, lease)
 		tot.Users += q.Users
 		tot.DueUsers += q.DueUsers
 		tot.InFlight += q.InFlight
+		tot.Ready += q.Ready
 		tot.Marks += q.Marks
 		tot.InTransit += q.InTransit
 		maxLag = max(maxLag, q.LagMs)
 	}
-	fmt.Fprintf(tw, "total\t%d\t%d\t\tmax %s\t%d\t%d\t%d\t\n", tot.Users, tot.DueUsers, time.Duration(maxLag)*time.Millisecond, tot.InFlight, tot.Marks, tot.InTransit)
+	fmt.Fprintf(tw, "total\t%d\t%d\t\tmax %s\t%d\t%d\t%d\t%d\t\n", tot.Users, tot.DueUsers, time.Duration(maxLag)*time.Millisecond, tot.InFlight, tot.Ready, tot.Marks, tot.InTransit)
 	return tw.Flush()
 }
 

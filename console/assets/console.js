@@ -99,8 +99,8 @@
     const q = o.queues;
     let layout = q.recorded ? `${q.to} queues, generation ${q.generation}, span ${q.span}` : `${q.span} queues (no layout recorded in Redis: N never changed)`;
     if (q.moving) layout = `moving ${q.from} → ${q.to} queues: ${num(q.moved)}/${num(q.total)} users moved`;
-    $("layout").textContent = `${layout} · due users ${num(q.due_users)} · in flight ${num(q.in_flight)} · max lag ${dur(q.max_lag_ms)} · dead letters ${num(q.dead_letters)}`;
-    rows($("queues").tBodies[0], q.list, (x) => [x.queue, num(x.depth), num(x.users), dur(x.lag_ms), num(x.in_flight), num(x.marks), num(x.in_transit), num(x.dead_letters), x.lease_holder || "free"]);
+    $("layout").textContent = `${layout} · due users ${num(q.due_users)} · in flight ${num(q.in_flight)} · prepared chunks ${num(q.ready)} · max lag ${dur(q.max_lag_ms)} · dead letters ${num(q.dead_letters)}`;
+    rows($("queues").tBodies[0], q.list, (x) => [x.queue, num(x.depth), num(x.users), dur(x.lag_ms), num(x.in_flight), num(x.ready), num(x.marks), num(x.in_transit), num(x.dead_letters), x.lease_holder || "free"]);
     rows($("workers").tBodies[0], o.workers, (w) => [w.id, w.address, el("td", { class: "health " + w.status }, w.status), w.roles || "all", w.ops_addr || "-", w.leases, w.scrape]);
     rows($("coupons").tBodies[0], o.coupons.templates, (t) => [`#${t.id} ${t.name}`, num(t.stock), num(t.issued), t.remaining < 0 ? "?" : num(t.remaining), t.remaining < 0 ? "?" : num(t.drift)]);
     const claims = Object.entries(o.coupons.claims).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${num(v)}`).join(" · ");

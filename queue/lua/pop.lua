@@ -30,6 +30,9 @@
 -- the flight set, and each taken item is held (see prelude.lua) so that a
 -- cancel can still withdraw it until begin.lua. Nothing is prepared while
 -- the queue is being moved (N changing) or holds ARGV[10] ready chunks.
+-- Tombstones (and S entries) whose time is up by the cut are dropped, up to
+-- the horizon early, so that a queue whose earliest score is a tombstone's
+-- never holds up the work behind it.
 if redis.call('GET', KEYS[4]) ~= ARGV[1] then return redis.error_reply('LEASE lost') end
 local now = now_ms(ARGV[2])
 local window, ttl, max_items = tonumber(ARGV[3]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -70,7 +73,7 @@ for i = 1, #users do
       if first and e.st == 'P' and e.ms <= first + window then
         taken[#taken + 1] = e
         keep[#keep + 1] = e
-      elseif (e.st == 'C' or e.st == 'S') and e.ms + ttl <= now then
+      elseif (e.st == 'C' or e.st == 'S') and e.ms + ttl <= cut then
         -- remembered long enough: nothing older can arrive any more
       else
         keep[#keep + 1] = e
