@@ -27,7 +27,7 @@ var engines = []struct {
 	{"cluster", func(t *testing.T) []string { return enginetest.RedisCluster(t) }},
 }
 
-func newClient(t *testing.T, addrs []string) redis.UniversalClient {
+func newClient(t testing.TB, addrs []string) redis.UniversalClient {
 	t.Helper()
 	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs})
 	t.Cleanup(func() { _ = c.Close() })
@@ -183,6 +183,46 @@ func TestBlocks(t *testing.T) {
 	})
 }
 
+// TestBlocksCheckedWithLimits: with limits on, a subject's block and limit
+// are read by one script. A block key at the name every earlier version
+// wrote (so a block in effect across an upgrade) refuses the user's and the
+// IP's requests, and a refused request still takes from its limit.
+func TestBlocksCheckedWithLimits(t *testing.T) {
+	t.Parallel()
+	onEngines(t, func(t *testing.T, rdb redis.UniversalClient, guard func(func(*Config)) *Guard) {
+		ctx := context.Background()
+		g := guard(func(c *Config) {
+			c.Limits = map[Rule]Limit{{Claim, User}: {Rate: 1, Burst: 3}, {Claim, IP}: {Rate: 1, Burst: 100}}
+		})
+		ip := netip.MustParseAddr("192.0.2.77")
+		p := g.cfg.Prefix
+		for _, key := range []string{p + ":{" + p + ":block:u:70}", p + ":{" + p + ":block:ip:192.0.2.77}"} {
+			v := `{"reason":"placed by an earlier version","who":"operator","until_ms":0}`
+			if err := rdb.Set(ctx, key, v, time.Minute).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 3 {
+			if r := refusal(t, g.Admit(ctx, Claim, 70, netip.Addr{}), ErrBlocked); r.Kind != User {
+				t.Errorf("refused by %s, want user", r.Kind)
+			}
+		}
+		if r := refusal(t, g.Admit(ctx, Claim, 71, ip), ErrBlocked); r.Kind != IP {
+			t.Errorf("refused by %s, want ip", r.Kind)
+		}
+		if err := g.Release(ctx, UserSubject(70)); err != nil {
+			t.Fatal(err)
+		}
+		// The three blocked requests took the user's burst.
+		if r := refusal(t, g.Admit(ctx, Claim, 70, netip.Addr{}), ErrLimited); r.Kind != User {
+			t.Errorf("refused by %s, want user", r.Kind)
+		}
+		if err := g.Admit(ctx, Claim, 72, netip.Addr{}); err != nil {
+			t.Errorf("another user: %v", err)
+		}
+	})
+}
+
 func TestBlockBounds(t *testing.T) {
 	t.Parallel()
 	g := newGuard(t, newClient(t, []string{enginetest.RedisAddr(t)}), enginetest.Prefix(t), nil)
@@ -270,13 +310,14 @@ func TestAutoBlock(t *testing.T) {
 }
 
 // TestKeysCarryTheirPrefix: every key the guard writes starts with the
-// prefix (a limit's with "rate:" before it) and lies on its tag's slot.
+// prefix and lies on its tag's slot; a block is where every earlier
+// version wrote it, and a subject's limits share its block's tag.
 func TestKeysCarryTheirPrefix(t *testing.T) {
 	t.Parallel()
 	k := keys{"p"}
 	for _, tc := range []struct{ got, want string }{
-		{k.rate(Claim, UserSubject(42)), "p:{p:rl:claim:u:42}"},
-		{k.rate(Subscribe, IPSubject(netip.MustParseAddr("2001:db8::1"))), "p:{p:rl:subscribe:ip:2001:db8::1}"},
+		{k.limit(Claim, UserSubject(42)), "p:{p:block:u:42}:rl:claim"},
+		{k.limit(Subscribe, IPSubject(netip.MustParseAddr("2001:db8::1"))), "p:{p:block:ip:2001:db8::1}:rl:subscribe"},
 		{k.trips(IPSubject(ip1)), "p:{p:rl:trips:ip:192.0.2.1}"},
 		{k.block(UserSubject(7)), "p:{p:block:u:7}"},
 		{k.index(), "p:{p:blocks}"},
