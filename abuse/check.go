@@ -2,7 +2,6 @@ package abuse
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -23,42 +22,13 @@ type check struct {
 	subjects []Subject
 }
 
-// checked is a check's replies, one per subject in the order of its
-// subjects. err is the first error among them.
+// checked is a check's replies, in the order of its subjects: exists[i]
+// the block lookup of subject i, limits[i] its limit (nil where its rule
+// has no limit). err is the first error among them.
 type checked struct {
-	subjects []subjectCheck
-	err      error
-}
-
-// subjectCheck is one subject's reply: checkScript's where the subject's
-// rule has a limit, else the block lookup alone.
-type subjectCheck struct {
-	check  *redis.Cmd    // checkScript: {blocked, admitted, retry after µs}
-	exists *redis.IntCmd // EXISTS of the block, when there is no limit
-}
-
-func (c subjectCheck) err() error {
-	if c.check != nil {
-		return c.check.Err()
-	}
-	return c.exists.Err()
-}
-
-// result reads the reply: whether the subject is blocked, and whether its
-// limit admits the request (true without a limit), or else when it would.
-func (c subjectCheck) result() (blocked, admitted bool, retryAfter time.Duration, err error) {
-	if c.check == nil {
-		n, err := c.exists.Result()
-		return n > 0, true, 0, err
-	}
-	res, err := c.check.Int64Slice()
-	if err == nil && len(res) != 3 {
-		err = fmt.Errorf("check script answered %v", res)
-	}
-	if err != nil {
-		return false, false, 0, err
-	}
-	return res[0] == 1, res[1] == 1, time.Duration(res[2]) * time.Microsecond, nil
+	exists []*redis.IntCmd
+	limits []*redis.Cmd
+	err    error
 }
 
 // Bounds of the shared check pipelines.
@@ -79,21 +49,25 @@ func (g *Guard) flushChecks(ctx context.Context, cs []check, reply func(int, che
 	pipe := redisscript.NewPipeline(g.rdb)
 	out := make([]checked, len(cs))
 	for i, c := range cs {
-		r := checked{subjects: make([]subjectCheck, len(c.subjects))}
+		r := checked{exists: make([]*redis.IntCmd, len(c.subjects)), limits: make([]*redis.Cmd, len(c.subjects))}
 		for j, s := range c.subjects {
+			r.exists[j] = pipe.Exists(ctx, g.keys.block(s))
 			if l, ok := g.cfg.Limits[Rule{c.action, s.Kind}]; ok {
-				r.subjects[j].check = pipe.Run(ctx, checkScript, []string{g.keys.block(s), g.keys.limit(c.action, s)}, l.Burst, l.Rate)
-			} else {
-				r.subjects[j].exists = pipe.Exists(ctx, g.keys.block(s))
+				r.limits[j] = pipe.Run(ctx, limitScript, []string{g.keys.limit(c.action, s)}, l.Burst, l.Rate)
 			}
 		}
 		out[i] = r
 	}
 	_, _ = pipe.Exec(ctx) // each command keeps its own error
 	for i, r := range out {
-		for _, sc := range r.subjects {
-			if r.err = sc.err(); r.err != nil {
+		for j := range r.exists {
+			if r.err = r.exists[j].Err(); r.err != nil {
 				break
+			}
+			if l := r.limits[j]; l != nil {
+				if r.err = l.Err(); r.err != nil {
+					break
+				}
 			}
 		}
 		reply(i, r)

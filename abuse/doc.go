@@ -8,11 +8,9 @@
 //   - Admit runs before any write of the request it guards: a refused
 //     request (ErrLimited, ErrBlocked) has written nothing but the
 //     limiter's own counters.
-//   - Every counter and every block is one key with a Redis Cluster hash
-//     tag, and a subject's limits share its block's tag; every operation is
-//     one command or one Lua script on the keys of one tag (a subject's
-//     block and one of its limits at most); nothing here needs two slots at
-//     once.
+//   - Every counter and every block is one key on one Redis Cluster slot
+//     (a hash tag), and every operation on it is one command or one Lua
+//     script on that key; nothing here needs two slots at once.
 //   - A block is in effect exactly while its key exists (Redis expires it);
 //     the blocks index only finds blocks for List. A block write adds to
 //     the index first and writes the block key second, and the index only
@@ -21,13 +19,13 @@
 //     without a block; List skips those, and the index drops them when
 //     their end passes. The index is thus bounded by the blocks placed
 //     within the longest block time (MaxBlock).
-//   - Rate limits are GCRA (checkScript, in github.com/go-redis/redis_rate's
-//     state format): Rate requests a second sustained, Burst at once. Each
-//     subject's block and limit are read by one script, and both subjects'
-//     go in one pipelined round trip, shared with the checks of concurrent
-//     requests (check.go), so every request the API receives takes from
-//     its user's and its IP's limits, also one refused by a block or by
-//     the other limit: what a caller sends counts, whatever is answered. Refusals are reported in
+//   - Rate limits are GCRA (limitScript, in github.com/go-redis/redis_rate's
+//     state format): Rate requests a second sustained, Burst at once. The
+//     blocks and both limits are checked in one pipelined round trip,
+//     shared with the checks of concurrent requests (check.go), so
+//     every request the API receives takes from its user's and its IP's
+//     limits, also one refused by a block or by the other limit: what a
+//     caller sends counts, whatever is answered. Refusals are reported in
 //     order: a block, then the user's limit, then the IP's.
 //   - Automatic blocks never replace a block in effect (an operator's
 //     longer one stands).

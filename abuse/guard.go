@@ -200,33 +200,35 @@ func (g *Guard) Admit(ctx context.Context, a Action, user int64, ip netip.Addr) 
 	if res.err != nil {
 		return fmt.Errorf("abuse: check blocks and limits: %w", res.err)
 	}
-	type answer struct {
-		admitted   bool
-		retryAfter time.Duration
-	}
-	var answers [2]answer // a user and an IP at most
+	exists, limits := res.exists, res.limits
 	for i, s := range subjects {
-		blocked, admitted, retry, err := res.subjects[i].result()
-		if err != nil {
-			return fmt.Errorf("abuse: check the block and %s limit of %s: %w", a, s, err)
-		}
-		if blocked {
+		if exists[i].Val() > 0 {
 			if g.cfg.OnBlocked != nil {
 				g.cfg.OnBlocked(a, s.Kind)
 			}
 			return &Refusal{Err: ErrBlocked, Kind: s.Kind}
 		}
-		answers[i] = answer{admitted, retry}
 	}
 	for i, s := range subjects {
-		if answers[i].admitted {
+		cmd := limits[i]
+		if cmd == nil {
+			continue
+		}
+		res, err := cmd.Int64Slice()
+		if err == nil && len(res) != 2 {
+			err = fmt.Errorf("limit script answered %v", res)
+		}
+		if err != nil {
+			return fmt.Errorf("abuse: check %s limit of %s: %w", a, s, err)
+		}
+		if res[0] == 1 {
 			continue
 		}
 		if g.cfg.OnLimited != nil {
 			g.cfg.OnLimited(a, s.Kind)
 		}
 		g.trip(ctx, s)
-		return &Refusal{Err: ErrLimited, Kind: s.Kind, RetryAfter: answers[i].retryAfter}
+		return &Refusal{Err: ErrLimited, Kind: s.Kind, RetryAfter: time.Duration(res[1]) * time.Microsecond}
 	}
 	return nil
 }

@@ -183,10 +183,9 @@ func TestBlocks(t *testing.T) {
 	})
 }
 
-// TestBlocksCheckedWithLimits: with limits on, a subject's block and limit
-// are read by one script. A block key at the name every earlier version
-// wrote (so a block in effect across an upgrade) refuses the user's and the
-// IP's requests, and a refused request still takes from its limit.
+// TestBlocksCheckedWithLimits: with limits on, a block key (written here as
+// Block writes it) refuses the user's and the IP's requests, and a request
+// refused by a block still takes from its limit (doc.go).
 func TestBlocksCheckedWithLimits(t *testing.T) {
 	t.Parallel()
 	onEngines(t, func(t *testing.T, rdb redis.UniversalClient, guard func(func(*Config)) *Guard) {
@@ -197,7 +196,7 @@ func TestBlocksCheckedWithLimits(t *testing.T) {
 		ip := netip.MustParseAddr("192.0.2.77")
 		p := g.cfg.Prefix
 		for _, key := range []string{p + ":{" + p + ":block:u:70}", p + ":{" + p + ":block:ip:192.0.2.77}"} {
-			v := `{"reason":"placed by an earlier version","who":"operator","until_ms":0}`
+			v := `{"reason":"placed by hand","who":"operator","until_ms":0}`
 			if err := rdb.Set(ctx, key, v, time.Minute).Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -310,14 +309,13 @@ func TestAutoBlock(t *testing.T) {
 }
 
 // TestKeysCarryTheirPrefix: every key the guard writes starts with the
-// prefix and lies on its tag's slot; a block is where every earlier
-// version wrote it, and a subject's limits share its block's tag.
+// prefix (a limit's with "rate:" before it) and lies on its tag's slot.
 func TestKeysCarryTheirPrefix(t *testing.T) {
 	t.Parallel()
 	k := keys{"p"}
 	for _, tc := range []struct{ got, want string }{
-		{k.limit(Claim, UserSubject(42)), "p:{p:block:u:42}:rl:claim"},
-		{k.limit(Subscribe, IPSubject(netip.MustParseAddr("2001:db8::1"))), "p:{p:block:ip:2001:db8::1}:rl:subscribe"},
+		{k.rate(Claim, UserSubject(42)), "p:{p:rl:claim:u:42}"},
+		{k.rate(Subscribe, IPSubject(netip.MustParseAddr("2001:db8::1"))), "p:{p:rl:subscribe:ip:2001:db8::1}"},
 		{k.trips(IPSubject(ip1)), "p:{p:rl:trips:ip:192.0.2.1}"},
 		{k.block(UserSubject(7)), "p:{p:block:u:7}"},
 		{k.index(), "p:{p:blocks}"},

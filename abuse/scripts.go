@@ -2,8 +2,7 @@ package abuse
 
 import "github.com/redis/go-redis/v9"
 
-// Lua scripts of the package. Each touches the keys of one hash tag: one
-// key, or a subject's block and limit (checkScript).
+// Lua scripts of the package. Each touches exactly one key (KEYS[1]).
 // Times are the Redis server's clock in milliseconds, so workers whose
 // clocks differ agree on when a block ends.
 
@@ -48,31 +47,27 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`)
 
-// checkScript is one subject's block and one of its rate limits, checked
-// together (both keys are under the subject's hash tag, see keys.go): one
-// script per subject and request instead of an EXISTS and a script. The
-// limit is GCRA in the state format of github.com/go-redis/redis_rate
-// (which the guard used before): the limit key holds the theoretical
-// arrival time (TAT) in seconds since 2017-01-01, and expires when the
-// subject is back to a full burst. A request is admitted, and the TAT moved
-// on by one emission interval, unless that would put it more than a burst
-// ahead of now. The limit is counted whether or not the subject is blocked
-// (see doc.go). Unlike redis_rate it can be queued in a pipeline
-// (internal/redisscript), so Admit checks every subject in one round trip.
+// limitScript is a GCRA rate limit, in the state format of
+// github.com/go-redis/redis_rate (which the guard used before; workers of
+// both versions share the state in a rolling upgrade): the key holds the
+// theoretical arrival time (TAT) in seconds since 2017-01-01, and expires
+// when the subject is back to a full burst. A request is admitted, and the
+// TAT moved on by one emission interval, unless that would put it more
+// than a burst ahead of now. Unlike redis_rate it can be queued in a
+// pipeline (internal/redisscript), so Admit checks the user's limit in the
+// blocks' round trip.
 //
-//	KEYS[1] block  KEYS[2] limit state
+//	KEYS[1] limit state ("rate:" + keys.rate)
 //	ARGV[1] burst  ARGV[2] rate, requests a second
-//	→ {blocked, 1, 0} admitted by the limit | {blocked, 0, retry after in µs};
-//	  blocked is 1 if the block key exists, else 0
-var checkScript = redis.NewScript(`
-local blocked = redis.call('EXISTS', KEYS[1])
+//	→ {1, 0} admitted | {0, retry after in µs}
+var limitScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) - 1483228800) + tonumber(t[2]) / 1000000
 local interval = 1 / tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[2]) or now)
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local new_tat = tat + interval
 local diff = now - (new_tat - interval * tonumber(ARGV[1]))
-if diff < 0 then return {blocked, 0, math.ceil(-diff * 1000000)} end
-redis.call('SET', KEYS[2], new_tat, 'EX', math.ceil(new_tat - now))
-return {blocked, 1, 0}`)
+if diff < 0 then return {0, math.ceil(-diff * 1000000)} end
+redis.call('SET', KEYS[1], new_tat, 'EX', math.ceil(new_tat - now))
+return {1, 0}`)
