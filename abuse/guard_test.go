@@ -27,7 +27,7 @@ var engines = []struct {
 	{"cluster", func(t *testing.T) []string { return enginetest.RedisCluster(t) }},
 }
 
-func newClient(t *testing.T, addrs []string) redis.UniversalClient {
+func newClient(t testing.TB, addrs []string) redis.UniversalClient {
 	t.Helper()
 	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs})
 	t.Cleanup(func() { _ = c.Close() })
@@ -179,6 +179,45 @@ func TestBlocks(t *testing.T) {
 		}
 		if placed[Operator] != 2 || blocked[User] < 1 || blocked[IP] != 1 {
 			t.Errorf("placed %v, blocked %v", placed, blocked)
+		}
+	})
+}
+
+// TestBlocksCheckedWithLimits: with limits on, a block key (written here as
+// Block writes it) refuses the user's and the IP's requests, and a request
+// refused by a block still takes from its limit (doc.go).
+func TestBlocksCheckedWithLimits(t *testing.T) {
+	t.Parallel()
+	onEngines(t, func(t *testing.T, rdb redis.UniversalClient, guard func(func(*Config)) *Guard) {
+		ctx := context.Background()
+		g := guard(func(c *Config) {
+			c.Limits = map[Rule]Limit{{Claim, User}: {Rate: 1, Burst: 3}, {Claim, IP}: {Rate: 1, Burst: 100}}
+		})
+		ip := netip.MustParseAddr("192.0.2.77")
+		p := g.cfg.Prefix
+		for _, key := range []string{p + ":{" + p + ":block:u:70}", p + ":{" + p + ":block:ip:192.0.2.77}"} {
+			v := `{"reason":"placed by hand","who":"operator","until_ms":0}`
+			if err := rdb.Set(ctx, key, v, time.Minute).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 3 {
+			if r := refusal(t, g.Admit(ctx, Claim, 70, netip.Addr{}), ErrBlocked); r.Kind != User {
+				t.Errorf("refused by %s, want user", r.Kind)
+			}
+		}
+		if r := refusal(t, g.Admit(ctx, Claim, 71, ip), ErrBlocked); r.Kind != IP {
+			t.Errorf("refused by %s, want ip", r.Kind)
+		}
+		if err := g.Release(ctx, UserSubject(70)); err != nil {
+			t.Fatal(err)
+		}
+		// The three blocked requests took the user's burst.
+		if r := refusal(t, g.Admit(ctx, Claim, 70, netip.Addr{}), ErrLimited); r.Kind != User {
+			t.Errorf("refused by %s, want user", r.Kind)
+		}
+		if err := g.Admit(ctx, Claim, 72, netip.Addr{}); err != nil {
+			t.Errorf("another user: %v", err)
 		}
 	})
 }
