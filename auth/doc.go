@@ -11,9 +11,6 @@
 //     confusion: an RSA public key is never an HMAC secret).
 //   - A user token carries exp (required), and aud and iss when they are
 //     configured; times are checked with Leeway of slack for clock skew.
-//     Times are JSON numbers (RFC 7519 NumericDate): a number in a string
-//     is refused; the library's validator checks them (userClaims only
-//     decodes them).
 //   - sub is the user id in canonical decimal: digits only, no sign, no
 //     leading zero, a positive 64-bit integer. Anything else is refused.
 //   - With a JWKS, a token naming a kid is tried only with the keys of that
