@@ -572,3 +572,35 @@ func TestConcurrentPublish(t *testing.T) {
 	waitFor(t, 30*time.Second, "every push", func() bool { return c.Stats().Pushes >= int64(len(pushes)) })
 	got.check(t, pushes)
 }
+
+// TestPublishEncodedRoundTrip: pushes encoded ahead (Encode, as the
+// scheduler seals prepared work) and published later, in two parts, reach
+// the consumer whole, once each, in batches within the limits.
+func TestPublishEncodedRoundTrip(t *testing.T) {
+	noLeaks(t)
+	tcp, _ := enginetest.NSQD(t)
+	topic := enginetest.Prefix(t)
+	got := newReceived()
+	c := startConsumer(t, ConsumerConfig{NSQDAddr: tcp, Topic: topic, Handle: got.handle})
+	p := startPublisher(t, PublisherConfig{NSQDAddr: tcp, Topic: topic, MaxMessageBytes: 16 << 10, MaxBodyBytes: 40 << 10, MaxPushesPerBatch: 50})
+	pushes := variedPushes(2000)
+	a, err := p.Encode(pushes[:700])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.Encode(pushes[700:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.PublishEncodedWhile(t.Context(), [][]byte{a, b}, func() bool { return false }); !errors.Is(err, ErrWithheld) {
+		t.Fatalf("publish while not valid = %v; want ErrWithheld", err)
+	}
+	if err := p.PublishEncodedWhile(t.Context(), [][]byte{a, b}, func() bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "every push", func() bool { return c.Stats().Pushes >= int64(len(pushes)) })
+	got.check(t, pushes)
+	if err := p.PublishEncodedWhile(t.Context(), [][]byte{a[:len(a)-1]}, nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("publish of a cut encoding = %v; want ErrInvalid", err)
+	}
+}

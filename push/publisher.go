@@ -346,14 +346,18 @@ func SplitEncoded(enc []byte) ([][]byte, error) {
 	return msgs, nil
 }
 
-// PublishEncodedWhile sends the messages of an Encode result as Publish
+// PublishEncodedWhile sends the messages of Encode results as Publish
 // sends its own (grouped into MPUBs, retried while nsqd fails), asking
 // valid first as PublishWhile does. A message over the size limit nsqd
 // has now is refused like any other (ErrRejected).
-func (p *Publisher) PublishEncodedWhile(ctx context.Context, enc []byte, valid func() bool) error {
-	msgs, err := SplitEncoded(enc)
-	if err != nil {
-		return err
+func (p *Publisher) PublishEncodedWhile(ctx context.Context, encoded [][]byte, valid func() bool) error {
+	var msgs [][]byte
+	for _, enc := range encoded {
+		m, err := SplitEncoded(enc)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, m...)
 	}
 	select {
 	case <-p.stop:

@@ -478,12 +478,27 @@ func (c *Client) Begin(ctx context.Context, l *Lease, o BeginOptions) ([]Begun, 
 // then waits in the marks set for MySQL's sent-mark (see Marks, Forget). It
 // reports whether ch was still in flight.
 func (c *Client) Ack(ctx context.Context, l *Lease, ch Chunk) (bool, error) {
-	k := c.keys(l.Queue)
-	n, err := ackScript.Run(ctx, c.rdb, []string{k.flight, k.marks, k.lease}, l.token, "", ch.raw).Int()
-	if err != nil {
-		return false, leaseErr("ack", l.Queue, err)
+	n, err := c.AckAll(ctx, l, []Chunk{ch})
+	return n == 1, err
+}
+
+// AckAll is Ack for several chunks of l's queue in one script call; it
+// returns how many were still in flight.
+func (c *Client) AckAll(ctx context.Context, l *Lease, chs []Chunk) (int, error) {
+	if len(chs) == 0 {
+		return 0, nil
 	}
-	return n == 1, nil
+	k := c.keys(l.Queue)
+	args := make([]any, 0, 2+len(chs))
+	args = append(args, l.token, "")
+	for _, ch := range chs {
+		args = append(args, ch.raw)
+	}
+	n, err := ackScript.Run(ctx, c.rdb, []string{k.flight, k.marks, k.lease}, args...).Int()
+	if err != nil {
+		return 0, leaseErr("ack", l.Queue, err)
+	}
+	return n, nil
 }
 
 // RecoverOptions bound one recover.

@@ -31,10 +31,12 @@ type marker struct {
 	lastAdd time.Time
 }
 
-// acked is one delivered chunk's pushes. Their rows for MySQL are built
-// when they are flushed, after the burst, not on the delivery path.
+// acked is one delivered chunk's pushes (out, or nil to build them from
+// ch when flushed). Their rows for MySQL are built when they are flushed,
+// after the burst, not on the delivery path.
 type acked struct {
 	out []push.Push
+	ch  queue.Chunk
 	at  time.Time
 }
 
@@ -42,7 +44,8 @@ func newMarker(s *Scheduler, m Marker) *marker {
 	return &marker{s: s, mark: m, chunks: map[int][]queue.Chunk{}}
 }
 
-// add queues an acked chunk of queue q, delivered as out, for marking.
+// add queues an acked chunk of queue q, delivered as out (nil: its pushes
+// are built from ch when marked, ids included), for marking.
 func (m *marker) add(q int, ch queue.Chunk, out []push.Push) {
 	now := time.Now()
 	m.mu.Lock()
@@ -52,7 +55,7 @@ func (m *marker) add(q int, ch queue.Chunk, out []push.Push) {
 	}
 	m.lastAdd = now
 	m.chunks[q] = append(m.chunks[q], ch)
-	m.acked = append(m.acked, acked{out: out, at: now})
+	m.acked = append(m.acked, acked{out: out, ch: ch, at: now})
 }
 
 // run flushes marks until stop closes (after the slots have exited), then
@@ -136,7 +139,11 @@ func (m *marker) commit(ctx context.Context, acks []acked, chunks map[int][]queu
 		return nil
 	}
 	for _, a := range acks {
-		for _, p := range a.out {
+		out := a.out
+		if out == nil {
+			out = ids(a.ch)
+		}
+		for _, p := range out {
 			for _, it := range p.Items {
 				if len(rows) == m.s.cfg.MarkBatch {
 					if err := write(); err != nil {

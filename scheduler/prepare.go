@@ -67,46 +67,88 @@ func (s *Scheduler) prepare(ctx context.Context, l *queue.Lease) (more bool, err
 	return true, nil
 }
 
-// deliverBegun publishes a ready chunk whose publish has begun: its sealed
-// messages as they are, or, without a seal, built like a popped chunk.
-// Then it acks the chunk and hands it to the marker.
-func (s *Scheduler) deliverBegun(ctx context.Context, h *balance.Held, b queue.Begun) error {
-	if s.cfg.Taken != nil {
-		s.cfg.Taken(b.Chunk)
-	}
-	if b.Encoded == nil {
-		return s.deliver(ctx, h, b.Chunk)
-	}
+// deliverBegun publishes ready chunks whose publish has begun: the sealed
+// ones together, their messages as they are, then acked in one call; one
+// without a seal is built and delivered like a popped chunk. Acked chunks
+// go to the marker.
+func (s *Scheduler) deliverBegun(ctx context.Context, h *balance.Held, begun []queue.Begun) error {
 	l := h.Lease
+	var sealed []queue.Chunk
+	var encoded [][]byte
+	for _, b := range begun {
+		if s.cfg.Taken != nil {
+			s.cfg.Taken(b.Chunk)
+		}
+		if b.Encoded == nil {
+			if err := s.deliver(ctx, h, b.Chunk); err != nil {
+				return err
+			}
+			continue
+		}
+		sealed, encoded = append(sealed, b.Chunk), append(encoded, b.Encoded)
+	}
+	if len(sealed) == 0 {
+		return nil
+	}
 	if s.cfg.BeforePublish != nil {
 		s.cfg.BeforePublish()
 	}
 	began := time.Now()
-	err := s.pub.PublishEncodedWhile(ctx, b.Encoded, h.Valid)
+	err := s.pub.PublishEncodedWhile(ctx, encoded, h.Valid)
 	published := time.Now()
 	s.stats.PublishNs.Add(int64(published.Sub(began)))
 	switch {
 	case push.Unsendable(err):
-		// Refused as it is (nsqd's limits may have changed since it was
-		// sealed): build it again, split it and set aside what cannot go.
-		return s.deliver(ctx, h, b.Chunk)
+		// Refused as they are (nsqd's limits may have changed since they
+		// were sealed): build each again, split it and set aside what
+		// cannot go. Whatever nsqd took already is sent again under the
+		// same push ids.
+		for _, ch := range sealed {
+			if err := s.deliver(ctx, h, ch); err != nil {
+				return err
+			}
+		}
+		return nil
 	case errors.Is(err, push.ErrWithheld):
 		s.stats.Fenced.Add(1)
 		return errLeaseRunOut
 	case err != nil:
 		s.stats.PublishErrs.Add(1)
-		return fmt.Errorf("publish prepared chunk %s (%d pushes) of queue %d: %w", b.ID, len(b.Chunk.Pushes), l.Queue, err)
+		return fmt.Errorf("publish %d prepared chunks of queue %d: %w", len(sealed), l.Queue, err)
 	}
-	out := ids(b.Chunk)
-	s.observe(out)
+	for _, ch := range sealed {
+		s.observeChunk(ch)
+	}
 	if s.cfg.BeforeAck != nil {
 		s.cfg.BeforeAck()
 	}
-	_, err = s.idx.Ack(ctx, l, b.Chunk)
+	_, err = s.idx.AckAll(ctx, l, sealed)
 	s.stats.AckNs.Add(int64(time.Since(published)))
 	if err != nil {
-		return fmt.Errorf("ack prepared chunk %s (%d pushes) of queue %d: %w", b.ID, len(out), l.Queue, err)
+		return fmt.Errorf("ack %d prepared chunks of queue %d: %w", len(sealed), l.Queue, err)
 	}
-	s.marker.add(l.Queue, b.Chunk, out)
+	for _, ch := range sealed {
+		s.marker.add(l.Queue, ch, nil) // ids are built when marked, off the burst's path
+	}
 	return nil
+}
+
+// observeChunk is observe for a chunk published from its seal: the pushes
+// Observe sees carry no id or grab start (the sealed messages do), and
+// one value is reused for all of them.
+func (s *Scheduler) observeChunk(ch queue.Chunk) {
+	s.stats.Published.Add(int64(len(ch.Pushes)))
+	if s.cfg.Observe == nil {
+		return
+	}
+	at := s.now()
+	var p push.Push
+	for _, t := range ch.Pushes {
+		p.Items = p.Items[:0]
+		for _, it := range t.Items {
+			p.Items = append(p.Items, push.Item{TemplateID: it.TemplateID, PushAt: it.PushAt})
+		}
+		p.UserID, p.DueAt = t.UserID, t.DueAt()
+		s.cfg.Observe(p, at.Sub(p.DueAt))
+	}
 }

@@ -20,6 +20,7 @@ type Index interface {
 	DueQueues(ctx context.Context, t time.Time, max int) ([]int, error)
 	Pop(ctx context.Context, l *queue.Lease, o queue.PopOptions) (queue.Popped, error)
 	Ack(ctx context.Context, l *queue.Lease, ch queue.Chunk) (bool, error)
+	AckAll(ctx context.Context, l *queue.Lease, chs []queue.Chunk) (int, error)
 	Recover(ctx context.Context, l *queue.Lease, o queue.RecoverOptions) ([]queue.Chunk, error)
 	SetNext(ctx context.Context, q int, next time.Time) error
 	Marks(ctx context.Context, q int, t time.Time, max int) ([]queue.Marked, error)
@@ -46,7 +47,7 @@ type Publisher interface {
 	// Encode encodes pushes as PublishWhile would send them, for
 	// PublishEncodedWhile to send later unchanged.
 	Encode(pushes []push.Push) ([]byte, error)
-	PublishEncodedWhile(ctx context.Context, encoded []byte, valid func() bool) error
+	PublishEncodedWhile(ctx context.Context, encoded [][]byte, valid func() bool) error
 }
 
 // Templates tells a template's grab start, which every push item carries.
@@ -105,7 +106,9 @@ type Config struct {
 	// queue.DefaultMaxItemsPerPush.
 	MaxItemsPerPush int
 	// Observe, when set, sees every published push and its lateness (time
-	// from due to nsqd's acceptance, by the Redis clock).
+	// from due to nsqd's acceptance, by the Redis clock). It must not keep
+	// p: a push published from a seal (prepare.go) comes without its id
+	// and grab starts, in a value reused for the next.
 	Observe func(p push.Push, late time.Duration)
 	// Taken, when set, sees every chunk popped from a queue as due (not
 	// the chunks recovered from a flight, which were taken before).
@@ -499,10 +502,8 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 			if err != nil {
 				return s.leaseErr(lost, err)
 			}
-			for _, b := range begun {
-				if err := s.deliverBegun(ctx, h, b); err != nil {
-					return s.leaseErr(lost, err)
-				}
+			if err := s.deliverBegun(ctx, h, begun); err != nil {
+				return s.leaseErr(lost, err)
 			}
 			if len(begun) > 0 {
 				continue
