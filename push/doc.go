@@ -23,6 +23,9 @@
 //   - No message exceeds PublisherConfig.MaxMessageBytes and no MPUB body
 //     exceeds MaxBodyBytes (nsqd's --max-msg-size and --max-body-size);
 //     a single push too big for a message is ErrTooLarge, never truncated.
+//   - emitted_at is when the batch was encoded. Encode seals batches to
+//     be sent later (PublishEncodedWhile, for work prepared ahead of due),
+//     so it may precede due_at; lateness is arrival minus due_at.
 //   - Publish returns nil only after nsqd accepted every batch; that is
 //     where delivery guarantees end. Retries republish the same bytes
 //     (same batch ids), so a repeat is harmless to a consumer that drops

@@ -32,7 +32,7 @@ type Push struct {
 // the pushes it carries.
 type Batch struct {
 	ID        string    `json:"batch_id"`   // random, unique per batch; kept across retries
-	EmittedAt time.Time `json:"emitted_at"` // when the batch was encoded
+	EmittedAt time.Time `json:"emitted_at"` // when the batch was encoded (for work prepared ahead, before due)
 	Pushes    []Push    `json:"pushes"`     // at least one
 }
 
