@@ -272,13 +272,14 @@ func (s *stack) marked() int64 {
 }
 
 // steps sums the workers' time per delivery step.
-func (s *stack) steps() (pop, build, publish, ack time.Duration) {
+func (s *stack) steps() (pop, build, publish, ack, prepare time.Duration) {
 	for _, w := range s.workers {
 		st := w.Stats()
 		pop += time.Duration(st.PopNs.Load())
 		build += time.Duration(st.BuildNs.Load())
 		publish += time.Duration(st.PublishNs.Load())
 		ack += time.Duration(st.AckNs.Load())
+		prepare += time.Duration(st.PrepareNs.Load())
 	}
 	return
 }
@@ -356,6 +357,7 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	}
 	mem0 := redisInfo(ctx, s.rdb, "memory", "used_memory")
 	s.prepBase, s.sealBase = s.prepared()
+	_, _, _, _, r0 := s.steps()
 	rate, err := s.load(ctx, 1, k, func(int) (int64, time.Time) { return tid, due })
 	if err != nil {
 		return result{}, err
@@ -386,7 +388,7 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	prepared, sealed := s.prepared()
 	base, markBase := s.published(), s.marked()
 	cpu0, cmd0, mach0, self0 := redisCPU(ctx, s.rdb), redisCommands(ctx, s.rdb), machineCPU(), selfCPU()
-	p0, b0, u0, a0 := s.steps()
+	p0, b0, u0, a0, r1 := s.steps()
 	for s.published()-base < int64(k) {
 		if time.Since(due) > 5*time.Minute {
 			return result{}, fmt.Errorf("only %d of %d published after 5 minutes", s.published()-base, k)
@@ -397,10 +399,13 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	if s.cfg.CPUProfile != "" {
 		pprof.StopCPUProfile() // the profile covers the drain, not the marking after it
 	}
-	p1, b1, u1, a1 := s.steps()
+	p1, b1, u1, a1, _ := s.steps()
 	steps := fmt.Sprintf("during the drain: slot time in pop %v, build %v, publish %v, ack %v; redis-server CPU %v",
 		(p1 - p0).Round(time.Millisecond), (b1 - b0).Round(time.Millisecond), (u1 - u0).Round(time.Millisecond),
 		(a1 - a0).Round(time.Millisecond), (redisCPU(ctx, s.rdb) - cpu0).Round(time.Millisecond))
+	if s.ahead > 0 {
+		steps = fmt.Sprintf("before due: slot time preparing %v\n  ", (r1 - r0).Round(time.Millisecond)) + steps
+	}
 	busy, steal, total := machineCPU().since(mach0)
 	steps += fmt.Sprintf("\n  machine CPU during the drain: busy %v of %v (%d cores; this process, workers and consumer, %v), stolen by the hypervisor %v",
 		busy.Round(time.Millisecond), total.Round(time.Millisecond), runtime.NumCPU(), (selfCPU() - self0).Round(time.Millisecond), steal.Round(time.Millisecond))

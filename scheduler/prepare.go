@@ -27,8 +27,13 @@ import (
 // (same ids) at the same time. A chunk begun and not acked is a flight
 // like any other, recovered and rebuilt from its items.
 
-// beginBatch is how many due ready chunks one Begin takes.
-const beginBatch = 4
+// beginBatch is how many due ready chunks one Begin takes; prepareRun how
+// many chunks a slot prepares in a row before it looks for flights to
+// recover and chunks to begin again.
+const (
+	beginBatch = 4
+	prepareRun = 8
+)
 
 // prepare takes one chunk of work ahead of due from l's queue and seals
 // it. more reports whether it took one (so the caller asks again).

@@ -527,9 +527,15 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 			continue
 		}
 		if s.cfg.PrepareAhead > 0 {
-			more, err := s.prepare(ctx, l)
-			if err != nil {
-				return s.leaseErr(lost, err)
+			// A few chunks in a row, then back to what may have come due.
+			more := false
+			for range prepareRun {
+				if more, err = s.prepare(ctx, l); err != nil {
+					return s.leaseErr(lost, err)
+				}
+				if !more {
+					break
+				}
 			}
 			if more {
 				continue
@@ -538,7 +544,8 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 		break
 	}
 	// Our own flights are acked, so the pop's "next" (which counted their
-	// deadlines) is stale: let SetNext read the queue's due and flight sets.
+	// deadlines) is stale: let SetNext read the queue's due, flight and
+	// ready sets.
 	return s.idx.SetNext(ctx, l.Queue, time.Time{})
 }
 
