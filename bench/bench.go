@@ -404,7 +404,7 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 		(p1 - p0).Round(time.Millisecond), (b1 - b0).Round(time.Millisecond), (u1 - u0).Round(time.Millisecond),
 		(a1 - a0).Round(time.Millisecond), (redisCPU(ctx, s.rdb) - cpu0).Round(time.Millisecond))
 	if s.ahead > 0 {
-		steps = fmt.Sprintf("before due: slot time preparing %v\n  ", (r1 - r0).Round(time.Millisecond)) + steps
+		steps = fmt.Sprintf("before due: slot time preparing %v\n  ", (r1-r0).Round(time.Millisecond)) + steps
 	}
 	busy, steal, total := machineCPU().since(mach0)
 	steps += fmt.Sprintf("\n  machine CPU during the drain: busy %v of %v (%d cores; this process, workers and consumer, %v), stolen by the hypervisor %v",
