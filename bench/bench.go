@@ -163,7 +163,7 @@ func (s *stack) reportBurst(ctx context.Context, k int, out io.Writer) error {
 	fmt.Fprintf(out, "\nburst: %d reminders due at one millisecond (seeded at %.0f/s)\n", k, r.loadRate)
 	fmt.Fprintf(out, "  Redis memory per pending reminder  %.0f B\n", r.bytesPer)
 	if s.ahead > 0 {
-		fmt.Fprintf(out, "  prepared before due    %d pushes (%d sealed)\n", r.prepared, r.sealed)
+		fmt.Fprintf(out, "  prepared before due    %d pushes (%d sealed), %+.0f B of Redis memory each\n", r.prepared, r.sealed, r.prepBytes)
 	}
 	fmt.Fprintf(out, "  due → last published   %v\n", r.drain.Round(time.Millisecond))
 	fmt.Fprintf(out, "  pushes per second      %.0f\n", float64(k)/r.drain.Seconds())
@@ -305,14 +305,15 @@ func (l lateness) p(q float64) time.Duration {
 }
 
 type result struct {
-	drain    time.Duration
-	late     lateness
-	loadRate float64
-	bytesPer float64       // Redis memory per pending reminder
-	marked   time.Duration // due → every reminder marked sent in MySQL
-	prepared int64         // pushes prepared before due (work ahead)
-	sealed   int64         // of them, sealed (encoded and stored)
-	steps    string        // where the slots and Redis spent the drain
+	drain     time.Duration
+	late      lateness
+	loadRate  float64
+	bytesPer  float64       // Redis memory per pending reminder
+	prepBytes float64       // more Redis memory per prepared push, at due
+	marked    time.Duration // due → every reminder marked sent in MySQL
+	prepared  int64         // pushes prepared before due (work ahead)
+	sealed    int64         // of them, sealed (encoded and stored)
+	steps     string        // where the slots and Redis spent the drain
 }
 
 // template creates a template whose reminders (lead 60 s) fall due at due.
@@ -350,7 +351,10 @@ func (s *stack) meter(capacity int) (*meter, error) {
 
 func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	// Seeding runs at tens of thousands per second; leave room for it.
-	due := time.Now().Add(5*time.Second + time.Duration(k)*time.Second/10000).Truncate(time.Second)
+	// Room for seeding at 7,000/s (a loaded machine), plus the workers'
+	// PrepareAhead, so that nothing is prepared while the seeding runs
+	// (the memory per reminder is read across it).
+	due := time.Now().Add(5*time.Second + s.ahead + time.Duration(k)*time.Second/7000).Truncate(time.Second)
 	tid, err := s.template(ctx, due)
 	if err != nil {
 		return result{}, err
@@ -362,7 +366,8 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	bytesPer := (redisInfo(ctx, s.rdb, "memory", "used_memory") - mem0) / float64(k)
+	mem1 := redisInfo(ctx, s.rdb, "memory", "used_memory")
+	bytesPer := (mem1 - mem0) / float64(k)
 	if time.Now().After(due) {
 		return result{}, fmt.Errorf("loading %d reminders took past their due time; lower -burst", k)
 	}
@@ -374,6 +379,10 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	// The drain's figures (profile, Redis CPU, slot times) start at due,
 	// not while the workers idle before it.
 	time.Sleep(time.Until(due.Add(-20 * time.Millisecond)))
+	var preparedBytes float64 // Redis memory per prepared push, over what it took pending
+	if n, _ := s.prepared(); n > s.prepBase {
+		preparedBytes = (redisInfo(ctx, s.rdb, "memory", "used_memory") - mem1) / float64(n-s.prepBase)
+	}
 	if s.cfg.CPUProfile != "" {
 		f, err := os.Create(s.cfg.CPUProfile)
 		if err != nil {
@@ -422,7 +431,7 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return result{drain: drain, late: late, loadRate: rate, bytesPer: bytesPer, marked: time.Since(due), steps: steps,
+	return result{drain: drain, late: late, loadRate: rate, bytesPer: bytesPer, prepBytes: preparedBytes, marked: time.Since(due), steps: steps,
 		prepared: prepared - s.prepBase, sealed: sealed - s.sealBase}, nil
 }
 

@@ -19,6 +19,10 @@
 //   - A push that can never be published leaves the flight set only for the
 //     queue's bounded dead-letter set (DeadLetter, under the lease), its
 //     items still taken, until Replay puts it back in flight unchanged.
+//   - Work prepared ahead of due (Prepare) is taken like popped work, in a
+//     ready chunk that Begin moves to the flight set at its publish time;
+//     until then Cancel and a move withdraw items from it. A queue holds
+//     at most MaxReady ready chunks.
 //   - Due checks use the Redis server's clock unless a test passes a time.
 //
 // The package imports nothing else of the project but leaf helpers that
