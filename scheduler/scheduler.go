@@ -497,17 +497,17 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 			break
 		}
 		all = false
-		if s.cfg.PrepareAhead > 0 {
-			begun, err := s.idx.Begin(ctx, l, queue.BeginOptions{Deadline: s.cfg.Deadline, Max: beginBatch})
-			if err != nil {
-				return s.leaseErr(lost, err)
-			}
-			if err := s.deliverBegun(ctx, h, begun); err != nil {
-				return s.leaseErr(lost, err)
-			}
-			if len(begun) > 0 {
-				continue
-			}
+		// Ready chunks are begun even with PrepareAhead off: a worker that
+		// prepared them may have run with it on (their items are taken).
+		begun, err := s.idx.Begin(ctx, l, queue.BeginOptions{Deadline: s.cfg.Deadline, Max: beginBatch})
+		if err != nil {
+			return s.leaseErr(lost, err)
+		}
+		if err := s.deliverBegun(ctx, h, begun); err != nil {
+			return s.leaseErr(lost, err)
+		}
+		if len(begun) > 0 {
+			continue
 		}
 		began := time.Now()
 		p, err := s.idx.Pop(ctx, l, s.popOptions())

@@ -369,3 +369,49 @@ func TestMarksYieldToABacklog(t *testing.T) {
 	}
 	enginetest.Eventually(t, "the sent-mark of queue 1", 10*time.Second, func() bool { return c.marks.len() == 2 })
 }
+
+// TestReadyChunksPublishedWithWorkAheadOff: chunks a worker prepared with
+// work ahead on are published by a scheduler that has it off (a change of
+// configuration, or a mixed rollout): their items are taken, so nobody
+// else would push them.
+func TestReadyChunksPublishedWithWorkAheadOff(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t)
+	col, err := pushtest.NewCollector(c.nsqd, c.topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Stop()
+	ahead, err := queue.New(enginetest.Redis(t), queue.Options{Prefix: c.prefix, PrepareAhead: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := ahead.Time(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const users = 50
+	for u := int64(1); u <= users; u++ {
+		if err := ahead.Add(ctx, 1, queue.Entry{UserID: u, TemplateID: 1, PushAt: now.Add(time.Second), Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, ok, err := ahead.Acquire(ctx, 0, time.Second)
+	if err != nil || !ok {
+		t.Fatalf("acquire: %v %v", ok, err)
+	}
+	p, err := ahead.Prepare(ctx, l, queue.PrepareOptions{PopOptions: queue.PopOptions{MergeWindow: time.Second, MaxUsers: 1000, Deadline: 10 * time.Second}})
+	if err != nil || len(p.Chunk.Pushes) != users {
+		t.Fatalf("prepared %d pushes, %v; want %d", len(p.Chunk.Pushes), err, users)
+	}
+	if err := ahead.Release(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	s := c.start(t, 1, scheduler.Config{}) // c.ahead is 0: work ahead off
+	enginetest.Eventually(t, "the prepared pushes published", 20*time.Second, func() bool {
+		return pushtest.Summarise(col.All()).Unique() == users
+	})
+	if got := s.Stats().Prepared.Load(); got != 0 {
+		t.Fatalf("the scheduler with work ahead off prepared %d", got)
+	}
+}
