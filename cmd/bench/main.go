@@ -18,7 +18,7 @@ import (
 
 func main() {
 	var c bench.Config
-	bursts := flag.String("burst", "200000", "comma-separated sizes of bursts due at one millisecond, measured in turn (\"\" skips)")
+	bursts := flag.String("burst", "200000", "comma-separated sizes of bursts due at one millisecond, measured in turn (0 or \"\" skips)")
 	modes := flag.String("modes", "ahead", "comma-separated ways the workers work: ahead (prepare before due), due (all at due); each on its own workers")
 	flag.DurationVar(&c.PrepareAhead, "prepare-ahead", 0, "how long before due mode ahead prepares (0: the worker's default)")
 	flag.IntVar(&c.Spread, "spread", 20_000, "reminders spread over -spread-over (0 skips)")
@@ -37,11 +37,13 @@ func main() {
 			continue
 		}
 		n, err := strconv.Atoi(b)
-		if err != nil || n < 1 {
-			fmt.Fprintf(os.Stderr, "bench: -burst: %q is not a positive count\n", b)
+		if err != nil || n < 0 {
+			fmt.Fprintf(os.Stderr, "bench: -burst: %q is not a count\n", b)
 			os.Exit(2)
 		}
-		c.Bursts = append(c.Bursts, n)
+		if n > 0 { // 0 skips, as it always did
+			c.Bursts = append(c.Bursts, n)
+		}
 	}
 	for _, m := range strings.Split(*modes, ",") {
 		if m = strings.TrimSpace(m); m != "" {
