@@ -326,9 +326,9 @@ func TestAheadSkewedClockPublishesNothingEarly(t *testing.T) {
 	const reminders, spreads = 2000, 10
 	const step = 300 * time.Millisecond
 	w := e.startWorkerEnv(t, "w1", []string{worker.FailpointEnv + "=clock-skew:2000"}, aheadFlags...)
-	if !strings.Contains(w.log.String(), "clock-skew") {
-		t.Fatalf("the clock-skew failpoint is not armed:\n%s", w.log.String())
-	}
+	enginetest.Eventually(t, "the clock-skew failpoint armed", 30*time.Second, func() bool {
+		return strings.Contains(w.log.String(), "clock-skew")
+	})
 	due := time.Now().Add(8 * time.Second).Truncate(time.Second)
 	a := seedAhead(t, e, "http://"+w.addr, userRange(1, reminders), func(u int64) time.Time {
 		return due.Add(time.Duration(u%spreads) * step)
