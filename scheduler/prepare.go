@@ -69,6 +69,9 @@ func (s *Scheduler) prepare(ctx context.Context, l *queue.Lease) (more bool, err
 	if sealed {
 		s.stats.Sealed.Add(int64(len(out)))
 	}
+	if s.cfg.AfterPrepare != nil {
+		s.cfg.AfterPrepare()
+	}
 	return true, nil
 }
 

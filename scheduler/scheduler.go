@@ -122,6 +122,16 @@ type Config struct {
 	// past the lease must keep it from being published). Nil in
 	// production.
 	BeforePublish func()
+	// AfterPrepare is a fault-injection point for tests: called after a
+	// chunk was taken ahead of due (and sealed, when it could be), while
+	// the lease is held (where a crash leaves ready chunks and a held
+	// lease to the next holder). Nil in production.
+	AfterPrepare func()
+	// ClockSkew is for tests only: it is added to the Redis clock offset
+	// at every read of the Redis clock, so the scheduler's view of the
+	// time runs this much ahead (negative: behind), as a worker whose
+	// clock drifted since its last sync would. Zero in production.
+	ClockSkew time.Duration
 	// Logger receives lost leases, publish errors and recoveries; nil
 	// discards.
 	Logger *slog.Logger
@@ -378,7 +388,7 @@ func (s *Scheduler) syncClock(ctx context.Context) error {
 	}
 	after := time.Now()
 	mid := before.Add(after.Sub(before) / 2)
-	s.offset.Store(int64(rt.Sub(mid)))
+	s.offset.Store(int64(rt.Sub(mid) + s.cfg.ClockSkew))
 	return nil
 }
 

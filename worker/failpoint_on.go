@@ -9,10 +9,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
-// failpoints returns the hooks FailpointEnv arms (see failpoint.go); both
-// nil when it is unset or malformed.
+// failpoints returns the hooks FailpointEnv arms (see failpoint.go); none
+// when it is unset or malformed.
 func failpoints(log *slog.Logger) failpointHooks {
 	v, ok := os.LookupEnv(FailpointEnv)
 	if !ok {
@@ -20,10 +21,16 @@ func failpoints(log *slog.Logger) failpointHooks {
 	}
 	name, count, _ := strings.Cut(v, ":")
 	n, err := strconv.Atoi(count)
-	sig, known := map[string]syscall.Signal{"crash-before-ack": syscall.SIGKILL, "stop-before-publish": syscall.SIGSTOP}[name]
+	sig, known := map[string]syscall.Signal{"crash-before-ack": syscall.SIGKILL, "stop-before-publish": syscall.SIGSTOP,
+		"crash-after-prepare": syscall.SIGKILL, "clock-skew": 0}[name]
 	if !known || err != nil || n < 1 {
 		log.Error("ignoring a malformed failpoint", "env", FailpointEnv, "value", v)
 		return failpointHooks{}
+	}
+	if name == "clock-skew" {
+		skew := time.Duration(n) * time.Millisecond
+		log.Warn("failpoint armed", "failpoint", name, "skew", skew)
+		return failpointHooks{clockSkew: skew}
 	}
 	log.Warn("failpoint armed", "failpoint", name, "after_chunks", n)
 	var seen atomic.Int64
@@ -33,12 +40,15 @@ func failpoints(log *slog.Logger) failpointHooks {
 		}
 		raise(sig)
 		if sig == syscall.SIGKILL {
-			select {} // never ack
+			select {} // never go on
 		}
 		// SIGSTOP: this goroutine goes on when the test sends SIGCONT.
 	}
-	if sig == syscall.SIGKILL {
+	switch name {
+	case "crash-before-ack":
 		return failpointHooks{beforeAck: hook}
+	case "crash-after-prepare":
+		return failpointHooks{afterPrepare: hook}
 	}
 	return failpointHooks{beforePublish: hook}
 }

@@ -22,6 +22,9 @@ func TestFailpointArmsOnlyOnAWellFormedValue(t *testing.T) {
 		{"stop before publish", "stop-before-publish:3", true, true},
 		{"other fault", "crash-after-pop:1", true, false},
 		{"no count", "stop-before-publish", true, false},
+		{"crash after prepare", "crash-after-prepare:2", true, true},
+		{"clock skew", "clock-skew:2000", true, true},
+		{"no skew", "clock-skew:0", true, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -30,9 +33,14 @@ func TestFailpointArmsOnlyOnAWellFormedValue(t *testing.T) {
 			}
 			// Never called: calling an armed hook 5 times would kill the test binary.
 			h := failpoints(slog.New(slog.DiscardHandler))
-			if got := h.beforeAck != nil || h.beforePublish != nil; got != tc.armed {
+			if got := armed(h); got != tc.armed {
 				t.Fatalf("armed = %v, want %v", got, tc.armed)
 			}
 		})
 	}
+}
+
+// armed reports whether h arms any fault.
+func armed(h failpointHooks) bool {
+	return h.beforeAck != nil || h.beforePublish != nil || h.afterPrepare != nil || h.clockSkew != 0
 }

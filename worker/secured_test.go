@@ -103,7 +103,7 @@ func TestNormalBuildHasNoFailpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"crash-before-ack", "stop-before-publish", "failpoint armed"} {
+	for _, s := range []string{"crash-before-ack", "stop-before-publish", "crash-after-prepare", "clock-skew", "failpoint armed"} {
 		if bytes.Contains(data, []byte(s)) {
 			t.Errorf("a normal build contains %q: the %s hook is compiled in", s, worker.FailpointEnv)
 		}
@@ -113,7 +113,7 @@ func TestNormalBuildHasNoFailpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"crash-before-ack", "stop-before-publish"} {
+	for _, s := range []string{"crash-before-ack", "stop-before-publish", "crash-after-prepare", "clock-skew"} {
 		if !bytes.Contains(tagged, []byte(s)) {
 			t.Errorf("the -tags failpoint build lacks the %s hook", s)
 		}

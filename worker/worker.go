@@ -409,6 +409,8 @@ func (w *Worker) startScheduler(ctx context.Context) error {
 		Taken:         w.m.observeTaken,
 		BeforeAck:     fp.beforeAck,
 		BeforePublish: fp.beforePublish,
+		AfterPrepare:  fp.afterPrepare,
+		ClockSkew:     fp.clockSkew,
 		Logger:        w.log,
 	}, scheduler.Deps{Index: w.idx, Balancer: bal, Publisher: w.pub, Templates: newGrabStarts(w.templates), Marker: marker{w.subs}})
 	if err != nil {
