@@ -267,7 +267,7 @@ func TestAheadKillPreparerBeforeDue(t *testing.T) {
 	}
 	enginetest.Eventually(t, "w2's queues taken over", 30*time.Second, func() bool { return takenOver(t, a.idx, aheadQueues, "w2", held) })
 	waitDelivered(t, a, 60*time.Second)
-	r := checkDelivered(t, "R1/R5/R9 after a preparer's death", a.col, a.want, nil)
+	r := checkDelivered(t, "R1/R5 after a preparer's death", a.col, a.want, nil)
 	checkNotEarly(t, a)
 	checkUnchanged(t, a, left)
 	t.Logf("%d deliveries, %d repeats (same push_id)", r.Deliveries, r.Repeats)
@@ -308,13 +308,16 @@ func TestAheadKillMidPublish(t *testing.T) {
 	}
 	waitDelivered(t, a, 60*time.Second)
 	t.Logf("every reminder delivered %v after due", a.redisNow().Sub(due).Round(time.Millisecond))
-	r := checkDelivered(t, "R1/R5/R9 after a death mid-publish", a.col, a.want, nil)
+	// nsqd took w2's last chunks before it died, so every reminder may
+	// have arrived before w1 takes w2's queues over: the republish of the
+	// chunks it never acked comes after.
+	enginetest.Eventually(t, "R5/R7: the prepared chunks w2 published and never acked republished", 30*time.Second, func() bool {
+		return pushtest.Summarise(a.col.All()).Repeats > 0
+	})
+	r := checkDelivered(t, "R1/R5 after a death mid-publish", a.col, a.want, nil)
 	checkNotEarly(t, a)
 	checkUnchanged(t, a, lines)
 	t.Logf("%d deliveries, %d repeats (same push_id)", r.Deliveries, r.Repeats)
-	if r.Repeats == 0 {
-		t.Fatal("R5/R7: the prepared chunk w2 published and never acked was not republished")
-	}
 }
 
 // TestAheadSkewedClockPublishesNothingEarly: the only worker's scheduler
