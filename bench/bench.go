@@ -351,10 +351,10 @@ func (s *stack) meter(capacity int) (*meter, error) {
 
 func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	// Seeding runs at tens of thousands per second; leave room for it.
-	// Room for seeding at 7,000/s (a loaded machine), plus the workers'
+	// Room for seeding at 5,000/s (a loaded machine), plus the workers'
 	// PrepareAhead, so that nothing is prepared while the seeding runs
 	// (the memory per reminder is read across it).
-	due := time.Now().Add(5*time.Second + s.ahead + time.Duration(k)*time.Second/7000).Truncate(time.Second)
+	due := time.Now().Add(5*time.Second + s.ahead + time.Duration(k)*time.Second/5000).Truncate(time.Second)
 	tid, err := s.template(ctx, due)
 	if err != nil {
 		return result{}, err
