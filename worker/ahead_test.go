@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -486,33 +484,6 @@ func errCode(body map[string]any) string {
 	e, _ := body["error"].(map[string]any)
 	c, _ := e["code"].(string)
 	return c
-}
-
-var (
-	adminOnce sync.Once
-	adminPath string
-	adminErr  error
-)
-
-// buildAdmin builds cmd/scheduler-admin once per test binary.
-func buildAdmin(t *testing.T) string {
-	t.Helper()
-	adminOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "couponpush-admin-bin")
-		if err != nil {
-			adminErr = err
-			return
-		}
-		adminPath = filepath.Join(dir, "scheduler-admin")
-		out, err := exec.Command("go", "build", "-race", "-o", adminPath, "couponpush/cmd/scheduler-admin").CombinedOutput()
-		if err != nil {
-			adminErr = fmt.Errorf("go build cmd/scheduler-admin: %v\n%s", err, out)
-		}
-	})
-	if adminErr != nil {
-		t.Fatal(adminErr)
-	}
-	return adminPath
 }
 
 // TestAheadFlushWhilePreparedThenRebuild proves R8 with R9: two workers

@@ -67,34 +67,46 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
+// binary is a command of the module built once per test binary.
+type binary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// build builds pkg with -race and the extra go build flags into a
+// temporary directory, once, and returns the path.
+func (b *binary) build(t *testing.T, pkg string, flags ...string) string {
+	t.Helper()
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "couponpush-"+filepath.Base(pkg)+"-bin")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, filepath.Base(pkg))
+		args := append(append([]string{"build", "-race"}, flags...), "-o", b.path, pkg)
+		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
+var workerBin, adminBin binary
 
 // buildWorker builds cmd/worker once per test binary, with -race, so the
 // processes under test are checked as strictly as the tests, and with
 // -tags failpoint, so FailpointEnv can arm its fault.
 func buildWorker(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "couponpush-worker-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(dir, "worker")
-		out, err := exec.Command("go", "build", "-race", "-tags", "failpoint", "-o", buildPath, "couponpush/cmd/worker").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build cmd/worker: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildPath
+	return workerBin.build(t, "couponpush/cmd/worker", "-tags", "failpoint")
 }
+
+// buildAdmin builds cmd/scheduler-admin once per test binary, with -race.
+func buildAdmin(t *testing.T) string { return adminBin.build(t, "couponpush/cmd/scheduler-admin") }
 
 // proc is one worker process.
 type proc struct {
