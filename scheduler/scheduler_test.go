@@ -77,6 +77,17 @@ func newCluster(t *testing.T) *cluster {
 	}
 }
 
+// collector consumes the cluster's topic until the test ends.
+func (c *cluster) collector(t *testing.T) *pushtest.Collector {
+	t.Helper()
+	col, err := pushtest.NewCollector(c.nsqd, c.topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(col.Stop)
+	return col
+}
+
 // start runs one scheduler as a worker process would, until the test ends.
 func (c *cluster) start(t *testing.T, n int, cfg scheduler.Config) *scheduler.Scheduler {
 	t.Helper()
@@ -122,11 +133,7 @@ func deliveryInvariants(t *testing.T, ahead time.Duration) {
 	ctx := context.Background()
 	c := newCluster(t)
 	c.ahead = ahead
-	col, err := pushtest.NewCollector(c.nsqd, c.topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer col.Stop()
+	col := c.collector(t)
 
 	const n, users = 8, 3000
 	now, err := c.idx.Time(ctx)
@@ -256,11 +263,7 @@ func deliveryInvariants(t *testing.T, ahead time.Duration) {
 func TestStopHandsBackAndAnotherTakesOver(t *testing.T) {
 	ctx := context.Background()
 	c := newCluster(t)
-	col, err := pushtest.NewCollector(c.nsqd, c.topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer col.Stop()
+	col := c.collector(t)
 	const n, users = 4, 4000
 	now, _ := c.idx.Time(ctx)
 	for u := int64(1); u <= users; u++ {
@@ -286,11 +289,7 @@ func TestStopHandsBackAndAnotherTakesOver(t *testing.T) {
 func TestPauseHoldsEverythingAndResumeSendsTheBacklog(t *testing.T) {
 	ctx := context.Background()
 	c := newCluster(t)
-	col, err := pushtest.NewCollector(c.nsqd, c.topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer col.Stop()
+	col := c.collector(t)
 	if err := c.idx.Pause(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -377,11 +376,7 @@ func TestMarksYieldToABacklog(t *testing.T) {
 func TestReadyChunksPublishedWithWorkAheadOff(t *testing.T) {
 	ctx := context.Background()
 	c := newCluster(t)
-	col, err := pushtest.NewCollector(c.nsqd, c.topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer col.Stop()
+	col := c.collector(t)
 	ahead, err := queue.New(enginetest.Redis(t), queue.Options{Prefix: c.prefix, PrepareAhead: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)

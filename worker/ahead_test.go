@@ -242,14 +242,7 @@ func TestAheadKillPreparerBeforeDue(t *testing.T) {
 	due := time.Now().Add(10 * time.Second).Truncate(time.Second)
 	a := seedAhead(t, e, "http://"+w1.addr, userRange(1, reminders), func(int64) time.Time { return due })
 
-	enginetest.Eventually(t, "w2 to kill itself after preparing", 30*time.Second, func() bool {
-		select {
-		case <-w2.done:
-			return true
-		default:
-			return false
-		}
-	})
+	enginetest.Eventually(t, "w2 to kill itself after preparing", 30*time.Second, w2.exited)
 	killedAt := a.redisNow()
 	held := heldBy(t, a.idx, aheadQueues, "w2")
 	left, chunks := readyChunks(t, a.rdb, e.prefix, held)
@@ -291,14 +284,7 @@ func TestAheadKillMidPublish(t *testing.T) {
 		return len(lines) == reminders
 	})
 	t.Logf("the whole burst prepared %v before due", due.Sub(a.redisNow()).Round(time.Millisecond))
-	enginetest.Eventually(t, "w2 to kill itself mid-publish", 30*time.Second, func() bool {
-		select {
-		case <-w2.done:
-			return true
-		default:
-			return false
-		}
-	})
+	enginetest.Eventually(t, "w2 to kill itself mid-publish", 30*time.Second, w2.exited)
 	atKill := pushtest.Summarise(a.col.All()).Unique()
 	t.Logf("w2 died %v after due with %d of %d reminders delivered", a.redisNow().Sub(due).Round(time.Millisecond), atKill, reminders)
 	if atKill >= reminders {

@@ -108,6 +108,16 @@ func buildWorker(t *testing.T) string {
 // buildAdmin builds cmd/scheduler-admin once per test binary, with -race.
 func buildAdmin(t *testing.T) string { return adminBin.build(t, "couponpush/cmd/scheduler-admin") }
 
+// exited reports whether p's process has exited (taking its exit status).
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // proc is one worker process.
 type proc struct {
 	id   string
@@ -351,13 +361,11 @@ func TestKillOneOfThreeWorkersMidBurst(t *testing.T) {
 	}
 	var killedAt time.Time
 	enginetest.Eventually(t, "w2 to kill itself mid-burst", 90*time.Second, func() bool {
-		select {
-		case <-workers[1].done:
-			killedAt = time.Now()
-			return true
-		default:
+		if !workers[1].exited() {
 			return false
 		}
+		killedAt = time.Now()
+		return true
 	})
 	// Its queues are taken over once their leases run out.
 	held := heldBy(t, idx, 16, "w2")
