@@ -86,7 +86,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		if mode == "due" {
 			wc.WorkAhead = config.WorkAheadOff
 		}
-		idx, err := queue.New(rdb, queue.Options{Prefix: prefix, PrepareAhead: wc.Ahead()})
+		idx, err := queue.New(rdb, queue.Options{Prefix: prefix, PrepareAhead: wc.Ahead(), ClassWindow: time.Duration(wc.MergeWindow)})
 		if err != nil {
 			return nil, err
 		}

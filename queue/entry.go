@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -13,6 +14,53 @@ type Entry struct {
 	TemplateID int64
 	PushAt     time.Time // millisecond precision is kept; finer is dropped
 	Version    int64     // the MySQL row's version, ≥ 1
+	// Priority orders the reminder's push among those due at once (see
+	// Priority); the zero value is PriorityNormal. A cancel ignores it.
+	Priority Priority
+}
+
+// Priority orders pushes when more is due than a worker takes in one go:
+// a higher class goes first, then the earlier push time, and each class
+// below high waits at most Options.Ageing longer than the one above it
+// (an old low push goes before a newer high one), so none starves. A
+// user's next push takes the most urgent class of the items it merges.
+type Priority int8
+
+// The priorities; the zero value is normal.
+const (
+	PriorityLow    Priority = -1
+	PriorityNormal Priority = 0
+	PriorityHigh   Priority = 1
+)
+
+// Priorities lists them, most urgent first, as the due sets are kept.
+var Priorities = [3]Priority{PriorityHigh, PriorityNormal, PriorityLow}
+
+// Valid reports whether p is one of the priorities.
+func (p Priority) Valid() bool { return p >= PriorityLow && p <= PriorityHigh }
+
+// String is p's name as the API spells it: high, normal or low.
+func (p Priority) String() string {
+	switch p {
+	case PriorityHigh:
+		return "high"
+	case PriorityNormal:
+		return "normal"
+	case PriorityLow:
+		return "low"
+	}
+	return "Priority(" + strconv.Itoa(int(p)) + ")"
+}
+
+// letter is p's class letter in a record (see lua/prelude.lua).
+func (p Priority) letter() string {
+	switch p {
+	case PriorityHigh:
+		return "h"
+	case PriorityLow:
+		return "l"
+	}
+	return ""
 }
 
 // Sentinel errors callers branch on.

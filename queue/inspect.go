@@ -15,10 +15,14 @@ import (
 type QueueInfo struct {
 	Queue       int
 	Users       int64     // users with a record (HLEN items)
-	DueUsers    int64     // users with a due score: pending items or tombstones to drop (ZCARD due)
+	DueUsers    int64     // users with a due score: pending items or tombstones to drop (ZCARD of the due sets)
 	EarliestDue time.Time // the lowest due score; zero when none
+	// Backlog counts the users due by the Redis clock and not yet taken,
+	// per priority of their next push: index 0 high, 1 normal, 2 low (as
+	// Priorities). A backlog that stays is work the cluster is behind on.
+	Backlog     [3]int64
 	InFlight    int64     // chunks popped and not yet acked (ZCARD flight)
-	Ready       int64     // chunks prepared ahead of due, not yet begun (ZCARD ready)
+	Ready       int64     // chunks prepared ahead of due, not yet begun (ZCARD of the ready sets)
 	NextReady   time.Time // the earliest ready chunk's publish time; zero when none
 	Marks       int64     // acked chunks waiting for MySQL's sent-mark (ZCARD marks)
 	InTransit   int64     // users taken out by a move, not yet in their new queue (HLEN moving)
@@ -37,33 +41,44 @@ func (c *Client) Inspect(ctx context.Context, span int) ([]QueueInfo, error) {
 	if span < 0 {
 		return nil, fmt.Errorf("queue inspect: span %d < 0", span)
 	}
+	now, err := c.Time(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("queue inspect: %w", err)
+	}
+	nowMs := strconv.FormatInt(now.UnixMilli(), 10)
 	out := make([]QueueInfo, 0, span)
 	for lo := 0; lo < span; lo += inspectChunk {
 		hi := min(lo+inspectChunk, span)
 		type probe struct {
-			users, due, flight, marks, moving, dead, ready *redis.IntCmd
-			first, firstReady                              *redis.ZSliceCmd
-			lease, epoch                                   *redis.StringCmd
-			ttl                                            *redis.DurationCmd
+			users, flight, marks, moving, dead *redis.IntCmd
+			due, backlog, ready                [3]*redis.IntCmd
+			first, firstReady                  [3]*redis.ZSliceCmd
+			lease, epoch                       *redis.StringCmd
+			ttl                                *redis.DurationCmd
 		}
 		pipe := c.rdb.Pipeline()
 		probes := make([]probe, hi-lo)
 		for i := range probes {
 			k := c.keys(lo + i)
-			probes[i] = probe{
-				users:      pipe.HLen(ctx, k.items),
-				due:        pipe.ZCard(ctx, k.due),
-				first:      pipe.ZRangeWithScores(ctx, k.due, 0, 0),
-				flight:     pipe.ZCard(ctx, k.flight),
-				ready:      pipe.ZCard(ctx, k.ready),
-				firstReady: pipe.ZRangeWithScores(ctx, k.ready, 0, 0),
-				marks:      pipe.ZCard(ctx, k.marks),
-				moving:     pipe.HLen(ctx, k.moving),
-				dead:       pipe.HLen(ctx, k.dead),
-				lease:      pipe.Get(ctx, k.lease),
-				ttl:        pipe.PTTL(ctx, k.lease),
-				epoch:      pipe.Get(ctx, k.epoch),
+			p := probe{
+				users:  pipe.HLen(ctx, k.items),
+				flight: pipe.ZCard(ctx, k.flight),
+				marks:  pipe.ZCard(ctx, k.marks),
+				moving: pipe.HLen(ctx, k.moving),
+				dead:   pipe.HLen(ctx, k.dead),
+				lease:  pipe.Get(ctx, k.lease),
+				ttl:    pipe.PTTL(ctx, k.lease),
+				epoch:  pipe.Get(ctx, k.epoch),
 			}
+			due, ready := k.dueSets(), k.readySets()
+			for c := range due {
+				p.due[c] = pipe.ZCard(ctx, due[c])
+				p.backlog[c] = pipe.ZCount(ctx, due[c], "-inf", nowMs)
+				p.first[c] = pipe.ZRangeWithScores(ctx, due[c], 0, 0)
+				p.ready[c] = pipe.ZCard(ctx, ready[c])
+				p.firstReady[c] = pipe.ZRangeWithScores(ctx, ready[c], 0, 0)
+			}
+			probes[i] = p
 		}
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return nil, fmt.Errorf("queue inspect %d..%d: %w", lo, hi-1, err)
@@ -72,19 +87,18 @@ func (c *Client) Inspect(ctx context.Context, span int) ([]QueueInfo, error) {
 			qi := QueueInfo{
 				Queue:       lo + i,
 				Users:       p.users.Val(),
-				DueUsers:    p.due.Val(),
 				InFlight:    p.flight.Val(),
-				Ready:       p.ready.Val(),
 				Marks:       p.marks.Val(),
 				InTransit:   p.moving.Val(),
 				DeadLetters: p.dead.Val(),
 				Epoch:       p.epoch.Val(),
 			}
-			if f := p.first.Val(); len(f) == 1 {
-				qi.EarliestDue = time.UnixMilli(int64(f[0].Score))
-			}
-			if f := p.firstReady.Val(); len(f) == 1 {
-				qi.NextReady = time.UnixMilli(int64(f[0].Score))
+			for c := range p.due {
+				qi.DueUsers += p.due[c].Val()
+				qi.Backlog[c] = p.backlog[c].Val()
+				qi.Ready += p.ready[c].Val()
+				qi.EarliestDue = earlier(qi.EarliestDue, p.first[c].Val())
+				qi.NextReady = earlier(qi.NextReady, p.firstReady[c].Val())
 			}
 			if v, err := p.lease.Result(); err == nil {
 				qi.LeaseHeld = true
@@ -135,7 +149,21 @@ type RecordEntry struct {
 	PushAt     time.Time
 	Version    int64
 	State      EntryState
-	InTransit  bool // read from the queue's moving hash: the user is between queues
+	Priority   Priority // stamped when it was indexed
+	InTransit  bool     // read from the queue's moving hash: the user is between queues
+}
+
+// earlier is the earlier of t and the score of a ZRANGE 0 0's one member
+// (t when it has none; zero t is none).
+func earlier(t time.Time, zs []redis.Z) time.Time {
+	if len(zs) != 1 {
+		return t
+	}
+	s := time.UnixMilli(int64(zs[0].Score))
+	if t.IsZero() || s.Before(t) {
+		return s
+	}
+	return t
 }
 
 // UserRecord reads userID's record in queue q: the entries of its items
@@ -149,7 +177,7 @@ func (c *Client) UserRecord(ctx context.Context, q int, userID int64) (entries [
 	user := strconv.FormatInt(userID, 10)
 	pipe := c.rdb.Pipeline()
 	items := pipe.HGet(ctx, k.items, user)
-	score := pipe.ZScore(ctx, k.due, user)
+	score := scores(ctx, pipe, k, user)
 	moving := pipe.HGet(ctx, k.moving, user)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, false, fmt.Errorf("queue user record %d in %d: %w", userID, q, err)
@@ -183,13 +211,31 @@ func (c *Client) UserRecord(ctx context.Context, q int, userID int64) (entries [
 	return entries, inTransit, nil
 }
 
-// hasScore reports whether a ZSCORE found its member.
-func hasScore(cmd *redis.FloatCmd) (bool, error) {
-	err := cmd.Err()
-	if errors.Is(err, redis.Nil) {
-		return false, nil
+// scores queues the ZSCOREs of user in each of k's due sets on pipe.
+func scores(ctx context.Context, pipe redis.Pipeliner, k queueKeys, user string) []*redis.FloatCmd {
+	due := k.dueSets()
+	out := make([]*redis.FloatCmd, len(due))
+	for i, key := range due {
+		out[i] = pipe.ZScore(ctx, key, user)
 	}
-	return err == nil, err
+	return out
+}
+
+// hasScore reports whether any of the ZSCOREs (scores) found its member:
+// the user has a due score.
+func hasScore(cmds []*redis.FloatCmd) (bool, error) {
+	found := false
+	for _, cmd := range cmds {
+		err := cmd.Err()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		found = true
+	}
+	return found, nil
 }
 
 // markTaken makes implicit taken entries explicit, for a user without a
@@ -205,7 +251,7 @@ func markTaken(es []RecordEntry) {
 // ErrBadRecord means a user's packed record does not parse.
 var ErrBadRecord = errors.New("queue: malformed record")
 
-// ParseRecord parses a packed record "tid,ms,ver,state;...".
+// ParseRecord parses a packed record "tid,ms,ver,state[class];...".
 func ParseRecord(rec string) ([]RecordEntry, error) {
 	var out []RecordEntry
 	for rest := rec; rest != ""; {
@@ -221,8 +267,19 @@ func ParseRecord(rec string) ([]RecordEntry, error) {
 		tid, err1 := strconv.ParseInt(f[0], 10, 64)
 		ms, err2 := strconv.ParseInt(f[1], 10, 64)
 		ver, err3 := strconv.ParseInt(f[2], 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil || len(f[3]) != 1 {
+		if err1 != nil || err2 != nil || err3 != nil || len(f[3]) < 1 || len(f[3]) > 2 {
 			return nil, fmt.Errorf("%w: entry %q", ErrBadRecord, one)
+		}
+		prio := PriorityNormal
+		if len(f[3]) == 2 {
+			switch f[3][1] {
+			case 'h':
+				prio = PriorityHigh
+			case 'l':
+				prio = PriorityLow
+			default:
+				return nil, fmt.Errorf("%w: entry %q has class %q", ErrBadRecord, one, f[3][1:])
+			}
 		}
 		st := EntryState(f[3][0])
 		switch st {
@@ -230,7 +287,7 @@ func ParseRecord(rec string) ([]RecordEntry, error) {
 		default:
 			return nil, fmt.Errorf("%w: entry %q has state %q", ErrBadRecord, one, f[3])
 		}
-		out = append(out, RecordEntry{TemplateID: tid, PushAt: time.UnixMilli(ms), Version: ver, State: st})
+		out = append(out, RecordEntry{TemplateID: tid, PushAt: time.UnixMilli(ms), Version: ver, State: st, Priority: prio})
 	}
 	return out, nil
 }
@@ -262,7 +319,7 @@ func (c *Client) Records(ctx context.Context, l Layout, entries []Entry) ([]Reco
 	// (nil for the moving hash, whose records have no implicit entries).
 	type read struct {
 		rec   *redis.StringCmd
-		score *redis.FloatCmd
+		score []*redis.FloatCmd
 	}
 	pipe := c.rdb.Pipeline()
 	recs := make([][]read, len(entries))
@@ -270,11 +327,11 @@ func (c *Client) Records(ctx context.Context, l Layout, entries []Entry) ([]Reco
 		user := strconv.FormatInt(e.UserID, 10)
 		homes := l.Homes(e.UserID)
 		k0 := c.keys(homes[0])
-		recs[i] = append(recs[i], read{pipe.HGet(ctx, k0.items, user), pipe.ZScore(ctx, k0.due, user)})
+		recs[i] = append(recs[i], read{pipe.HGet(ctx, k0.items, user), scores(ctx, pipe, k0, user)})
 		if len(homes) == 2 {
 			k1 := c.keys(homes[1])
 			recs[i] = append(recs[i], read{rec: pipe.HGet(ctx, k0.moving, user)},
-				read{pipe.HGet(ctx, k1.items, user), pipe.ZScore(ctx, k1.due, user)})
+				read{pipe.HGet(ctx, k1.items, user), scores(ctx, pipe, k1, user)})
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {

@@ -5,7 +5,9 @@ import "strconv"
 // Every key of queue i carries the hash tag {<prefix>:q<i>}, so each Lua
 // script touches one Redis Cluster slot and names all its keys in KEYS.
 //
-//	<prefix>:{<prefix>:q<i>}:due     ZSET  user_id → earliest due time (ms) of its pending items and tombstones
+//	<prefix>:{<prefix>:q<i>}:due     ZSET  user_id → earliest due time (ms) of its pending items and tombstones, for users whose next push is of normal priority
+//	<prefix>:{<prefix>:q<i>}:due:high ZSET as due, for users whose next push is of high priority (see Priority)
+//	<prefix>:{<prefix>:q<i>}:due:low  ZSET as due, for low priority
 //	<prefix>:{<prefix>:q<i>}:items   HASH  user_id → packed records "tid,ms,ver,state;..." (see lua/prelude.lua)
 //	<prefix>:{<prefix>:q<i>}:flight  ZSET  chunk of fixed pushes ("user|tid:ms,..." lines) → redelivery deadline (ms)
 //	<prefix>:{<prefix>:q<i>}:marks   ZSET  acked chunk → time it was acked (ms), until MySQL knows it was sent
@@ -13,7 +15,9 @@ import "strconv"
 //	<prefix>:{<prefix>:q<i>}:lease   STRING the holder's random token, with a PX expiry
 //	<prefix>:{<prefix>:q<i>}:epoch   STRING the layout "gen:from:to" this queue follows (absent = any; see layout.go)
 //	<prefix>:{<prefix>:q<i>}:moving  HASH  user_id → record taken out while N changes, until merged into its new queue
-//	<prefix>:{<prefix>:q<i>}:ready   ZSET  id of a chunk prepared ahead of due → its publish time (ms)
+//	<prefix>:{<prefix>:q<i>}:ready   ZSET  id of a chunk of normal-priority pushes prepared ahead of due → its publish time (ms)
+//	<prefix>:{<prefix>:q<i>}:ready:high ZSET as ready, for a chunk of high priority (its id starts with "h")
+//	<prefix>:{<prefix>:q<i>}:ready:low  ZSET as ready, for low priority (its id starts with "l")
 //	<prefix>:{<prefix>:q<i>}:prep    HASH  id → its pushes (a chunk's stored form); id:e → its encoded messages; id:w → withdrawn since; # → last id
 //	<prefix>:{<prefix>:q<i>}:held    HASH  "user_id:template_id" of a prepared item → id of its chunk, until forgotten
 //
@@ -25,6 +29,7 @@ import "strconv"
 type queueKeys struct {
 	due, items, flight, marks, dead, lease, epoch, moving string
 	ready, prep, held                                     string
+	dueHigh, dueLow, readyHigh, readyLow                  string
 }
 
 func (c *Client) keys(q int) queueKeys {
@@ -41,9 +46,30 @@ func (c *Client) keys(q int) queueKeys {
 		ready:  tag + "ready",
 		prep:   tag + "prep",
 		held:   tag + "held",
+
+		dueHigh:   tag + "due:high",
+		dueLow:    tag + "due:low",
+		readyHigh: tag + "ready:high",
+		readyLow:  tag + "ready:low",
 	}
 }
 
 func (c *Client) nextKey() string   { return c.prefix + ":next" }
 func (c *Client) pausedKey() string { return c.prefix + ":paused" }
 func (c *Client) layoutKey() string { return c.prefix + ":layout" }
+
+// dueSets are queue k's due sets, most urgent class first.
+func (k queueKeys) dueSets() [3]string { return [3]string{k.dueHigh, k.due, k.dueLow} }
+
+// readySets are queue k's ready sets, most urgent class first.
+func (k queueKeys) readySets() [3]string { return [3]string{k.readyHigh, k.ready, k.readyLow} }
+
+// moveOutKeys are move_out.lua's keys for queue k.
+func (k queueKeys) moveOutKeys() []string {
+	return []string{k.due, k.items, k.moving, k.epoch, k.ready, k.prep, k.held, k.dueHigh, k.dueLow, k.readyHigh, k.readyLow}
+}
+
+// moveInKeys are move_in.lua's keys for queue k.
+func (k queueKeys) moveInKeys() []string {
+	return []string{k.due, k.items, k.epoch, k.dueHigh, k.dueLow}
+}

@@ -231,7 +231,7 @@ func (c *Client) MoveQueue(ctx context.Context, l Layout, q, batch int) (int, er
 			}
 		}
 		if len(args) > 1 {
-			pairs, err := moveOutScript.Run(ctx, c.rdb, []string{k.due, k.items, k.moving, k.epoch, k.ready, k.prep, k.held}, args...).StringSlice()
+			pairs, err := moveOutScript.Run(ctx, c.rdb, k.moveOutKeys(), args...).StringSlice()
 			if err != nil {
 				return moved, fmt.Errorf("queue move %d: out: %w", q, err)
 			}
@@ -265,14 +265,14 @@ func (c *Client) moveIn(ctx context.Context, l Layout, from int, pairs []string)
 		}
 		d := Shard(u, l.To)
 		if byDest[d] == nil {
-			byDest[d] = []any{l.key(), c.tombTTLms}
+			byDest[d] = []any{l.key(), c.tombTTLms, c.classWinMs}
 		}
 		byDest[d] = append(byDest[d], pairs[i], pairs[i+1])
 		users = append(users, pairs[i])
 	}
 	for d, args := range byDest {
 		k := c.keys(d)
-		best, err := moveInScript.Run(ctx, c.rdb, []string{k.due, k.items, k.epoch}, args...).Text()
+		best, err := moveInScript.Run(ctx, c.rdb, k.moveInKeys(), args...).Text()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return fmt.Errorf("queue move %d→%d: in: %w", from, d, err)
 		}
@@ -335,7 +335,8 @@ func (c *Client) Retire(ctx context.Context, l Layout) (Layout, bool, error) {
 	var cmds []*redis.IntCmd
 	for q := l.To; q < l.Span; q++ {
 		k := c.keys(q)
-		cmds = append(cmds, pipe.Exists(ctx, k.due, k.items, k.flight, k.marks, k.moving, k.ready))
+		cmds = append(cmds, pipe.Exists(ctx, k.due, k.items, k.flight, k.marks, k.moving, k.ready,
+			k.dueHigh, k.dueLow, k.readyHigh, k.readyLow))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return l, false, fmt.Errorf("queue retire: %w", err)

@@ -51,7 +51,7 @@ func TestMoveReplaysWhatADeadMoverLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := c.keys(0)
-	if err := moveOutScript.Run(ctx, rdb, []string{k.due, k.items, k.moving, k.epoch}, append([]any{l.key()}, leaving...)...).Err(); err != nil {
+	if err := moveOutScript.Run(ctx, rdb, k.moveOutKeys(), append([]any{l.key()}, leaving...)...).Err(); err != nil {
 		t.Fatal(err)
 	}
 	// The mover died here. A write for a user in transit waits.
@@ -125,13 +125,13 @@ func TestMoveInReplayKeepsATakenEntryTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	from, to := c.keys(0), c.keys(Shard(user, 3))
-	out, err := moveOutScript.Run(ctx, rdb, []string{from.due, from.items, from.moving, from.epoch}, l.key(), user).StringSlice()
+	out, err := moveOutScript.Run(ctx, rdb, from.moveOutKeys(), l.key(), user).StringSlice()
 	if err != nil || len(out) != 2 {
 		t.Fatalf("move out = %v, %v", out, err)
 	}
 	moveIn := func() {
 		t.Helper()
-		err := moveInScript.Run(ctx, rdb, []string{to.due, to.items, to.epoch}, l.key(), c.tombTTLms, out[0], out[1]).Err()
+		err := moveInScript.Run(ctx, rdb, to.moveInKeys(), l.key(), c.tombTTLms, c.classWinMs, out[0], out[1]).Err()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			t.Fatalf("move in: %v", err)
 		}

@@ -57,7 +57,27 @@ type Options struct {
 	// more past it), so prepared work costs bounded memory. 0 means
 	// DefaultMaxReady.
 	MaxReady int
+	// Ageing is how much longer each priority class below high may wait
+	// than the one above it when more is due than one pop takes: a normal
+	// push due Ageing before a high one goes first, a low one 2×Ageing
+	// before. 0 means DefaultAgeing.
+	Ageing time.Duration
+	// ClassWindow is how far past a user's earliest pending item the items
+	// that decide its next push's priority reach: the most urgent of them
+	// wins. It should be the scheduler's merge window (the items one push
+	// carries); it orders pushes only, so writers that differ in it lose
+	// nothing. 0 means DefaultClassWindow.
+	ClassWindow time.Duration
 }
+
+// Priority defaults.
+const (
+	// DefaultAgeing is Options.Ageing's default.
+	DefaultAgeing = 10 * time.Second
+	// DefaultClassWindow is Options.ClassWindow's default: the scheduler's
+	// default merge window.
+	DefaultClassWindow = 10 * time.Second
+)
 
 // DefaultMaxReady is the prepared chunks a queue holds at most by default:
 // with chunks of 1,000 pushes, 256,000 reminders per queue.
@@ -79,6 +99,12 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.MaxReady == 0 {
 		o.MaxReady = DefaultMaxReady
+	}
+	if o.Ageing == 0 {
+		o.Ageing = DefaultAgeing
+	}
+	if o.ClassWindow == 0 {
+		o.ClassWindow = DefaultClassWindow
 	}
 	return o
 }
@@ -102,6 +128,12 @@ func (o Options) Validate() error {
 	if o.MaxDead < 1 {
 		errs = append(errs, fmt.Errorf("queue: MaxDead %d is below 1", o.MaxDead))
 	}
+	if o.Ageing < time.Millisecond {
+		errs = append(errs, fmt.Errorf("queue: Ageing %v is below 1ms", o.Ageing))
+	}
+	if o.ClassWindow < 0 {
+		errs = append(errs, fmt.Errorf("queue: ClassWindow %v is negative", o.ClassWindow))
+	}
 	return errors.Join(errs...)
 }
 
@@ -116,6 +148,8 @@ type Client struct {
 	maxDead      int
 	aheadMs      int64
 	maxReady     int
+	ageMs        int64
+	classWinMs   int64
 }
 
 // New returns a Client over rdb, which may be a standalone or cluster
@@ -126,7 +160,8 @@ func New(rdb redis.UniversalClient, opts Options) (*Client, error) {
 		return nil, err
 	}
 	return &Client{rdb: rdb, prefix: opts.Prefix, owner: opts.Owner, tombTTLms: opts.TombstoneTTL.Milliseconds(),
-		maxReminders: opts.MaxRemindersPerUser, maxDead: opts.MaxDead, aheadMs: opts.PrepareAhead.Milliseconds(), maxReady: opts.MaxReady}, nil
+		maxReminders: opts.MaxRemindersPerUser, maxDead: opts.MaxDead, aheadMs: opts.PrepareAhead.Milliseconds(), maxReady: opts.MaxReady,
+		ageMs: opts.Ageing.Milliseconds(), classWinMs: opts.ClassWindow.Milliseconds()}, nil
 }
 
 // Shard is the queue that holds userID's reminders when there are n queues.
@@ -176,7 +211,7 @@ func (c *Client) write(ctx context.Context, s *redis.Script, op string, n int, e
 }
 
 func checkEntry(op string, e Entry) error {
-	if e.UserID <= 0 || e.TemplateID <= 0 || e.Version <= 0 {
+	if e.UserID <= 0 || e.TemplateID <= 0 || e.Version <= 0 || !e.Priority.Valid() {
 		return fmt.Errorf("queue %s: invalid entry %+v", op, e)
 	}
 	return nil
@@ -225,12 +260,13 @@ type writeCall struct {
 func (c *Client) writeAt(ctx context.Context, w writeCall, e Entry) (int64, string, error) {
 	op := w.op
 	k := c.keys(w.queue)
-	keys := []string{k.due, k.items, k.epoch, k.moving, k.ready, k.prep, k.held}
+	keys := []string{k.due, k.items, k.epoch, k.moving, k.ready, k.prep, k.held, k.dueHigh, k.dueLow, k.readyHigh, k.readyLow}
 	f := "0"
 	if w.forwarded {
 		f = "1"
 	}
-	args := []any{w.layoutKey, e.UserID, e.TemplateID, e.PushAt.UnixMilli(), e.Version, c.tombTTLms, w.queue, w.home, f, c.maxReminders}
+	args := []any{w.layoutKey, e.UserID, e.TemplateID, e.PushAt.UnixMilli(), e.Version, c.tombTTLms, w.queue, w.home, f, c.maxReminders,
+		e.Priority.letter(), c.classWinMs}
 	// A script the server lost (restart, SCRIPT FLUSH) is sent again by
 	// EVAL, which loads it; the ZADD is not repeated.
 	pipe := redisscript.NewPipeline(c.rdb)
@@ -384,9 +420,10 @@ func (c *Client) pop(ctx context.Context, l *Lease, o PopOptions, horizon string
 		return Popped{}, "", time.Time{}, fmt.Errorf("queue %s: max items %d is negative", op, o.MaxItems)
 	}
 	k := c.keys(l.Queue)
-	res, err := popScript.Run(ctx, c.rdb, []string{k.due, k.items, k.flight, k.lease, k.ready, k.prep, k.held, k.epoch},
+	res, err := popScript.Run(ctx, c.rdb, []string{k.due, k.items, k.flight, k.lease, k.ready, k.prep, k.held, k.epoch,
+		k.dueHigh, k.dueLow, k.readyHigh, k.readyLow},
 		l.token, nowArg(o.Now), o.MergeWindow.Milliseconds(), o.MaxUsers, o.Deadline.Milliseconds(), c.tombTTLms, cmp.Or(o.MaxItems, DefaultMaxItemsPerPush),
-		horizon, span.Milliseconds(), c.maxReady, c.aheadMs).Slice()
+		horizon, span.Milliseconds(), c.maxReady, c.aheadMs, c.ageMs, c.classWinMs).Slice()
 	if err != nil {
 		return Popped{}, "", time.Time{}, leaseErr(op, l.Queue, err)
 	}
@@ -420,7 +457,7 @@ func (c *Client) pop(ctx context.Context, l *Lease, o PopOptions, horizon string
 // no encoding, and the pushes are built again).
 func (c *Client) Seal(ctx context.Context, l *Lease, id string, encoded []byte) (bool, error) {
 	k := c.keys(l.Queue)
-	n, err := sealScript.Run(ctx, c.rdb, []string{k.ready, k.prep, k.lease}, l.token, id, encoded).Int()
+	n, err := sealScript.Run(ctx, c.rdb, []string{k.ready, k.prep, k.lease, k.readyHigh, k.readyLow}, l.token, id, encoded).Int()
 	if err != nil {
 		return false, leaseErr("seal", l.Queue, err)
 	}
@@ -452,8 +489,8 @@ func (c *Client) Begin(ctx context.Context, l *Lease, o BeginOptions) ([]Begun, 
 		return nil, fmt.Errorf("queue begin: max %d is below 1", o.Max)
 	}
 	k := c.keys(l.Queue)
-	res, err := beginScript.Run(ctx, c.rdb, []string{k.ready, k.prep, k.flight, k.lease},
-		l.token, nowArg(o.Now), o.Deadline.Milliseconds(), o.Max).Slice()
+	res, err := beginScript.Run(ctx, c.rdb, []string{k.ready, k.prep, k.flight, k.lease, k.readyHigh, k.readyLow},
+		l.token, nowArg(o.Now), o.Deadline.Milliseconds(), o.Max, c.ageMs).Slice()
 	if err != nil {
 		return nil, leaseErr("begin", l.Queue, err)
 	}
@@ -587,7 +624,7 @@ func (c *Client) Forget(ctx context.Context, q int, chunks []Chunk) error {
 	for i, ch := range chunks {
 		args[i] = ch.raw
 	}
-	if err := forgetScript.Run(ctx, c.rdb, []string{k.marks, k.items, k.due, k.held}, args...).Err(); err != nil {
+	if err := forgetScript.Run(ctx, c.rdb, []string{k.marks, k.items, k.due, k.held, k.dueHigh, k.dueLow}, args...).Err(); err != nil {
 		return fmt.Errorf("queue forget %d: %w", q, err)
 	}
 	return nil
@@ -646,21 +683,27 @@ func (c *Client) SetNext(ctx context.Context, q int, next time.Time) error {
 // user, flight deadline and ready chunk, how many chunks are ready, whether
 // it is being moved and whether its lease is held.
 type probe struct {
-	due, flight, ready *redis.ZSliceCmd
-	readyN, lease      *redis.IntCmd
-	epoch              *redis.StringCmd
+	due, ready [3]*redis.ZSliceCmd // per class, as queueKeys.dueSets
+	readyN     [3]*redis.IntCmd
+	flight     *redis.ZSliceCmd
+	lease      *redis.IntCmd
+	epoch      *redis.StringCmd
 }
 
 func (c *Client) probe(ctx context.Context, pipe redis.Pipeliner, q int) probe {
 	k := c.keys(q)
-	return probe{
-		due:    pipe.ZRangeWithScores(ctx, k.due, 0, 0),
+	p := probe{
 		flight: pipe.ZRangeWithScores(ctx, k.flight, 0, 0),
-		ready:  pipe.ZRangeWithScores(ctx, k.ready, 0, 0),
-		readyN: pipe.ZCard(ctx, k.ready),
 		lease:  pipe.Exists(ctx, k.lease),
 		epoch:  pipe.Get(ctx, k.epoch),
 	}
+	due, ready := k.dueSets(), k.readySets()
+	for i := range due {
+		p.due[i] = pipe.ZRangeWithScores(ctx, due[i], 0, 0)
+		p.ready[i] = pipe.ZRangeWithScores(ctx, ready[i], 0, 0)
+		p.readyN[i] = pipe.ZCard(ctx, ready[i])
+	}
+	return p
 }
 
 // err is the first error of p's commands (an absent epoch is none).
@@ -668,7 +711,11 @@ func (p probe) err() error {
 	if err := p.epoch.Err(); err != nil && !errors.Is(err, redis.Nil) {
 		return err
 	}
-	return errors.Join(p.due.Err(), p.flight.Err(), p.ready.Err(), p.readyN.Err(), p.lease.Err())
+	errs := []error{p.flight.Err(), p.lease.Err()}
+	for i := range p.due {
+		errs = append(errs, p.due[i].Err(), p.ready[i].Err(), p.readyN[i].Err())
+	}
+	return errors.Join(errs...)
 }
 
 // next is the queue's next-work time in ms (as next_work in
@@ -681,12 +728,15 @@ func (p probe) next(c *Client, orphans time.Time) (float64, bool) {
 			best, ok = v, true
 		}
 	}
-	if d := p.due.Val(); len(d) == 1 {
-		s := d[0].Score
-		if c.aheadMs > 0 && p.readyN.Val() < int64(c.maxReady) && !movingLayout(p.epoch.Val()) {
-			s -= float64(c.aheadMs)
+	readyN := p.readyN[0].Val() + p.readyN[1].Val() + p.readyN[2].Val()
+	for _, due := range p.due {
+		if d := due.Val(); len(d) == 1 {
+			s := d[0].Score
+			if c.aheadMs > 0 && readyN < int64(c.maxReady) && !movingLayout(p.epoch.Val()) {
+				s -= float64(c.aheadMs)
+			}
+			consider(s)
 		}
-		consider(s)
 	}
 	if f := p.flight.Val(); len(f) == 1 {
 		s := f[0].Score
@@ -695,8 +745,10 @@ func (p probe) next(c *Client, orphans time.Time) (float64, bool) {
 		}
 		consider(s)
 	}
-	if r := p.ready.Val(); len(r) == 1 {
-		consider(r[0].Score)
+	for _, ready := range p.ready {
+		if r := ready.Val(); len(r) == 1 {
+			consider(r[0].Score)
+		}
 	}
 	return best, ok
 }

@@ -137,6 +137,9 @@ func rebuildBatch(ctx context.Context, db *sql.DB, idx Adder, afterID int64, bat
 	if len(page) == 0 {
 		return 0, last, nil
 	}
+	if err := stampPriorities(ctx, tx, page); err != nil {
+		return 0, 0, fmt.Errorf("reindex rebuild: %w", err)
+	}
 	before := make([]queue.EntryState, len(page))
 	if p, ok := idx.(States); ok {
 		if before, err = p.States(ctx, page); err != nil {

@@ -159,6 +159,9 @@ func (j *Job) Run(ctx context.Context) (Result, error) {
 		if len(page) == 0 {
 			return res, nil
 		}
+		if err := stampPriorities(ctx, j.db, page); err != nil {
+			return res, fmt.Errorf("reindex: %w", err)
+		}
 		res.Checked += len(page)
 		recs, err := j.idx.Records(ctx, page)
 		if err != nil {

@@ -58,10 +58,26 @@ type Subscription struct {
 	PushID     string    // set once sent
 	SentAt     time.Time // zero unless sent
 	CreatedAt  time.Time
+
+	// priority is the template's, for indexing: set where the template was
+	// read (subscribe); not stored in MySQL, so the index is told the
+	// template's current priority whenever a PUT (re)indexes the row.
+	priority queue.Priority
 }
 
 func (s Subscription) entry() queue.Entry {
-	return queue.Entry{UserID: s.UserID, TemplateID: s.TemplateID, PushAt: s.PushAt, Version: s.Version}
+	return queue.Entry{UserID: s.UserID, TemplateID: s.TemplateID, PushAt: s.PushAt, Version: s.Version, Priority: s.priority}
+}
+
+// queuePriority is a template's priority as the index orders it.
+func queuePriority(p template.Priority) queue.Priority {
+	switch p {
+	case template.PriorityHigh:
+		return queue.PriorityHigh
+	case template.PriorityLow:
+		return queue.PriorityLow
+	}
+	return queue.PriorityNormal
 }
 
 // Sent reports one reminder published to the message center.
@@ -398,7 +414,8 @@ func (s *Service) subscribe(ctx context.Context, userID int64, t template.Templa
 		if !final {
 			s.final.Add(t) // our row is committed: grab_start can no longer change
 		}
-		sub := Subscription{UserID: userID, TemplateID: t.ID, PushAt: pushAt, Status: StatusPending, Version: 1, CreatedAt: stamp}
+		sub := Subscription{UserID: userID, TemplateID: t.ID, PushAt: pushAt, Status: StatusPending, Version: 1, CreatedAt: stamp,
+			priority: queuePriority(t.Priority)}
 		return sub, true, s.add(ctx, sub)
 	}
 	// A duplicate, or (checked insert) the template's grab_start no longer
@@ -485,6 +502,7 @@ func (s *Service) resubscribe(ctx context.Context, t template.Template, cur Subs
 	if err := s.confirmFinal(ctx, t); err != nil {
 		return Subscription{}, false, err
 	}
+	cur.priority = queuePriority(t.Priority)
 	for attempt := 1; ; attempt++ {
 		var (
 			query   string
@@ -535,6 +553,7 @@ func (s *Service) resubscribe(ctx context.Context, t template.Template, cur Subs
 		if cur, err = s.get(ctx, cur.UserID, cur.TemplateID); err != nil {
 			return Subscription{}, false, err
 		}
+		cur.priority = queuePriority(t.Priority)
 	}
 }
 

@@ -247,7 +247,8 @@ func (w *Worker) resizePart() part {
 	var cancel context.CancelFunc
 	done := make(chan struct{})
 	return newPart("resize coordinator", func(ctx context.Context) error {
-		idx, err := queue.New(w.rdb, queue.Options{Prefix: w.cfg.RedisPrefix, Owner: w.cfg.WorkerID, PrepareAhead: w.cfg.Ahead()})
+		idx, err := queue.New(w.rdb, queue.Options{Prefix: w.cfg.RedisPrefix, Owner: w.cfg.WorkerID, PrepareAhead: w.cfg.Ahead(),
+			ClassWindow: time.Duration(w.cfg.MergeWindow)})
 		if err != nil {
 			return err
 		}

@@ -4,18 +4,22 @@
 -- exactly as pop.lua would have put it there, and from then on its items
 -- are taken like any popped item (a cancel answers "taken"). The cost is
 -- constant per chunk: nothing per item is written.
+-- Chunks of several classes are begun most urgent first (pick in
+-- prelude.lua).
 -- KEYS[1] ready  KEYS[2] prep  KEYS[3] flight  KEYS[4] lease
+-- KEYS[5] high ready  KEYS[6] low ready
 -- ARGV[1] lease token  ARGV[2] now ms ("" = Redis clock)  ARGV[3] flight
--- deadline ms  ARGV[4] most chunks
+-- deadline ms  ARGV[4] most chunks  ARGV[5] ageing ms per class
 -- Returns {id, chunk, encoded or false, ...} for each chunk begun; a lost
 -- lease is an error.
 if redis.call('GET', KEYS[4]) ~= ARGV[1] then return redis.error_reply('LEASE lost') end
 local now = now_ms(ARGV[2])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+local R = {KEYS[5], KEYS[1], KEYS[6]}
+local ids = pick(R, now, tonumber(ARGV[4]), tonumber(ARGV[5]))
 local out = {}
 for _, id in ipairs(ids) do
   local v = redis.call('HMGET', KEYS[2], id, id .. ':e')
-  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', ready_of(R, id), id)
   redis.call('HDEL', KEYS[2], id, id .. ':e', id .. ':w')
   if v[1] then
     redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), v[1])

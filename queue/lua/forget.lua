@@ -3,9 +3,11 @@
 -- score: see prelude.lua). Idempotent: a chunk already forgotten is
 -- skipped, so two workers may run it for the same chunk.
 -- The items' held entries (of a chunk that was prepared) go too.
--- KEYS[1] marks  KEYS[2] items  KEYS[3] due  KEYS[4] held
+-- KEYS[1] marks  KEYS[2] items  KEYS[3] due  KEYS[4] held  KEYS[5] high due
+-- KEYS[6] low due
 -- ARGV[1..] chunks
 -- Returns how many chunks were forgotten now.
+local D = {KEYS[5], KEYS[3], KEYS[6]}
 local n = 0
 for c = 1, #ARGV do
   local chunk = ARGV[c]
@@ -28,13 +30,13 @@ for c = 1, #ARGV do
     for i, user in ipairs(users) do
       local rec = recs[i]
       if rec then
-        local tid, ms, st = string.match(rec, '^(%d+),(%d+),%d+,([FP]);$')
-        if tid and st == 'P' and redis.call('ZSCORE', KEYS[3], user) then tid = nil end
+        local tid, ms, st = string.match(rec, '^(%d+),(%d+),%d+,([FP])%l?;$')
+        if tid and st == 'P' and scored(D, user) then tid = nil end
         if tid and done[i][tid .. ':' .. ms] then
           hdel[#hdel + 1] = user
         else
           local keep = {}
-          for _, e in ipairs(resolve(KEYS[3], user, parse(rec))) do
+          for _, e in ipairs(resolve(D, user, parse(rec))) do
             if not (e.st == 'F' and done[i][e.tid .. ':' .. string.format('%d', e.ms)]) then keep[#keep + 1] = e end
           end
           if #keep == 0 then

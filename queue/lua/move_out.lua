@@ -7,20 +7,22 @@
 -- not in the new queue. An entry only prepared (in a ready chunk whose
 -- publish has not begun, see prelude.lua) is withdrawn and moves pending.
 -- KEYS[1] due  KEYS[2] items  KEYS[3] moving  KEYS[4] epoch
--- KEYS[5] ready  KEYS[6] prep  KEYS[7] held
+-- KEYS[5] ready  KEYS[6] prep  KEYS[7] held  KEYS[8] high due  KEYS[9] low due
+-- KEYS[10] high ready  KEYS[11] low ready
 -- ARGV[1] layout (a move)  ARGV[2..] users
 -- Returns {user, record, ...} for the users that had a record here.
 if redis.call('GET', KEYS[4]) ~= ARGV[1] then return redis.error_reply('STALE layout') end
+local D, R = {KEYS[8], KEYS[1], KEYS[9]}, {KEYS[10], KEYS[5], KEYS[11]}
 local out = {}
 for i = 2, #ARGV do
   local user = ARGV[i]
-  local list = load(KEYS[1], KEYS[2], user)
+  local list = load(D, KEYS[2], user)
   if #list > 0 then
     for _, e in ipairs(list) do
       if e.st == 'F' then
-        local id = prepared(KEYS[5], KEYS[7], user, e.tid)
+        local id = prepared(R, KEYS[7], user, e.tid)
         if id then
-          withdraw(KEYS[5], KEYS[6], KEYS[7], id, user, e.tid)
+          withdraw(R, KEYS[6], KEYS[7], id, user, e.tid)
           e.st = 'P'
         else
           e.st = 'S'
@@ -30,7 +32,7 @@ for i = 2, #ARGV do
     local rec = pack(list)
     redis.call('HSET', KEYS[3], user, rec)
     redis.call('HDEL', KEYS[2], user)
-    redis.call('ZREM', KEYS[1], user)
+    for c = 1, 3 do redis.call('ZREM', D[c], user) end
     out[#out + 1] = user
     out[#out + 1] = rec
   end

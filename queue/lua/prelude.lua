@@ -1,12 +1,15 @@
 -- Shared by every queue script (prepended in Go).
 --
--- A user's record in the items hash is a list of "tid,ms,ver,state;" entries:
+-- A user's record in the items hash is a list of "tid,ms,ver,state[class];"
+-- entries:
 --   tid   template id (kept as a string: ids may exceed a double's precision)
 --   ms    push time in milliseconds since the epoch
 --   ver   the MySQL row version that wrote this entry
 --   state P pending | C cancelled (a tombstone) | F taken (popped: being or
 --         already published, until MySQL records it as sent) | S taken from
 --         another queue and moved here when N changed (see move_in.lua)
+--   class the reminder's priority, stamped when it was indexed: h high,
+--         l low, none normal (every record written before priorities)
 -- A C entry is kept for tomb_ttl after its push time, so that a late, older
 -- add cannot revive a cancel; the user's due score makes a pop visit the
 -- record then and drop it. An F entry is kept until forget.lua runs for its
@@ -24,8 +27,8 @@
 local function parse(rec)
   local out = {}
   if rec then
-    for tid, ms, ver, st in string.gmatch(rec, '(%d+),(%d+),(%d+),(%u);') do
-      out[#out + 1] = {tid = tid, ms = tonumber(ms), ver = tonumber(ver), st = st}
+    for tid, ms, ver, st, cl in string.gmatch(rec, '(%d+),(%d+),(%d+),(%u)(%l?);') do
+      out[#out + 1] = {tid = tid, ms = tonumber(ms), ver = tonumber(ver), st = st, cl = cl}
     end
   end
   return out
@@ -35,17 +38,80 @@ local function pack(list)
   local parts = {}
   for i = 1, #list do
     local e = list[i]
-    parts[i] = e.tid .. ',' .. string.format('%d', e.ms) .. ',' .. string.format('%d', e.ver) .. ',' .. e.st .. ';'
+    parts[i] = e.tid .. ',' .. string.format('%d', e.ms) .. ',' .. string.format('%d', e.ver) .. ',' .. e.st .. (e.cl or '') .. ';'
   end
   return table.concat(parts)
 end
 
+-- Priority. A queue has one due set per class, D = {high, normal, low} (the
+-- normal one is the "due" key every queue had before priorities); a user
+-- is in at most one of them, the class of its next push (class below).
+-- Where more is due than one call takes, users go in order of their score
+-- plus an ageing penalty per class below high (pick), so a lower class
+-- waits behind a higher one but ages up and is never starved. Ready chunks
+-- (below) are kept the same way, one ready set per class.
+local CLASS = {h = 1, [''] = 2, l = 3}
+local LETTER = {'h', '', 'l'}
+
+-- scored reports whether user has a score in any set of D.
+local function scored(D, user)
+  return redis.call('ZSCORE', D[2], user) or redis.call('ZSCORE', D[1], user) or redis.call('ZSCORE', D[3], user)
+end
+
+-- class is the class (index into D) of list's next push: the most urgent
+-- of its pending items due within window of its earliest pending one (the
+-- items one pop merges into that push); normal when none is pending.
+local function class(list, window)
+  local first = nil
+  for _, e in ipairs(list) do
+    if e.st == 'P' and (first == nil or e.ms < first) then first = e.ms end
+  end
+  if first == nil then return 2 end
+  local best = 3
+  for _, e in ipairs(list) do
+    if e.st == 'P' and e.ms <= first + window then best = math.min(best, CLASS[e.cl or ''] or 2) end
+  end
+  return best
+end
+
+-- pick takes up to max members scored at most cut from the sets S (one
+-- per class, as D), most urgent first: by score plus age ms per class
+-- below high, ties to the higher class. It returns them in that order and
+-- how many came from each set; those are each set's lowest ranks.
+local function pick(S, cut, max, age)
+  local lists, pos, from, out = {}, {1, 1, 1}, {0, 0, 0}, {}
+  for c = 1, 3 do
+    lists[c] = redis.call('ZRANGEBYSCORE', S[c], '-inf', cut, 'WITHSCORES', 'LIMIT', 0, max)
+  end
+  while #out < max do
+    local bc, be = nil, nil
+    for c = 1, 3 do
+      local v = lists[c][pos[c] + 1]
+      if v then
+        local e = tonumber(v) + (c - 1) * age
+        if be == nil or e < be then bc, be = c, e end
+      end
+    end
+    if not bc then break end
+    out[#out + 1] = lists[bc][pos[bc]]
+    pos[bc] = pos[bc] + 2
+    from[bc] = from[bc] + 1
+  end
+  return out, from
+end
+
+-- single reports whether only the normal set of S holds anything: the
+-- common case, where a call needs no ordering between classes.
+local function single(S)
+  return redis.call('EXISTS', S[1], S[3]) == 0
+end
+
 -- resolve makes the implicit taken entries of user's parsed record list
 -- explicit (see above): a P entry of a user without a due score is F.
-local function resolve(due, user, list)
+local function resolve(D, user, list)
   for i = 1, #list do
     if list[i].st == 'P' then
-      if redis.call('ZSCORE', due, user) then return list end
+      if scored(D, user) then return list end
       for j = i, #list do
         if list[j].st == 'P' then list[j].st = 'F' end
       end
@@ -56,8 +122,8 @@ local function resolve(due, user, list)
 end
 
 -- load reads user's record, resolved.
-local function load(due, items, user)
-  return resolve(due, user, parse(redis.call('HGET', items, user)))
+local function load(D, items, user)
+  return resolve(D, user, parse(redis.call('HGET', items, user)))
 end
 
 -- find returns the entry for tid in list, or nil.
@@ -88,18 +154,22 @@ local function score(list, tomb_ttl)
   return best
 end
 
--- store writes a user's record and due score back, or removes them.
-local function store(due, items, user, list, tomb_ttl)
+-- store writes a user's record and due score back (in the due set of its
+-- class, window as class takes it), or removes them.
+local function store(D, items, user, list, tomb_ttl, window)
   if #list == 0 then
     redis.call('HDEL', items, user)
   else
     redis.call('HSET', items, user, pack(list))
   end
   local s = score(list, tomb_ttl)
-  if s then
-    redis.call('ZADD', due, s, user)
-  else
-    redis.call('ZREM', due, user)
+  local c = class(list, window)
+  for i = 1, 3 do
+    if s and i == c then
+      redis.call('ZADD', D[i], s, user)
+    else
+      redis.call('ZREM', D[i], user)
+    end
   end
   return s
 end
@@ -157,21 +227,23 @@ local function moving(epoch_key)
 end
 
 -- next_work is when the queue next needs a worker, or false: its earliest
--- flight deadline, its earliest prepared chunk's publish time, and its
--- earliest due user, ahead ms early when more may be prepared (ahead > 0
--- and may_prepare).
-local function next_work(due, flight, ready, ahead, may_prepare)
+-- flight deadline, its earliest prepared chunk's publish time (ready sets
+-- R), and its earliest due user (due sets D), ahead ms early when more may
+-- be prepared (ahead > 0 and may_prepare).
+local function next_work(D, flight, R, ahead, may_prepare)
   local nxt = nil
   local function consider(v)
     if v and (nxt == nil or v < nxt) then nxt = v end
   end
-  local nd = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
-  if nd[2] then
-    local d = tonumber(nd[2])
-    if ahead > 0 and may_prepare then d = d - ahead end
-    consider(d)
+  for c = 1, 3 do
+    local nd = redis.call('ZRANGE', D[c], 0, 0, 'WITHSCORES')
+    if nd[2] then
+      local d = tonumber(nd[2])
+      if ahead > 0 and may_prepare then d = d - ahead end
+      consider(d)
+    end
   end
-  for _, z in ipairs({flight, ready}) do
+  for _, z in ipairs({flight, R[1], R[2], R[3]}) do
     local f = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
     if f[2] then consider(tonumber(f[2])) end
   end
@@ -180,7 +252,8 @@ local function next_work(due, flight, ready, ahead, may_prepare)
 end
 
 -- Work prepared ahead of due (see pop.lua's prepare mode). A prepared chunk
--- has an id (a counter in the prep hash); the ready set scores it by its
+-- has an id (a counter in the prep hash, after its class letter: "h17",
+-- "17", "l17"); the ready set of its class (R, as D) scores it by its
 -- publish time; the prep hash holds its pushes (field id, the chunk's
 -- stored form), its encoded messages once sealed (id..':e') and a mark
 -- that an item was withdrawn since it was sealed (id..':w'); the held hash
@@ -188,11 +261,21 @@ end
 -- moves the chunk into the flight set, an item may be withdrawn (a cancel,
 -- a move); after, it is taken like any popped item.
 
+-- ready_of is the ready set, of R, that holds chunk id.
+local function ready_of(R, id)
+  return R[CLASS[string.match(id, '^(%l?)')] or 2]
+end
+
+-- ready_count is how many chunks the ready sets R hold.
+local function ready_count(R)
+  return redis.call('ZCARD', R[1]) + redis.call('ZCARD', R[2]) + redis.call('ZCARD', R[3])
+end
+
 -- prepared returns the id of the ready chunk that holds user's item tid
 -- and whose publish has not begun, or nil.
-local function prepared(ready, held, user, tid)
+local function prepared(R, held, user, tid)
   local id = redis.call('HGET', held, user .. ':' .. tid)
-  if id and redis.call('ZSCORE', ready, id) then return id end
+  if id and redis.call('ZSCORE', ready_of(R, id), id) then return id end
   return nil
 end
 
@@ -200,7 +283,7 @@ end
 -- the chunk loses it (and the user's line when it was the line's last
 -- item, and the chunk itself when it was the last line), its encoding is
 -- dropped, and the item is no longer held.
-local function withdraw(ready, prep, held, id, user, tid)
+local function withdraw(R, prep, held, id, user, tid)
   redis.call('HDEL', held, user .. ':' .. tid)
   local s = '\n' .. (redis.call('HGET', prep, id) or '') .. '\n'
   local a, b = string.find(s, '\n' .. user .. '|', 1, true)
@@ -216,7 +299,7 @@ local function withdraw(ready, prep, held, id, user, tid)
   end
   local text = string.sub(s, 2, -2)
   if text == '' then
-    redis.call('ZREM', ready, id)
+    redis.call('ZREM', ready_of(R, id), id)
     redis.call('HDEL', prep, id, id .. ':e', id .. ':w')
   else
     redis.call('HSET', prep, id, text, id .. ':w', '1')
