@@ -314,6 +314,7 @@ type queueCollector struct {
 	owner string // this worker's lease owner name
 
 	depth, users, earliest, lag, inflight, ready, held, dead *prometheus.Desc
+	backlog                                                  *prometheus.Desc // labels queue, priority
 }
 
 func newQueueCollector(idx *queue.Client, span func() int, owner string) *queueCollector {
@@ -329,11 +330,13 @@ func newQueueCollector(idx *queue.Client, span func() int, owner string) *queueC
 		ready:    d("couponpush_queue_ready_chunks", "Chunks prepared ahead of due in the queue whose publish has not begun."),
 		held:     d("couponpush_queue_lease_held", "1 if this worker holds the queue's lease."),
 		dead:     d("couponpush_dead_letters", "Pushes in the queue's dead-letter set (never publishable, kept for replay)."),
+		backlog: prometheus.NewDesc("couponpush_queue_backlog",
+			"Users of the queue due by the Redis clock and not yet taken, by the priority of their next push.", []string{"queue", "priority"}, nil),
 	}
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.depth, c.users, c.earliest, c.lag, c.inflight, c.ready, c.held, c.dead} {
+	for _, d := range []*prometheus.Desc{c.depth, c.users, c.earliest, c.lag, c.inflight, c.ready, c.held, c.dead, c.backlog} {
 		ch <- d
 	}
 }
@@ -368,6 +371,9 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		g(c.ready, float64(qi.Ready))
 		g(c.held, bit(qi.LeaseHeld && qi.LeaseHolder == c.owner))
 		g(c.dead, float64(qi.DeadLetters))
+		for i, p := range queue.Priorities {
+			ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(qi.Backlog[i]), q, p.String())
+		}
 	}
 }
 

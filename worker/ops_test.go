@@ -345,7 +345,8 @@ func TestOpsListenerByRole(t *testing.T) {
 	})
 	enginetest.Eventually(t, "the scheduler's queues deep", 20*time.Second, func() bool {
 		m := scrapeOf(t, sched.ops)
-		return m.sum("couponpush_queue_depth") == reminders+1 && m.sum("couponpush_queue_lag_seconds") > 0
+		return m.sum("couponpush_queue_depth") == reminders+1 && m.sum("couponpush_queue_lag_seconds") > 0 &&
+			m.sum("couponpush_queue_backlog") > 0 // overdue while paused: a backlog
 	})
 	before := scrapeOf(t, sched.ops)
 	if v, _ := before.value("couponpush_template_published_total", "template", label); v != 0 {

@@ -82,22 +82,30 @@ func ratio(done, total int64) string {
 	return fmt.Sprintf("%d/%d (%d%%)", done, total, min(100, done*100/total))
 }
 
+// backlogJSON is a queue's backlog per priority (queue.QueueInfo.Backlog).
+type backlogJSON struct {
+	High   int64 `json:"high"`
+	Normal int64 `json:"normal"`
+	Low    int64 `json:"low"`
+}
+
 // queueJSON is the JSON shape of one queue.
 type queueJSON struct {
-	Queue       int    `json:"queue"`
-	Users       int64  `json:"users"`
-	DueUsers    int64  `json:"due_users"`
-	EarliestDue string `json:"earliest_due,omitempty"`
-	LagMs       int64  `json:"lag_ms"`
-	InFlight    int64  `json:"in_flight"`
-	Ready       int64  `json:"ready"`                // chunks prepared ahead of due, not begun
-	NextReady   string `json:"next_ready,omitempty"` // the earliest one's publish time
-	Marks       int64  `json:"marks"`
-	InTransit   int64  `json:"in_transit"`
-	LeaseHeld   bool   `json:"lease_held"`
-	LeaseHolder string `json:"lease_holder,omitempty"`
-	LeaseTTLMs  int64  `json:"lease_ttl_ms,omitempty"`
-	Epoch       string `json:"epoch,omitempty"`
+	Queue       int         `json:"queue"`
+	Users       int64       `json:"users"`
+	DueUsers    int64       `json:"due_users"`
+	EarliestDue string      `json:"earliest_due,omitempty"`
+	LagMs       int64       `json:"lag_ms"`
+	InFlight    int64       `json:"in_flight"`
+	Backlog     backlogJSON `json:"backlog"`              // users due and not taken, per priority
+	Ready       int64       `json:"ready"`                // chunks prepared ahead of due, not begun
+	NextReady   string      `json:"next_ready,omitempty"` // the earliest one's publish time
+	Marks       int64       `json:"marks"`
+	InTransit   int64       `json:"in_transit"`
+	LeaseHeld   bool        `json:"lease_held"`
+	LeaseHolder string      `json:"lease_holder,omitempty"`
+	LeaseTTLMs  int64       `json:"lease_ttl_ms,omitempty"`
+	Epoch       string      `json:"epoch,omitempty"`
 }
 
 // queuesJSON is the JSON shape of the queues command.
@@ -164,6 +172,7 @@ func cmdQueues(ctx context.Context, a *admin, args []string) error {
 	for _, q := range infos {
 		j := queueJSON{Queue: q.Queue, Users: q.Users, DueUsers: q.DueUsers, InFlight: q.InFlight, Ready: q.Ready, Marks: q.Marks,
 			InTransit: q.InTransit, LeaseHeld: q.LeaseHeld, LeaseHolder: q.LeaseHolder, LeaseTTLMs: q.LeaseTTL.Milliseconds(), Epoch: q.Epoch}
+		j.Backlog = backlogJSON{High: q.Backlog[0], Normal: q.Backlog[1], Low: q.Backlog[2]}
 		if !q.NextReady.IsZero() {
 			j.NextReady = stamp(q.NextReady)
 		}
@@ -218,7 +227,7 @@ func printQueues(a *admin, out queuesJSON, r layoutRead) error {
 		return nil
 	}
 	fmt.Fprintln(a.out)
-	fmt.Fprintln(tw, "QUEUE\tUSERS\tDUE\tEARLIEST_DUE\tLAG\tIN_FLIGHT\tREADY\tMARKS\tIN_TRANSIT\tLEASE")
+	fmt.Fprintln(tw, "QUEUE\tUSERS\tDUE\tEARLIEST_DUE\tLAG\tBACKLOG_H/N/L\tIN_FLIGHT\tREADY\tMARKS\tIN_TRANSIT\tLEASE")
 	var tot queueJSON
 	var maxLag int64
 	for _, q := range out.Queues {
@@ -234,16 +243,22 @@ func printQueues(a *admin, out queuesJSON, r layoutRead) error {
 			}
 			lease = fmt.Sprintf("%s (%s left)", holder, (time.Duration(q.LeaseTTLMs) * time.Millisecond).Round(time.Millisecond))
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", q.Queue, q.Users, q.DueUsers, due, lag, q.InFlight, q.Ready, q.Marks, q.InTransit, lease)
+		b := q.Backlog
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%d/%d/%d\t%d\t%d\t%d\t%d\t%s\n", q.Queue, q.Users, q.DueUsers, due, lag, b.High, b.Normal, b.Low,
+			q.InFlight, q.Ready, q.Marks, q.InTransit, lease)
 		tot.Users += q.Users
 		tot.DueUsers += q.DueUsers
 		tot.InFlight += q.InFlight
 		tot.Ready += q.Ready
+		tot.Backlog.High += b.High
+		tot.Backlog.Normal += b.Normal
+		tot.Backlog.Low += b.Low
 		tot.Marks += q.Marks
 		tot.InTransit += q.InTransit
 		maxLag = max(maxLag, q.LagMs)
 	}
-	fmt.Fprintf(tw, "total\t%d\t%d\t\tmax %s\t%d\t%d\t%d\t%d\t\n", tot.Users, tot.DueUsers, time.Duration(maxLag)*time.Millisecond, tot.InFlight, tot.Ready, tot.Marks, tot.InTransit)
+	fmt.Fprintf(tw, "total\t%d\t%d\t\tmax %s\t%d/%d/%d\t%d\t%d\t%d\t%d\t\n", tot.Users, tot.DueUsers, time.Duration(maxLag)*time.Millisecond,
+		tot.Backlog.High, tot.Backlog.Normal, tot.Backlog.Low, tot.InFlight, tot.Ready, tot.Marks, tot.InTransit)
 	return tw.Flush()
 }
 
