@@ -52,6 +52,17 @@ func (p Priority) String() string {
 	return "Priority(" + strconv.Itoa(int(p)) + ")"
 }
 
+// ParsePriority is the Priority named high, normal or low (as String
+// spells it); false for any other name.
+func ParsePriority(name string) (Priority, bool) {
+	for _, p := range Priorities {
+		if p.String() == name {
+			return p, true
+		}
+	}
+	return PriorityNormal, false
+}
+
 // letter is p's class letter in a record (see lua/prelude.lua).
 func (p Priority) letter() string {
 	switch p {

@@ -19,14 +19,20 @@ func addPrio(t *testing.T, c *queue.Client, n int, user, tid int64, at time.Time
 	}
 }
 
-// popN pops at most max users at now.
-func popN(t *testing.T, c *queue.Client, l *queue.Lease, now time.Time, max int) []queue.Push {
+// popMax pops at most max users at now.
+func popMax(t *testing.T, c *queue.Client, l *queue.Lease, now time.Time, max int) queue.Popped {
 	t.Helper()
 	p, err := c.Pop(context.Background(), l, queue.PopOptions{Now: now, MergeWindow: 10 * time.Second, MaxUsers: max, Deadline: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("pop at %v: %v", now, err)
 	}
-	return p.Chunk.Pushes
+	return p
+}
+
+// popN is popMax's pushes.
+func popN(t *testing.T, c *queue.Client, l *queue.Lease, now time.Time, max int) []queue.Push {
+	t.Helper()
+	return popMax(t, c, l, now, max).Chunk.Pushes
 }
 
 // userSet is the users of pushes.
@@ -252,5 +258,20 @@ func TestPriorityOnRedisCluster(t *testing.T) {
 	}
 	if total != 80 {
 		t.Fatalf("popped %d on cluster, want 80", total)
+	}
+}
+
+// TestParsePriority: each priority's name parses back to it; any other
+// name (other cases included) is refused as normal.
+func TestParsePriority(t *testing.T) {
+	for _, p := range queue.Priorities {
+		if got, ok := queue.ParsePriority(p.String()); !ok || got != p {
+			t.Errorf("ParsePriority(%q) = %v, %v; want %v", p.String(), got, ok, p)
+		}
+	}
+	for _, name := range []string{"", "High", "urgent"} {
+		if got, ok := queue.ParsePriority(name); ok || got != queue.PriorityNormal {
+			t.Errorf("ParsePriority(%q) = %v, %v; want normal, false", name, got, ok)
+		}
 	}
 }

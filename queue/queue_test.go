@@ -46,9 +46,7 @@ func lease(t *testing.T, c *queue.Client, q int) *queue.Lease {
 
 func add(t *testing.T, c *queue.Client, user, tid int64, at time.Time, ver int64) {
 	t.Helper()
-	if err := c.Add(context.Background(), oneQueue, queue.Entry{UserID: user, TemplateID: tid, PushAt: at, Version: ver}); err != nil {
-		t.Fatalf("add %d/%d: %v", user, tid, err)
-	}
+	addPrio(t, c, oneQueue, user, tid, at, ver, queue.PriorityNormal)
 }
 
 // popped is a pop's answer with its pushes at hand.
@@ -59,10 +57,7 @@ type popped struct {
 
 func pop(t *testing.T, c *queue.Client, l *queue.Lease, now time.Time) popped {
 	t.Helper()
-	p, err := c.Pop(context.Background(), l, queue.PopOptions{Now: now, MergeWindow: 10 * time.Second, MaxUsers: 1000, Deadline: 10 * time.Second})
-	if err != nil {
-		t.Fatalf("pop at %v: %v", now, err)
-	}
+	p := popMax(t, c, l, now, 1000)
 	return popped{p, p.Chunk.Pushes}
 }
 

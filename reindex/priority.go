@@ -17,7 +17,7 @@ type querier interface {
 // stampPriorities sets each entry's Priority from its template's current
 // priority, in one plain (non-locking) read, so that a rebuilt or repaired
 // reminder is ordered as its template now says. A template that is gone
-// leaves its entries normal.
+// leaves its entries normal, as does a priority this version does not know.
 func stampPriorities(ctx context.Context, q querier, page []queue.Entry) error {
 	ids := map[int64]bool{}
 	args := []any{}
@@ -42,12 +42,7 @@ func stampPriorities(ctx context.Context, q querier, page []queue.Entry) error {
 		if err := rows.Scan(&id, &p); err != nil {
 			return fmt.Errorf("read template priorities: %w", err)
 		}
-		switch p {
-		case "high":
-			prio[id] = queue.PriorityHigh
-		case "low":
-			prio[id] = queue.PriorityLow
-		}
+		prio[id], _ = queue.ParsePriority(p)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read template priorities: %w", err)

@@ -69,15 +69,11 @@ func (s Subscription) entry() queue.Entry {
 	return queue.Entry{UserID: s.UserID, TemplateID: s.TemplateID, PushAt: s.PushAt, Version: s.Version, Priority: s.priority}
 }
 
-// queuePriority is a template's priority as the index orders it.
+// queuePriority is a template's priority as the index orders it (normal
+// for one this version does not know).
 func queuePriority(p template.Priority) queue.Priority {
-	switch p {
-	case template.PriorityHigh:
-		return queue.PriorityHigh
-	case template.PriorityLow:
-		return queue.PriorityLow
-	}
-	return queue.PriorityNormal
+	qp, _ := queue.ParsePriority(string(p))
+	return qp
 }
 
 // Sent reports one reminder published to the message center.
