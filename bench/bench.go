@@ -86,7 +86,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		if mode == "due" {
 			wc.WorkAhead = config.WorkAheadOff
 		}
-		idx, err := queue.New(rdb, queue.Options{Prefix: prefix, PrepareAhead: wc.Ahead(), ClassWindow: time.Duration(wc.MergeWindow)})
+		idx, err := queue.New(rdb, queue.Options{Prefix: prefix, PrepareAhead: wc.Ahead(), ClassWindow: time.Duration(wc.MergeWindow),
+			Ageing: time.Duration(wc.PriorityAgeing)})
 		if err != nil {
 			return nil, err
 		}

@@ -57,6 +57,7 @@ var fields = []field{
 	{"drain-timeout", "DRAIN_TIMEOUT", "how long shutdown waits for in-flight work", func(w *Worker) any { return &w.DrainTimeout }},
 	{"work-ahead", "WORK_AHEAD", "on or off: prepare pushes before due", func(w *Worker) any { return &w.WorkAhead }},
 	{"prepare-ahead", "PREPARE_AHEAD", "how long before due pushes are prepared", func(w *Worker) any { return &w.PrepareAhead }},
+	{"priority-ageing", "PRIORITY_AGEING", "a normal push due this long before a high one goes first (a low one twice this long)", func(w *Worker) any { return &w.PriorityAgeing }},
 	{"pop-batch", "POP_BATCH", fmt.Sprintf("users per pop call (max %d)", queue.MaxPopUsers), func(w *Worker) any { return &w.PopBatch }},
 	{"slots", "SLOTS", "queues this process works at once", func(w *Worker) any { return &w.Slots }},
 	{"mark-batch", "MARK_BATCH", fmt.Sprintf("rows per sent-mark UPDATE (max %d)", subscription.MarkSentBatch), func(w *Worker) any { return &w.MarkBatch }},

@@ -115,6 +115,11 @@ type Worker struct {
 	// PrepareAhead is how long before due work is prepared when WorkAhead
 	// is on, 1ms-1m. Default 5s.
 	PrepareAhead Duration `json:"prepare_ahead"`
+	// PriorityAgeing is how much longer each priority below high may wait
+	// when more is due than one pop takes: a normal push due this long
+	// before a high one goes first, a low one twice this long before, so
+	// a backlog of lower priority is never starved. 1ms-1h. Default 10s.
+	PriorityAgeing Duration `json:"priority_ageing"`
 	// PopBatch is the most users one pop call takes, 1-queue.MaxPopUsers
 	// (5000). Default 1000.
 	PopBatch int `json:"pop_batch"`
@@ -265,6 +270,7 @@ func (w Worker) WithDefaults() Worker {
 	setDefault(&w.PopBatch, 1000)
 	setDefault(&w.WorkAhead, WorkAheadOn)
 	setDefault(&w.PrepareAhead, Duration(5*time.Second))
+	setDefault(&w.PriorityAgeing, Duration(queue.DefaultAgeing))
 	setDefault(&w.Slots, 4)
 	setDefault(&w.MarkBatch, 1000)
 	setDefault(&w.CouponReconcileDeadline, Duration(2*time.Minute))
@@ -405,6 +411,9 @@ func (w Worker) Validate() error {
 	}
 	if w.PrepareAhead < Duration(time.Millisecond) || w.PrepareAhead > Duration(time.Minute) {
 		bad("prepare_ahead", "must be between 1ms and 1m, got %v", w.PrepareAhead)
+	}
+	if w.PriorityAgeing < Duration(time.Millisecond) || w.PriorityAgeing > Duration(time.Hour) {
+		bad("priority_ageing", "must be between 1ms and 1h, got %v", w.PriorityAgeing)
 	}
 	checkRange(bad, "slots", w.Slots, 1, scheduler.MaxSlots)
 	checkRange(bad, "mark_batch", w.MarkBatch, 1, subscription.MarkSentBatch)

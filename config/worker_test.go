@@ -271,6 +271,7 @@ func TestValidate(t *testing.T) {
 		{"negative drain", func(w *Worker) { w.DrainTimeout = -1 }, "drain_timeout: must be positive"},
 		{"pop batch too big", func(w *Worker) { w.PopBatch = 5001 }, "pop_batch:"},
 		{"pop batch at max ok", func(w *Worker) { w.PopBatch = 5000 }, ""},
+		{"zero priority ageing", func(w *Worker) { w.PriorityAgeing = Duration(time.Microsecond) }, "priority_ageing:"},
 		{"zero slots", func(w *Worker) { w.Slots = 0 }, "slots:"},
 		{"mark batch too big", func(w *Worker) { w.MarkBatch = 1001 }, "mark_batch:"},
 		{"reconcile deadline within the write budget", func(w *Worker) { w.CouponReconcileDeadline = Duration(5 * time.Second) }, "coupon_reconcile_deadline: must be longer"},

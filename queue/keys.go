@@ -54,7 +54,11 @@ func (c *Client) keys(q int) queueKeys {
 	}
 }
 
-func (c *Client) nextKey() string   { return c.prefix + ":next" }
+func (c *Client) nextKey() string { return c.prefix + ":next" }
+
+// urgentKey is the next index of high-priority work: queue → earliest time
+// it has a high push to take or begin (see UrgentQueues).
+func (c *Client) urgentKey() string { return c.prefix + ":next:high" }
 func (c *Client) pausedKey() string { return c.prefix + ":paused" }
 func (c *Client) layoutKey() string { return c.prefix + ":layout" }
 

@@ -178,9 +178,10 @@ func TestPriorityPreparedAndBegun(t *testing.T) {
 	if err := c.Cancel(ctx, oneQueue, queue.Entry{UserID: 3, TemplateID: 7, PushAt: t0, Version: 2}); err != nil {
 		t.Fatalf("cancel of a prepared high item: %v", err)
 	}
-	b, err := c.Begin(ctx, l, queue.BeginOptions{Now: t0, Deadline: 10 * time.Second, Max: 1})
-	if err != nil || len(b) != 1 || b[0].ID != ids[0] {
-		t.Fatalf("begun %+v, %v; want the high chunk %s first", b, err, ids[0])
+	// One Begin takes chunks of one class: room for more, the high one only.
+	b := begin(t, c, l, t0)
+	if len(b) != 1 || b[0].ID != ids[0] {
+		t.Fatalf("begun %+v; want the high chunk %s alone", b, ids[0])
 	}
 	if got := userSet(b[0].Chunk.Pushes); len(got) != 1 || !got[4] {
 		t.Fatalf("high chunk holds %v; want user 4 only (3 cancelled)", got)
@@ -273,5 +274,68 @@ func TestParsePriority(t *testing.T) {
 		if got, ok := queue.ParsePriority(name); ok || got != queue.PriorityNormal {
 			t.Errorf("ParsePriority(%q) = %v, %v; want normal, false", name, got, ok)
 		}
+	}
+}
+
+// TestUrgentQueuesIndex: an add of a high reminder names its queue in the
+// urgent index; HighDue tells whether a queue still holds high work; once
+// it is taken, SetNext clears the queue's entry, and Reconcile puts back
+// one an update lost. Normal and low work never enter it.
+func TestUrgentQueuesIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, rdb := newClient(t)
+	const n = 4
+	// User 1 high, 2 normal, 3 low; each in its queue.
+	for u, p := range map[int64]queue.Priority{1: queue.PriorityHigh, 2: queue.PriorityNormal, 3: queue.PriorityLow} {
+		addPrio(t, c, n, u, 7, t0, 1, p)
+	}
+	hq := queue.Shard(1, n)
+	urgent := func(at time.Time) []int {
+		t.Helper()
+		qs, err := c.UrgentQueues(ctx, at, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return qs
+	}
+	if got := urgent(t0.Add(-time.Second)); len(got) != 0 {
+		t.Fatalf("urgent before due = %v, want none", got)
+	}
+	if got := urgent(t0); len(got) != 1 || got[0] != hq {
+		t.Fatalf("urgent at due = %v, want [%d] (user 1's queue)", got, hq)
+	}
+	for q := 0; q < n; q++ {
+		high, err := c.HighDue(ctx, q, t0)
+		if err != nil || high != (q == hq) {
+			t.Fatalf("HighDue(%d) = %v, %v; want %v", q, high, err, q == hq)
+		}
+	}
+	l := lease(t, c, hq)
+	if got := popN(t, c, l, t0.Add(time.Second), 10); len(userSet(got)) == 0 || !userSet(got)[1] {
+		t.Fatalf("pop of queue %d = %v, want user 1", hq, got)
+	}
+	if high, err := c.HighDue(ctx, hq, t0.Add(time.Second)); err != nil || high {
+		t.Fatalf("HighDue after the pop = %v, %v; want false", high, err)
+	}
+	if err := c.SetNext(ctx, hq, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := urgent(t0.Add(time.Hour)); len(got) != 0 {
+		t.Fatalf("urgent after the high work was taken = %v, want none", got)
+	}
+	// An index entry lost (a worker killed between its writes) comes back.
+	addPrio(t, c, n, 5, 7, t0, 1, queue.PriorityHigh)
+	if err := c.SetNext(ctx, queue.Shard(5, n), time.Time{}); err != nil { // clears nothing: user 5 is there
+		t.Fatal(err)
+	}
+	if err := rdb.Del(ctx, enginetest.Prefix(t)+":next:high").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Reconcile(ctx, n, t0); err != nil {
+		t.Fatal(err)
+	}
+	if got := urgent(t0); len(got) != 1 || got[0] != queue.Shard(5, n) {
+		t.Fatalf("urgent after Reconcile = %v, want [%d]", got, queue.Shard(5, n))
 	}
 }

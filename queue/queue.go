@@ -271,7 +271,11 @@ func (c *Client) writeAt(ctx context.Context, w writeCall, e Entry) (int64, stri
 	// EVAL, which loads it; the ZADD is not repeated.
 	pipe := redisscript.NewPipeline(c.rdb)
 	cmd := pipe.Run(ctx, w.script, keys, args...)
-	pipe.ZAddLT(ctx, c.nextKey(), redis.Z{Score: float64(e.PushAt.UnixMilli() - c.aheadMs), Member: w.queue})
+	at := redis.Z{Score: float64(e.PushAt.UnixMilli() - c.aheadMs), Member: w.queue}
+	pipe.ZAddLT(ctx, c.nextKey(), at)
+	if e.Priority == PriorityHigh {
+		pipe.ZAddLT(ctx, c.urgentKey(), at)
+	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, "", fmt.Errorf("queue %s user %d template %d: %w", op, e.UserID, e.TemplateID, err)
 	}
@@ -482,8 +486,9 @@ type BeginOptions struct {
 
 // Begin moves, under l, up to o.Max ready chunks of l's queue whose publish
 // time has come by the Redis clock into the flight set, and returns them
-// (see lua/begin.lua). From then on their items can no longer be
-// cancelled; they are acked, recovered and forgotten like popped chunks.
+// (see lua/begin.lua): the most urgent first, and all of one priority. From
+// then on their items can no longer be cancelled; they are acked,
+// recovered and forgotten like popped chunks.
 func (c *Client) Begin(ctx context.Context, l *Lease, o BeginOptions) ([]Begun, error) {
 	if o.Max < 1 {
 		return nil, fmt.Errorf("queue begin: max %d is below 1", o.Max)
@@ -633,8 +638,13 @@ func (c *Client) Forget(ctx context.Context, q int, chunks []Chunk) error {
 // DueQueues returns the queues below n that have work at or before t,
 // earliest first, at most max of them.
 func (c *Client) DueQueues(ctx context.Context, t time.Time, max int) ([]int, error) {
+	return c.queuesBy(ctx, c.nextKey(), t, max)
+}
+
+// queuesBy lists up to max queues of index key whose time is at most t.
+func (c *Client) queuesBy(ctx context.Context, key string, t time.Time, max int) ([]int, error) {
 	ms, err := c.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
-		Key: c.nextKey(), Start: "-inf", Stop: strconv.FormatInt(t.UnixMilli(), 10),
+		Key: key, Start: "-inf", Stop: strconv.FormatInt(t.UnixMilli(), 10),
 		ByScore: true, Count: int64(max),
 	}).Result()
 	if err != nil {
@@ -653,7 +663,8 @@ func (c *Client) DueQueues(ctx context.Context, t time.Time, max int) ([]int, er
 
 // SetNext records when queue q has work next (zero: none known). It is called
 // after a pop with the pop's answer and then checks the queue again, so an
-// add that slipped in between is never hidden.
+// add that slipped in between is never hidden. The urgent index (see
+// UrgentQueues) is set from that check.
 func (c *Client) SetNext(ctx context.Context, q int, next time.Time) error {
 	key := c.nextKey()
 	var err error
@@ -671,12 +682,45 @@ func (c *Client) SetNext(ctx context.Context, q int, next time.Time) error {
 	if err := p.err(); err != nil {
 		return fmt.Errorf("queue set next %d: %w", q, err)
 	}
+	pipe = c.rdb.Pipeline()
 	if at, ok := p.next(c, time.Time{}); ok {
-		if err := c.rdb.ZAddLT(ctx, key, redis.Z{Score: at, Member: q}).Err(); err != nil {
-			return fmt.Errorf("queue set next %d: %w", q, err)
-		}
+		pipe.ZAddLT(ctx, key, redis.Z{Score: at, Member: q})
+	}
+	if at, ok := p.high(c); ok {
+		pipe.ZAdd(ctx, c.urgentKey(), redis.Z{Score: at, Member: q})
+	} else {
+		pipe.ZRem(ctx, c.urgentKey(), q)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("queue set next %d: %w", q, err)
 	}
 	return nil
+}
+
+// UrgentQueues lists up to max queues that have high-priority work (a high
+// user to take or prepare, a high chunk to begin) by t, earliest first. It
+// is a hint kept like the next index (DueQueues): an add of a high reminder
+// names its queue, SetNext sets or clears the queue's entry from the queue
+// itself, and Reconcile adds what an update lost. A scheduler short of
+// slots works these queues first and leaves a queue whose high work is done
+// for one of them (see HighDue), so that high pushes go first across
+// queues, not only within one.
+func (c *Client) UrgentQueues(ctx context.Context, t time.Time, max int) ([]int, error) {
+	return c.queuesBy(ctx, c.urgentKey(), t, max)
+}
+
+// HighDue reports whether queue q holds high-priority work by t: a high
+// user due (early by PrepareAhead) or a high chunk ready to begin.
+func (c *Client) HighDue(ctx context.Context, q int, t time.Time) (bool, error) {
+	k := c.keys(q)
+	ms := t.UnixMilli()
+	pipe := c.rdb.Pipeline()
+	due := pipe.ZCount(ctx, k.dueHigh, "-inf", strconv.FormatInt(ms+c.aheadMs, 10))
+	ready := pipe.ZCount(ctx, k.readyHigh, "-inf", strconv.FormatInt(ms, 10))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, fmt.Errorf("queue high due %d: %w", q, err)
+	}
+	return due.Val()+ready.Val() > 0, nil
 }
 
 // probe reads what tells when a queue has work next: its earliest due
@@ -749,6 +793,22 @@ func (p probe) next(c *Client, orphans time.Time) (float64, bool) {
 		if r := ready.Val(); len(r) == 1 {
 			consider(r[0].Score)
 		}
+	}
+	return best, ok
+}
+
+// high is when the queue has high-priority work next in ms (its earliest
+// high user, early as in next, or high ready chunk), and whether it has any.
+func (p probe) high(c *Client) (float64, bool) {
+	best, ok := 0.0, false
+	if d := p.due[0].Val(); len(d) == 1 {
+		best, ok = d[0].Score, true
+		if c.aheadMs > 0 && p.readyN[0].Val()+p.readyN[1].Val()+p.readyN[2].Val() < int64(c.maxReady) && !movingLayout(p.epoch.Val()) {
+			best -= float64(c.aheadMs)
+		}
+	}
+	if r := p.ready[0].Val(); len(r) == 1 && (!ok || r[0].Score < best) {
+		best, ok = r[0].Score, true
 	}
 	return best, ok
 }
@@ -855,16 +915,26 @@ func (c *Client) Reconcile(ctx context.Context, n int, now time.Time) error {
 			return fmt.Errorf("queue reconcile: %w", err)
 		}
 	}
-	var zs []redis.Z
+	var zs, hs []redis.Z
 	for q, p := range probes {
 		if at, ok := p.next(c, now); ok {
 			zs = append(zs, redis.Z{Score: at, Member: q})
 		}
+		if at, ok := p.high(c); ok {
+			hs = append(hs, redis.Z{Score: at, Member: q})
+		}
 	}
-	if len(zs) == 0 {
+	pipe = c.rdb.Pipeline()
+	if len(zs) > 0 {
+		pipe.ZAddLT(ctx, c.nextKey(), zs...)
+	}
+	if len(hs) > 0 {
+		pipe.ZAddLT(ctx, c.urgentKey(), hs...)
+	}
+	if len(zs)+len(hs) == 0 {
 		return nil
 	}
-	if err := c.rdb.ZAddLT(ctx, c.nextKey(), zs...).Err(); err != nil {
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("queue reconcile: %w", err)
 	}
 	return nil

@@ -7,6 +7,10 @@
 // on its way to MySQL, and indexing it again would send it twice. Margin
 // must therefore exceed the merge window plus the worst clock skew.
 //
+// It also moves pending reminders to their template's current priority
+// when a PATCH changed it after they were indexed, so every reminder due
+// more than Margin after a run has the priority its template says.
+//
 // It also finds rows pending in MySQL whose index entry is a tombstone at
 // the row's version or newer: a DELETE wrote the tombstone and then its
 // MySQL write failed, so the reminder would never be pushed although MySQL
@@ -122,6 +126,9 @@ type Result struct {
 	// Tombstoned: of those, under a newer tombstone (a failed DELETE, or
 	// one in progress); Revived: of these, repaired by this run.
 	Tombstoned, Revived int
+	// Reclassed: pending reminders indexed under a priority their template
+	// no longer has (a PATCH since), moved to its current one.
+	Reclassed int
 }
 
 // Run checks every pending reminder due in (now+Margin, now+Horizon] and
@@ -173,6 +180,16 @@ func (j *Job) Run(ctx context.Context) (Result, error) {
 				if err := j.tombstoned(ctx, now, e, r.Version, seen, &res); err != nil {
 					return res, err
 				}
+				continue
+			}
+			if r := recs[i]; r.State == queue.StatePending && r.Version == e.Version && r.Priority != e.Priority {
+				// The template's priority changed (a PATCH) after this
+				// reminder was indexed: an add at the same version changes
+				// only its class.
+				if err := j.idx.Add(ctx, e); err != nil {
+					return res, fmt.Errorf("reindex: %w", err)
+				}
+				res.Reclassed++
 				continue
 			}
 			if recs[i].State != 0 {

@@ -105,3 +105,73 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// A PATCH of a template's priority reaches reminders indexed before it:
+// a run moves each pending one due after its margin to the new class, and
+// leaves the one inside the margin (it may be taken already) as it was.
+func TestReclassesAfterAPriorityChange(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("mysql", enginetest.MySQL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := migrate.Up(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	r, err := db.Exec(`INSERT INTO templates (name, type, value, stock, priority, grab_start, grab_end, valid_days, created_at, updated_at)
+		VALUES ('hot', 'fixed', 100, 10, 'normal', ?, ?, 7, ?, ?)`, now.Add(time.Hour), now.Add(2*time.Hour), now, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, err := r.LastInsertId()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var es []queue.Entry
+	for user, at := range map[int64]time.Time{1: now.Add(2 * time.Minute), 2: now.Add(5 * time.Minute), 3: now.Add(10 * time.Second)} {
+		if _, err := db.Exec(`INSERT INTO subscriptions (user_id, template_id, push_at, status, version, created_at, updated_at)
+			VALUES (?, ?, ?, 'pending', 1, ?, ?)`, user, tid, at, now, now); err != nil {
+			t.Fatal(err)
+		}
+		e := queue.Entry{UserID: user, TemplateID: tid, PushAt: at, Version: 1}
+		if err := idx.Add(ctx, n, e); err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, e)
+	}
+	if _, err := db.Exec(`UPDATE templates SET priority = 'high', version = version + 1 WHERE id = ?`, tid); err != nil {
+		t.Fatal(err)
+	}
+	router := idx.NewRouter(func() int { return n })
+	job, err := reindex.New(db, router, reindex.Config{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := job.Run(ctx)
+	if err != nil || res.Reclassed != 2 || res.Repaired != 0 {
+		t.Fatalf("run = %+v, %v; want users 1 and 2 reclassed, nothing repaired", res, err)
+	}
+	for _, e := range es {
+		recs, err := router.Records(ctx, []queue.Entry{e})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := queue.PriorityHigh
+		if e.UserID == 3 {
+			want = queue.PriorityNormal
+		}
+		if recs[0].State != queue.StatePending || recs[0].Version != 1 || recs[0].Priority != want {
+			t.Fatalf("user %d: record %+v, want pending at version 1 with priority %v", e.UserID, recs[0], want)
+		}
+	}
+	if again, err := job.Run(ctx); err != nil || again.Reclassed != 0 {
+		t.Fatalf("second run = %+v, %v; want nothing left to reclass", again, err)
+	}
+}

@@ -18,6 +18,10 @@ import (
 // Index is the part of the queue index the scheduler drives.
 type Index interface {
 	DueQueues(ctx context.Context, t time.Time, max int) ([]int, error)
+	// UrgentQueues and HighDue tell where high-priority work waits (see
+	// queue.Client.UrgentQueues).
+	UrgentQueues(ctx context.Context, t time.Time, max int) ([]int, error)
+	HighDue(ctx context.Context, q int, t time.Time) (bool, error)
 	Pop(ctx context.Context, l *queue.Lease, o queue.PopOptions) (queue.Popped, error)
 	Ack(ctx context.Context, l *queue.Lease, ch queue.Chunk) (bool, error)
 	AckAll(ctx context.Context, l *queue.Lease, chs []queue.Chunk) (int, error)
@@ -101,6 +105,11 @@ type Config struct {
 	// so that at due only the publish is left. 0 prepares nothing. The
 	// queue index must be built with the same queue.Options.PrepareAhead.
 	PrepareAhead time.Duration
+	// Ageing is the queue index's queue.Options.Ageing: with more due than
+	// the slots take, a queue whose work has waited twice this long is
+	// worked before those with high-priority work. Default
+	// queue.DefaultAgeing.
+	Ageing time.Duration
 	// MaxItemsPerPush bounds the reminders one push carries (a user with
 	// more due within MergeWindow gets them in several pushes); default
 	// queue.DefaultMaxItemsPerPush.
@@ -150,6 +159,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.DrainTimeout, 15*time.Second)
 	def(&c.MarkInterval, 200*time.Millisecond)
 	def(&c.OrphanMarkAge, 30*time.Second)
+	def(&c.Ageing, queue.DefaultAgeing)
 	if c.PopBatch == 0 {
 		c.PopBatch = 1000
 	}
@@ -180,6 +190,9 @@ func (c Config) Validate() error {
 	}
 	if c.MergeWindow < 0 {
 		bad("MergeWindow %v is negative", c.MergeWindow)
+	}
+	if c.Ageing < 0 {
+		bad("Ageing %v is negative", c.Ageing)
 	}
 	if c.Tick <= 0 {
 		bad("Tick %v is not positive", c.Tick)
@@ -245,8 +258,9 @@ type Stats struct {
 	Fenced     atomic.Int64
 	Ticks      atomic.Int64 // loop iterations, busy or idle
 	LastTickNs atomic.Int64 // unix time (ns) of the last loop iteration
-	// LeasesAcquired counts queue leases this scheduler took.
-	LeasesAcquired atomic.Int64
+	// LeasesAcquired counts queue leases this scheduler took; Yields the
+	// queues it left for another's high-priority work (see yield).
+	LeasesAcquired, Yields atomic.Int64
 	// Prepared counts pushes taken ahead of due into ready chunks; Sealed
 	// those of them whose encoded messages were stored.
 	Prepared, Sealed atomic.Int64
@@ -455,17 +469,50 @@ func (s *Scheduler) once(pickCtx, workCtx context.Context) (worked bool, err err
 	if s.paused.Load() {
 		return false, nil
 	}
-	due, err := s.idx.DueQueues(pickCtx, s.now(), 256)
-	if err != nil {
+	now := s.now()
+	// Queues numbered ≥ N stay in the index until empty, so they drain too.
+	due, err := s.idx.DueQueues(pickCtx, now, 256)
+	if err != nil || len(due) == 0 {
 		return false, err
 	}
-	// Queues numbered ≥ N stay in the index until empty, so they drain too.
-	l, err := s.bal.Pick(pickCtx, due)
-	if err != nil || l == nil {
-		return false, err
+	var l *queue.Lease
+	if len(due) > 1 {
+		// More is due than this slot takes at once: first the queues whose
+		// work has waited longer than the lowest priority's ageing (so
+		// nothing starves), else those with high-priority work, so that
+		// with fewer slots than queues high pushes go first across queues.
+		first, err := s.idx.DueQueues(pickCtx, now.Add(-2*s.cfg.Ageing), 256)
+		if err == nil && len(first) == 0 {
+			first, err = s.idx.UrgentQueues(pickCtx, now, 256)
+		}
+		if err != nil {
+			return false, err
+		}
+		if len(first) > 0 {
+			if l, err = s.bal.Pick(pickCtx, first); err != nil {
+				return false, err
+			}
+		}
+	}
+	if l == nil {
+		if l, err = s.bal.Pick(pickCtx, due); err != nil || l == nil {
+			return false, err
+		}
 	}
 	s.stats.LeasesAcquired.Add(1)
 	return true, s.drain(pickCtx, workCtx, l)
+}
+
+// yield reports whether a slot working queue q should leave it for another
+// queue's high-priority work: some other queue has high work due and q
+// has none left. A failed read keeps the slot where it is.
+func (s *Scheduler) yield(ctx context.Context, q int) bool {
+	urgent, err := s.idx.UrgentQueues(ctx, s.now(), 2)
+	if err != nil || !slices.ContainsFunc(urgent, func(u int) bool { return u != q }) {
+		return false
+	}
+	high, err := s.idx.HighDue(ctx, q, s.now())
+	return err == nil && !high
 }
 
 // drain works l's queue until nothing is due, the lease is lost or Stop.
@@ -486,7 +533,7 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 
 	// Flights left by a previous holder are orphans: take them all at once.
 	all := true
-	for {
+	for rounds := 0; ; rounds++ {
 		if err := ctx.Err(); err != nil {
 			return s.leaseErr(lost, err)
 		}
@@ -507,6 +554,10 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 			break
 		}
 		all = false
+		if rounds > 0 && s.yield(ctx, l.Queue) {
+			s.stats.Yields.Add(1)
+			break
+		}
 		// Ready chunks are begun even with PrepareAhead off: a worker that
 		// prepared them may have run with it on (their items are taken).
 		begun, err := s.idx.Begin(ctx, l, queue.BeginOptions{Deadline: s.cfg.Deadline, Max: beginBatch})

@@ -18,6 +18,7 @@ func (w *Worker) reindexPart() part {
 		w.m.reindexChecked.Add(float64(res.Checked))
 		w.m.reindexRepaired.Add(float64(res.Repaired))
 		w.m.reindexRevived.Add(float64(res.Revived))
+		w.m.reindexReclassed.Add(float64(res.Reclassed))
 		if err != nil {
 			w.log.Warn("reindex safety net", "err", err)
 		}

@@ -49,9 +49,10 @@ type workerMetrics struct {
 	abusePlaced  *prometheus.CounterVec // by who
 
 	// cron role: the reindex safety net
-	reindexChecked  prometheus.Counter
-	reindexRepaired prometheus.Counter
-	reindexRevived  prometheus.Counter // pending rows under a newer tombstone, repaired
+	reindexChecked   prometheus.Counter
+	reindexRepaired  prometheus.Counter
+	reindexRevived   prometheus.Counter // pending rows under a newer tombstone, repaired
+	reindexReclassed prometheus.Counter // pending reminders moved to their template's new priority
 
 	// coupon role
 	templatesRefreshed prometheus.Counter
@@ -418,6 +419,8 @@ func (m *workerMetrics) cronRole() {
 	m.reindexChecked = m.counter("couponpush_reindex_checked_total", "Pending reminders the safety net checked.")
 	m.reindexRevived = m.counter("couponpush_reindex_revived_total",
 		"Pending reminders found under a newer tombstone (a DELETE whose MySQL write failed) and indexed again.")
+	m.reindexReclassed = m.counter("couponpush_reindex_reclassed_total",
+		"Pending reminders the safety net moved to their template's priority after a PATCH changed it.")
 }
 
 // couponRole registers the coupon role's metrics.

@@ -248,7 +248,7 @@ func (w *Worker) resizePart() part {
 	done := make(chan struct{})
 	return newPart("resize coordinator", func(ctx context.Context) error {
 		idx, err := queue.New(w.rdb, queue.Options{Prefix: w.cfg.RedisPrefix, Owner: w.cfg.WorkerID, PrepareAhead: w.cfg.Ahead(),
-			ClassWindow: time.Duration(w.cfg.MergeWindow)})
+			ClassWindow: time.Duration(w.cfg.MergeWindow), Ageing: time.Duration(w.cfg.PriorityAgeing)})
 		if err != nil {
 			return err
 		}
@@ -402,6 +402,7 @@ func (w *Worker) startScheduler(ctx context.Context) error {
 		Deadline:      cfg.InFlightDeadline.Duration(),
 		PopBatch:      cfg.PopBatch,
 		PrepareAhead:  cfg.Ahead(),
+		Ageing:        cfg.PriorityAgeing.Duration(),
 		Slots:         cfg.Slots,
 		DrainTimeout:  cfg.DrainTimeout.Duration(),
 		MarkBatch:     cfg.MarkBatch,

@@ -5,7 +5,8 @@
 -- are taken like any popped item (a cancel answers "taken"). The cost is
 -- constant per chunk: nothing per item is written.
 -- Chunks of several classes are begun most urgent first (pick in
--- prelude.lua).
+-- prelude.lua), and one call begins chunks of one class only, so that a
+-- scheduler may leave the queue for another's more urgent work in between.
 -- KEYS[1] ready  KEYS[2] prep  KEYS[3] flight  KEYS[4] lease
 -- KEYS[5] high ready  KEYS[6] low ready
 -- ARGV[1] lease token  ARGV[2] now ms ("" = Redis clock)  ARGV[3] flight
@@ -17,7 +18,9 @@ local now = now_ms(ARGV[2])
 local R = {KEYS[5], KEYS[1], KEYS[6]}
 local ids = pick(R, now, tonumber(ARGV[4]), tonumber(ARGV[5]))
 local out = {}
+local cl = ids[1] and string.match(ids[1], '^(%l?)')
 for _, id in ipairs(ids) do
+  if string.match(id, '^(%l?)') ~= cl then break end
   local v = redis.call('HMGET', KEYS[2], id, id .. ':e')
   redis.call('ZREM', ready_of(R, id), id)
   redis.call('HDEL', KEYS[2], id, id .. ':e', id .. ':w')
