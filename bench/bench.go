@@ -53,7 +53,11 @@ type Config struct {
 	Slots        int           // queues each worker works at once (0: the worker's default)
 	PopBatch     int           // users per pop (0: the worker's default)
 	SkipRaw      bool          // skip the bare pop+MPUB floor
-	CPUProfile   string        // write a CPU profile of the burst's drain here
+	// Priority is how many high and as many low reminders fall due at one
+	// millisecond on a cluster throttled to one worker with one slot, in
+	// the first mode (0 skips).
+	Priority   int
+	CPUProfile string // write a CPU profile of the burst's drain here
 	// AuthOff runs the workers with auth off; by default they check real
 	// tokens (an operator token, HS256 user tokens).
 	AuthOff bool
@@ -81,7 +85,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	newStack := func(mode string) (*stack, error) {
+	newStack := func(cfg Config, mode string) (*stack, error) {
 		wc := config.Worker{WorkAhead: config.WorkAheadOn, PrepareAhead: config.Duration(cfg.PrepareAhead)}.WithDefaults()
 		if mode == "due" {
 			wc.WorkAhead = config.WorkAheadOff
@@ -120,7 +124,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		if env != nil {
 			env.stop()
 		}
-		if env, err = newStack(mode); err != nil {
+		if env, err = newStack(cfg, mode); err != nil {
 			return err
 		}
 		if len(cfg.Bursts) > 0 || cfg.Spread > 0 {
@@ -142,6 +146,17 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 			}
 			fmt.Fprintf(out, "\nspread: %d reminders over %v\n", cfg.Spread, cfg.SpreadOver)
 			fmt.Fprintf(out, "  lateness at consumer   p50 %v  p99 %v  max %v\n", r.late.p(50), r.late.p(99), r.late.p(100))
+		}
+	}
+	if cfg.Priority > 0 {
+		env.stop()
+		slow := cfg
+		slow.Workers, slow.Slots = 1, 1
+		if env, err = newStack(slow, modes[0]); err != nil {
+			return err
+		}
+		if err := env.reportPriority(ctx, cfg.Priority, out); err != nil {
+			return fmt.Errorf("priority: %w", err)
 		}
 	}
 	if cfg.SubscribeFor > 0 {
@@ -319,25 +334,30 @@ type result struct {
 
 // template creates a template whose reminders (lead 60 s) fall due at due.
 func (s *stack) template(ctx context.Context, due time.Time) (int64, error) {
+	return s.templateOf(ctx, due, client.PriorityNormal)
+}
+
+// templateOf is template with the given priority.
+func (s *stack) templateOf(ctx context.Context, due time.Time, priority string) (int64, error) {
 	s.run++
 	grab := due.Add(time.Minute)
 	t, err := s.api.CreateTemplate(ctx, client.TemplateDraft{
 		Name: fmt.Sprintf("bench %d", s.run), Type: client.TypeFixed, Value: 500, Stock: 1_000_000,
-		GrabStart: grab, GrabEnd: grab.Add(time.Hour), ValidDays: 7,
+		GrabStart: grab, GrabEnd: grab.Add(time.Hour), ValidDays: 7, Priority: priority,
 	})
 	return t.ID, err
 }
 
 // load writes n pending subscriptions for users [from, from+n), each to
-// the template pick gives and due at its time, through internal/seed (the
+// the template pick gives, due at its time and of its priority, through internal/seed (the
 // rows and index entries the subscription service writes, in bulk), and
 // returns the rate. HTTP subscribes are measured on their own (subscribe).
-func (s *stack) load(ctx context.Context, from, n int, pick func(u int) (int64, time.Time)) (float64, error) {
+func (s *stack) load(ctx context.Context, from, n int, pick func(u int) queue.Entry) (float64, error) {
 	entries := make([]queue.Entry, n)
 	for i := range entries {
 		u := from + i
-		tid, at := pick(u)
-		entries[i] = queue.Entry{UserID: int64(u), TemplateID: tid, PushAt: at}
+		entries[i] = pick(u)
+		entries[i].UserID = int64(u)
 	}
 	begin := time.Now()
 	if err := seed.Subscriptions(ctx, s.db, s.idx.NewRouter(func() int { return s.queues }), 32, entries); err != nil {
@@ -363,7 +383,7 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	mem0 := redisInfo(ctx, s.rdb, "memory", "used_memory")
 	s.prepBase, s.sealBase = s.prepared()
 	_, _, _, _, r0 := s.steps()
-	rate, err := s.load(ctx, 1, k, func(int) (int64, time.Time) { return tid, due })
+	rate, err := s.load(ctx, 1, k, func(int) queue.Entry { return queue.Entry{TemplateID: tid, PushAt: due} })
 	if err != nil {
 		return result{}, err
 	}
@@ -452,8 +472,8 @@ func (s *stack) spread(ctx context.Context, k int, over time.Duration) (result, 
 		return result{}, err
 	}
 	defer col.stop()
-	if _, err := s.load(ctx, 10_000_001, k, func(u int) (int64, time.Time) {
-		return tids[u%templates], start.Add(over * time.Duration(u%templates) / templates)
+	if _, err := s.load(ctx, 10_000_001, k, func(u int) queue.Entry {
+		return queue.Entry{TemplateID: tids[u%templates], PushAt: start.Add(over * time.Duration(u%templates) / templates)}
 	}); err != nil {
 		return result{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,9 @@ import (
 // (scheduler and resize counters, N) are read when scraped.
 type workerMetrics struct {
 	reg *prometheus.Registry
+
+	seriesMu sync.RWMutex
+	series   map[string]templateSeries // by template label; see seriesOf
 
 	// every worker
 	engineUp *prometheus.GaugeVec // by engine
@@ -185,12 +189,43 @@ func (m *workerMetrics) watchResize(st *resize.Stats, span func() int) {
 func (m *workerMetrics) observePush(p push.Push, late time.Duration) {
 	m.pushLateness.Observe(max(late, 0).Seconds())
 	at := p.DueAt.Add(late)
+	if len(p.Items) == 1 { // the common case, once per push of a burst
+		c := m.seriesOf(m.templates.label(p.Items[0].TemplateID))
+		c.published.Inc()
+		c.lateness.Observe(max(at.Sub(p.Items[0].PushAt), 0).Seconds())
+		return
+	}
 	for _, n := range byTemplateOf(m.templates, p.Items, func(it push.Item) int64 { return it.TemplateID }) {
-		m.templatePublished.WithLabelValues(n.label).Add(float64(n.items))
+		m.seriesOf(n.label).published.Add(float64(n.items))
 	}
 	for _, it := range p.Items {
-		m.templateLateness.WithLabelValues(m.templates.label(it.TemplateID)).Observe(max(at.Sub(it.PushAt), 0).Seconds())
+		m.seriesOf(m.templates.label(it.TemplateID)).lateness.Observe(max(at.Sub(it.PushAt), 0).Seconds())
 	}
+}
+
+// templateSeries are one template label's published and lateness series,
+// looked up once rather than (label hashing and all) once per push.
+type templateSeries struct {
+	published prometheus.Counter
+	lateness  prometheus.Observer
+}
+
+// seriesOf returns label's series, from the cache the label's drop clears.
+func (m *workerMetrics) seriesOf(label string) templateSeries {
+	m.seriesMu.RLock()
+	c, ok := m.series[label]
+	m.seriesMu.RUnlock()
+	if ok {
+		return c
+	}
+	m.seriesMu.Lock()
+	defer m.seriesMu.Unlock()
+	if c, ok := m.series[label]; ok {
+		return c
+	}
+	c = templateSeries{m.templatePublished.WithLabelValues(label), m.templateLateness.WithLabelValues(label)}
+	m.series[label] = c
+	return c
 }
 
 // observeTaken records the reminder items of a chunk taken as due.
@@ -274,10 +309,14 @@ func (m *workerMetrics) watchScheduler(s *scheduler.Scheduler, idx *queue.Client
 	m.templates = newTemplateLabels(lookup, func(label string, t templateInfo) {
 		m.templateGrabStart.WithLabelValues(label).Set(float64(t.grabStart.UnixMilli()) / 1000)
 	}, func(label string) {
+		m.seriesMu.Lock()
+		defer m.seriesMu.Unlock()
+		delete(m.series, label)
 		for _, v := range vecs {
 			v.DeleteLabelValues(label)
 		}
 	})
+	m.series = map[string]templateSeries{}
 	m.reg.MustRegister(&pruning{prune: m.templates.prune,
 		cs: []prometheus.Collector{m.templateDue, m.templatePublished, m.templateLateness, m.templateGrabStart}})
 	m.reg.MustRegister(newQueueCollector(idx, span, owner))

@@ -29,6 +29,7 @@ func main() {
 	flag.IntVar(&c.Slots, "slots", 0, "queues each worker works at once (0: the worker's default)")
 	flag.IntVar(&c.PopBatch, "pop-batch", 0, "users per pop (0: the worker's default)")
 	flag.BoolVar(&c.SkipRaw, "skip-raw", false, "skip the bare pop+MPUB floor")
+	flag.IntVar(&c.Priority, "priority", 0, "high and as many low reminders due at one millisecond on one worker with one slot (0 skips)")
 	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the burst's drain to this file")
 	flag.BoolVar(&c.AuthOff, "auth-off", false, "run the workers with auth off (default: real operator and user tokens)")
 	flag.Parse()

@@ -26,6 +26,17 @@ type Received struct {
 // handle every message, decoded, with its arrival time (or the decode
 // error), one message at a time. stop disconnects and waits.
 func Consume(tcpAddr, topic, channel string, handle func(b push.Batch, at time.Time, err error)) (stop func(), err error) {
+	return ConsumeRaw(tcpAddr, topic, channel, func(body []byte, at time.Time) {
+		b, err := push.DecodeBatch(body)
+		handle(b, at, err)
+	})
+}
+
+// ConsumeRaw is Consume without the decoding: handle gets each message's
+// body as it came (a buffer of its own, which handle may keep) and its
+// arrival time, so a consumer that shares the CPU with what it measures
+// can decode later.
+func ConsumeRaw(tcpAddr, topic, channel string, handle func(body []byte, at time.Time)) (stop func(), err error) {
 	cfg := nsq.NewConfig()
 	cfg.MaxInFlight = 1000
 	// nsqd buffers what it sends a consumer and flushes every 250 ms by
@@ -37,9 +48,7 @@ func Consume(tcpAddr, topic, channel string, handle func(b push.Batch, at time.T
 	}
 	c.SetLogger(log.New(io.Discard, "", 0), nsq.LogLevelError)
 	c.AddHandler(nsq.HandlerFunc(func(m *nsq.Message) error {
-		at := time.Now()
-		b, err := push.DecodeBatch(m.Body)
-		handle(b, at, err)
+		handle(m.Body, time.Now())
 		return nil
 	}))
 	if err := c.ConnectToNSQD(tcpAddr); err != nil {
