@@ -635,6 +635,19 @@ func (c *Client) Forget(ctx context.Context, q int, chunks []Chunk) error {
 	return nil
 }
 
+// NextWork is the earliest time any queue has work, by the next index
+// (ok false: none has any), so that an idle scheduler wakes when it comes.
+func (c *Client) NextWork(ctx context.Context) (at time.Time, ok bool, err error) {
+	zs, err := c.rdb.ZRangeWithScores(ctx, c.nextKey(), 0, 0).Result()
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("queue next work: %w", err)
+	}
+	if len(zs) == 0 {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(int64(zs[0].Score)), true, nil
+}
+
 // DueQueues returns the queues below n that have work at or before t,
 // earliest first, at most max of them.
 func (c *Client) DueQueues(ctx context.Context, t time.Time, max int) ([]int, error) {

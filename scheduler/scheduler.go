@@ -18,6 +18,7 @@ import (
 // Index is the part of the queue index the scheduler drives.
 type Index interface {
 	DueQueues(ctx context.Context, t time.Time, max int) ([]int, error)
+	NextWork(ctx context.Context) (time.Time, bool, error)
 	// UrgentQueues and HighDue tell where high-priority work waits (see
 	// queue.Client.UrgentQueues).
 	UrgentQueues(ctx context.Context, t time.Time, max int) ([]int, error)
@@ -456,13 +457,37 @@ func (s *Scheduler) loop(pickCtx, workCtx context.Context, slot int) {
 		if err != nil && pickCtx.Err() == nil {
 			s.log.Warn("scheduler tick", "slot", slot, "err", err)
 		}
-		if worked && err == nil {
+		switch {
+		case worked && err == nil:
 			timer.Reset(0)
-		} else {
+		case err == nil:
+			timer.Reset(s.idle(pickCtx))
+		default:
 			timer.Reset(s.cfg.Tick)
 		}
 	}
 }
+
+// idle is how long a slot that found nothing to do waits: a tick, or less
+// when the next work comes sooner, so that a burst is begun when it falls
+// due rather than up to a tick after (a millisecond late, so that by the
+// Redis clock, which the scripts read, it has come). Work already due
+// that the slot did not get (paused, or every such queue held by others)
+// waits a tick.
+func (s *Scheduler) idle(ctx context.Context) time.Duration {
+	at, ok, err := s.idx.NextWork(ctx)
+	if err != nil || !ok {
+		return s.cfg.Tick
+	}
+	if d := at.Sub(s.now()); d > 0 {
+		return min(d+time.Millisecond, s.cfg.Tick)
+	}
+	return s.cfg.Tick
+}
+
+// recoverEvery is how often a slot draining a queue looks for its expired
+// flights.
+const recoverEvery = 100 * time.Millisecond
 
 // once picks a due queue and drains it; worked reports whether it got one.
 func (s *Scheduler) once(pickCtx, workCtx context.Context) (worked bool, err error) {
@@ -532,23 +557,29 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 	}()
 
 	// Flights left by a previous holder are orphans: take them all at once.
+	// After that only expired flights are recovered (a deadline is
+	// seconds), looked for every recoverEvery, not every round of a burst.
 	all := true
+	var recovered time.Time
 	for rounds := 0; ; rounds++ {
 		if err := ctx.Err(); err != nil {
 			return s.leaseErr(lost, err)
 		}
-		rec, err := s.idx.Recover(ctx, l, queue.RecoverOptions{Deadline: s.cfg.Deadline, Max: 16, All: all})
-		if err != nil {
-			return s.leaseErr(lost, err)
-		}
-		if len(rec) > 0 {
-			for _, ch := range rec {
-				s.stats.Recovered.Add(int64(len(ch.Pushes)))
-				if err := s.deliver(ctx, h, ch); err != nil {
-					return s.leaseErr(lost, err)
-				}
+		if all || time.Since(recovered) >= recoverEvery {
+			rec, err := s.idx.Recover(ctx, l, queue.RecoverOptions{Deadline: s.cfg.Deadline, Max: 16, All: all})
+			if err != nil {
+				return s.leaseErr(lost, err)
 			}
-			continue
+			if len(rec) > 0 {
+				for _, ch := range rec {
+					s.stats.Recovered.Add(int64(len(ch.Pushes)))
+					if err := s.deliver(ctx, h, ch); err != nil {
+						return s.leaseErr(lost, err)
+					}
+				}
+				continue
+			}
+			recovered = time.Now()
 		}
 		if !all && (pickCtx.Err() != nil || s.paused.Load()) {
 			break

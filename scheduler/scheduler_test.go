@@ -410,3 +410,25 @@ func TestReadyChunksPublishedWithWorkAheadOff(t *testing.T) {
 		t.Fatalf("the scheduler with work ahead off prepared %d", got)
 	}
 }
+
+// TestIdleSlotWakesWhenWorkFallsDue: a slot with nothing to do waits a
+// tick, or less when the next work comes sooner (by the next index). With
+// a tick far longer than the test, a reminder due a second after the
+// slot's first look is still pushed.
+func TestIdleSlotWakesWhenWorkFallsDue(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t)
+	col := c.collector(t)
+	now, err := c.idx.Time(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Due soon: known before the slot's first look, so it waits for it.
+	if err := c.idx.Add(ctx, 2, queue.Entry{UserID: 1, TemplateID: 1, PushAt: now.Add(time.Second), Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	c.start(t, 2, scheduler.Config{Slots: 1, Tick: time.Hour})
+	enginetest.Eventually(t, "the first push, an hour's tick notwithstanding", 10*time.Second, func() bool {
+		return pushtest.Summarise(col.All()).Unique() == 1
+	})
+}
