@@ -76,7 +76,12 @@ func TestChangeNDuringBurst(t *testing.T) {
 	// A's reminders fall due over 12 s from T0 (one template per 600 ms
 	// slice); every fifth user also has B, 2 s after its A, inside the
 	// merge window; C takes new subscriptions during the burst.
-	t0 := time.Now().Add(25 * time.Second).Truncate(time.Second)
+	// Room to seed 100,000 at 3,000/s, as a loaded 2-core machine running
+	// another package's tests beside this one may (with 25 s, seeding once
+	// ended 17.9 s after T0). Emitting is paused while seeding, so a late
+	// seed only squeezes the burst, but then no cancel or change of N may
+	// land in it and the test fails.
+	t0 := time.Now().Add(40 * time.Second).Truncate(time.Second)
 	const reminders, slices, spread = 100_000, 20, 12 * time.Second
 	mk := func(name string, push time.Time) int64 {
 		grab := push.Add(time.Minute)
