@@ -148,6 +148,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 			fmt.Fprintf(out, "  lateness at consumer   p50 %v  p99 %v  max %v\n", r.late.p(50), r.late.p(99), r.late.p(100))
 		}
 	}
+	if cfg.SubscribeFor > 0 {
+		n, d, err := env.subscribe(ctx, cfg.Clients, cfg.SubscribeFor)
+		if err != nil {
+			return fmt.Errorf("subscribe: %w", err)
+		}
+		fmt.Fprintf(out, "\nsubscribe: %d durable PUTs (rows counted in MySQL) from %d HTTP clients in %v: %.0f/s\n", n, cfg.Clients, d.Round(time.Millisecond), float64(n)/d.Seconds())
+	}
 	if cfg.Priority > 0 {
 		env.stop()
 		slow := cfg
@@ -158,13 +165,6 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		if err := env.reportPriority(ctx, cfg.Priority, out); err != nil {
 			return fmt.Errorf("priority: %w", err)
 		}
-	}
-	if cfg.SubscribeFor > 0 {
-		n, d, err := env.subscribe(ctx, cfg.Clients, cfg.SubscribeFor)
-		if err != nil {
-			return fmt.Errorf("subscribe: %w", err)
-		}
-		fmt.Fprintf(out, "\nsubscribe: %d durable PUTs (rows counted in MySQL) from %d HTTP clients in %v: %.0f/s\n", n, cfg.Clients, d.Round(time.Millisecond), float64(n)/d.Seconds())
 	}
 	return nil
 }

@@ -44,6 +44,14 @@ func (s *stack) reportPriority(ctx context.Context, k int, out io.Writer) error 
 	if time.Now().After(due) {
 		return fmt.Errorf("loading %d reminders took past their due time; lower -priority", 2*k)
 	}
+	// The consumer decodes once the drain is over, as in burst.
+	base := s.published()
+	for s.published()-base < int64(2*k) {
+		if time.Since(due) > 5*time.Minute {
+			return fmt.Errorf("only %d of %d published after 5 minutes", s.published()-base, 2*k)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if _, err := col.wait(2 * k); err != nil { // every push once, none lost
 		return err
 	}

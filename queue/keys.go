@@ -24,6 +24,7 @@ import "strconv"
 // Keys that span queues (no script touches them together with a queue key):
 //
 //	<prefix>:next   ZSET  queue index → earliest time it has work (due user, expired or orphaned flight)
+//	<prefix>:next:high ZSET queue index → earliest time it has high-priority work (see UrgentQueues)
 //	<prefix>:paused STRING present while operators have paused emitting
 //	<prefix>:layout HASH  the current layout and the progress of a move (see layout.go)
 type queueKeys struct {

@@ -680,16 +680,18 @@ func (c *Client) queuesBy(ctx context.Context, key string, t time.Time, max int)
 // UrgentQueues) is set from that check.
 func (c *Client) SetNext(ctx context.Context, q int, next time.Time) error {
 	key := c.nextKey()
-	var err error
+	pipe := c.rdb.Pipeline()
 	if next.IsZero() {
-		err = c.rdb.ZRem(ctx, key, q).Err()
+		pipe.ZRem(ctx, key, q)
 	} else {
-		err = c.rdb.ZAdd(ctx, key, redis.Z{Score: float64(next.UnixMilli()), Member: q}).Err()
+		pipe.ZAdd(ctx, key, redis.Z{Score: float64(next.UnixMilli()), Member: q})
 	}
-	if err != nil {
+	pipe.ZRem(ctx, c.urgentKey(), q)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("queue set next %d: %w", q, err)
 	}
-	pipe := c.rdb.Pipeline()
+	// An add from here on writes its own ZADD LT after ours were cleared.
+	pipe = c.rdb.Pipeline()
 	p := c.probe(ctx, pipe, q)
 	_, _ = pipe.Exec(ctx) // each command's error is read by p.err
 	if err := p.err(); err != nil {
@@ -700,9 +702,7 @@ func (c *Client) SetNext(ctx context.Context, q int, next time.Time) error {
 		pipe.ZAddLT(ctx, key, redis.Z{Score: at, Member: q})
 	}
 	if at, ok := p.high(c); ok {
-		pipe.ZAdd(ctx, c.urgentKey(), redis.Z{Score: at, Member: q})
-	} else {
-		pipe.ZRem(ctx, c.urgentKey(), q)
+		pipe.ZAddLT(ctx, c.urgentKey(), redis.Z{Score: at, Member: q})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("queue set next %d: %w", q, err)
@@ -722,14 +722,16 @@ func (c *Client) UrgentQueues(ctx context.Context, t time.Time, max int) ([]int,
 	return c.queuesBy(ctx, c.urgentKey(), t, max)
 }
 
-// HighDue reports whether queue q holds high-priority work by t: a high
-// user due (early by PrepareAhead) or a high chunk ready to begin.
+// HighDue reports whether queue q holds high-priority work due by t: a
+// high user to take or a high chunk to begin. (High work only to prepare
+// ahead of due is not counted: a slot may leave it for another queue's
+// due high work.)
 func (c *Client) HighDue(ctx context.Context, q int, t time.Time) (bool, error) {
 	k := c.keys(q)
-	ms := t.UnixMilli()
+	ms := strconv.FormatInt(t.UnixMilli(), 10)
 	pipe := c.rdb.Pipeline()
-	due := pipe.ZCount(ctx, k.dueHigh, "-inf", strconv.FormatInt(ms+c.aheadMs, 10))
-	ready := pipe.ZCount(ctx, k.readyHigh, "-inf", strconv.FormatInt(ms, 10))
+	due := pipe.ZCount(ctx, k.dueHigh, "-inf", ms)
+	ready := pipe.ZCount(ctx, k.readyHigh, "-inf", ms)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return false, fmt.Errorf("queue high due %d: %w", q, err)
 	}
@@ -785,14 +787,10 @@ func (p probe) next(c *Client, orphans time.Time) (float64, bool) {
 			best, ok = v, true
 		}
 	}
-	readyN := p.readyN[0].Val() + p.readyN[1].Val() + p.readyN[2].Val()
+	early := p.early(c)
 	for _, due := range p.due {
 		if d := due.Val(); len(d) == 1 {
-			s := d[0].Score
-			if c.aheadMs > 0 && readyN < int64(c.maxReady) && !movingLayout(p.epoch.Val()) {
-				s -= float64(c.aheadMs)
-			}
-			consider(s)
+			consider(d[0].Score - early)
 		}
 	}
 	if f := p.flight.Val(); len(f) == 1 {
@@ -810,15 +808,23 @@ func (p probe) next(c *Client, orphans time.Time) (float64, bool) {
 	return best, ok
 }
 
+// early is how much before a due user's score the queue has work for it:
+// PrepareAhead while it may prepare (as pop.lua's may_prepare: fewer than
+// MaxReady ready chunks, not being moved), else nothing.
+func (p probe) early(c *Client) float64 {
+	readyN := p.readyN[0].Val() + p.readyN[1].Val() + p.readyN[2].Val()
+	if c.aheadMs > 0 && readyN < int64(c.maxReady) && !movingLayout(p.epoch.Val()) {
+		return float64(c.aheadMs)
+	}
+	return 0
+}
+
 // high is when the queue has high-priority work next in ms (its earliest
 // high user, early as in next, or high ready chunk), and whether it has any.
 func (p probe) high(c *Client) (float64, bool) {
 	best, ok := 0.0, false
 	if d := p.due[0].Val(); len(d) == 1 {
-		best, ok = d[0].Score, true
-		if c.aheadMs > 0 && p.readyN[0].Val()+p.readyN[1].Val()+p.readyN[2].Val() < int64(c.maxReady) && !movingLayout(p.epoch.Val()) {
-			best -= float64(c.aheadMs)
-		}
+		best, ok = d[0].Score-p.early(c), true
 	}
 	if r := p.ready[0].Val(); len(r) == 1 && (!ok || r[0].Score < best) {
 		best, ok = r[0].Score, true

@@ -7,9 +7,10 @@
 // on its way to MySQL, and indexing it again would send it twice. Margin
 // must therefore exceed the merge window plus the worst clock skew.
 //
-// It also moves pending reminders to their template's current priority
-// when a PATCH changed it after they were indexed, so every reminder due
-// more than Margin after a run has the priority its template says.
+// It also moves pending reminders in its window to their template's
+// current priority when a PATCH changed it after they were indexed, so a
+// reminder has, from Margin before it is due, the priority its template
+// had at the last run that saw it.
 //
 // It also finds rows pending in MySQL whose index entry is a tombstone at
 // the row's version or newer: a DELETE wrote the tombstone and then its
@@ -127,7 +128,8 @@ type Result struct {
 	// one in progress); Revived: of these, repaired by this run.
 	Tombstoned, Revived int
 	// Reclassed: pending reminders indexed under a priority their template
-	// no longer has (a PATCH since), moved to its current one.
+	// no longer has (a PATCH since), re-added under its current one (an
+	// add that found the reminder taken meanwhile counts too).
 	Reclassed int
 }
 

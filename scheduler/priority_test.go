@@ -72,3 +72,47 @@ func highFirstAcrossQueues(t *testing.T, ahead time.Duration) {
 	}
 	t.Logf("last high push at %d of %d; median low at %d; %d yields", lastHigh, len(got), lows[len(lows)/2], s.Stats().Yields.Load())
 }
+
+// TestNoYieldToAQueueHeldElsewhere: a slot leaves its queue only for a high
+// queue whose lease it gets. While another holder has the one queue with
+// high work, the slot drains its low queue in one visit, round after
+// round, rather than giving it up every round.
+func TestNoYieldToAQueueHeldElsewhere(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t)
+	col := c.collector(t)
+	const n = 2
+	now, err := c.idx.Time(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var highUser int64
+	lows := 0
+	for u := int64(1); lows < 200 || highUser == 0; u++ {
+		e := queue.Entry{UserID: u, TemplateID: 1, PushAt: now, Version: 1, Priority: queue.PriorityLow}
+		switch {
+		case queue.Shard(u, n) == 1 && highUser == 0:
+			highUser, e.Priority = u, queue.PriorityHigh
+		case queue.Shard(u, n) == 0 && lows < 200:
+			lows++
+		default:
+			continue
+		}
+		if err := c.idx.Add(ctx, n, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, ok, err := c.idx.Acquire(ctx, 1, time.Minute) // another worker's, in effect
+	if err != nil || !ok {
+		t.Fatalf("acquire queue 1: %v %v", ok, err)
+	}
+	s := c.start(t, n, scheduler.Config{Slots: 1, PopBatch: 10})
+	enginetest.Eventually(t, "queue 0's 200 low pushes", 30*time.Second, func() bool { return pushtest.Summarise(col.All()).Unique() == 200 })
+	if y, l := s.Stats().Yields.Load(), s.Stats().LeasesAcquired.Load(); y != 0 || l > 2 {
+		t.Fatalf("%d yields and %d leases for 20 rounds of one queue while the high one was held elsewhere; want none and at most 2", y, l)
+	}
+	if err := c.idx.Release(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	enginetest.Eventually(t, "the high push once its queue is free", 30*time.Second, func() bool { return pushtest.Summarise(col.All()).Unique() == 201 })
+}

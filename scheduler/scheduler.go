@@ -502,20 +502,27 @@ func (s *Scheduler) once(pickCtx, workCtx context.Context) (worked bool, err err
 	}
 	var l *queue.Lease
 	if len(due) > 1 {
-		// More is due than this slot takes at once: first the queues whose
+		// More is due than this slot takes at once: first a queue whose
 		// work has waited longer than the lowest priority's ageing (so
-		// nothing starves), else those with high-priority work, so that
-		// with fewer slots than queues high pushes go first across queues.
-		first, err := s.idx.DueQueues(pickCtx, now.Add(-2*s.cfg.Ageing), 256)
-		if err == nil && len(first) == 0 {
-			first, err = s.idx.UrgentQueues(pickCtx, now, 256)
+		// nothing starves; a next score may be PrepareAhead early), then
+		// one with high-priority work, so that with fewer slots than
+		// queues high pushes go first across queues, not only within one.
+		lists := []func() ([]int, error){
+			func() ([]int, error) {
+				return s.idx.DueQueues(pickCtx, now.Add(-2*s.cfg.Ageing-s.cfg.PrepareAhead), 256)
+			},
+			func() ([]int, error) { return s.idx.UrgentQueues(pickCtx, now, 256) },
 		}
-		if err != nil {
-			return false, err
-		}
-		if len(first) > 0 {
-			if l, err = s.bal.Pick(pickCtx, first); err != nil {
+		for _, list := range lists {
+			qs, err := list()
+			if err != nil {
 				return false, err
+			}
+			if l, err = s.bal.Pick(pickCtx, qs); err != nil {
+				return false, err
+			}
+			if l != nil {
+				break
 			}
 		}
 	}
@@ -524,24 +531,42 @@ func (s *Scheduler) once(pickCtx, workCtx context.Context) (worked bool, err err
 			return false, err
 		}
 	}
-	s.stats.LeasesAcquired.Add(1)
-	return true, s.drain(pickCtx, workCtx, l)
-}
-
-// yield reports whether a slot working queue q should leave it for another
-// queue's high-priority work: some other queue has high work due and q
-// has none left. A failed read keeps the slot where it is.
-func (s *Scheduler) yield(ctx context.Context, q int) bool {
-	urgent, err := s.idx.UrgentQueues(ctx, s.now(), 2)
-	if err != nil || !slices.ContainsFunc(urgent, func(u int) bool { return u != q }) {
-		return false
+	for l != nil {
+		s.stats.LeasesAcquired.Add(1)
+		if l, err = s.drain(pickCtx, workCtx, l); err != nil {
+			return true, err
+		}
 	}
-	high, err := s.idx.HighDue(ctx, q, s.now())
-	return err == nil && !high
+	return true, nil
 }
 
-// drain works l's queue until nothing is due, the lease is lost or Stop.
-func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) error {
+// yield returns, when a slot working queue q should leave it for another
+// queue's high-priority work, the lease of that queue: q has no high work
+// due and another queue has, and its lease could be taken (one held by
+// another slot is not waited for). A failed read keeps the slot on q.
+func (s *Scheduler) yield(ctx context.Context, q int) *queue.Lease {
+	urgent, err := s.idx.UrgentQueues(ctx, s.now(), 16)
+	if err != nil {
+		return nil
+	}
+	urgent = slices.DeleteFunc(urgent, func(u int) bool { return u == q })
+	if len(urgent) == 0 {
+		return nil
+	}
+	if high, err := s.idx.HighDue(ctx, q, s.now()); err != nil || high {
+		return nil
+	}
+	l, err := s.bal.Pick(ctx, urgent)
+	if err != nil {
+		return nil
+	}
+	return l
+}
+
+// drain works l's queue until nothing is due, the lease is lost or Stop,
+// or it leaves the queue for another's high-priority work: then it returns
+// that queue's lease, for the caller to drain next.
+func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) (next *queue.Lease, err error) {
 	h := s.bal.Hold(workCtx, l)
 	defer h.Release()
 	lost := h.Lost
@@ -563,18 +588,18 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 	var recovered time.Time
 	for rounds := 0; ; rounds++ {
 		if err := ctx.Err(); err != nil {
-			return s.leaseErr(lost, err)
+			return nil, s.leaseErr(lost, err)
 		}
 		if all || time.Since(recovered) >= recoverEvery {
 			rec, err := s.idx.Recover(ctx, l, queue.RecoverOptions{Deadline: s.cfg.Deadline, Max: 16, All: all})
 			if err != nil {
-				return s.leaseErr(lost, err)
+				return nil, s.leaseErr(lost, err)
 			}
 			if len(rec) > 0 {
 				for _, ch := range rec {
 					s.stats.Recovered.Add(int64(len(ch.Pushes)))
 					if err := s.deliver(ctx, h, ch); err != nil {
-						return s.leaseErr(lost, err)
+						return nil, s.leaseErr(lost, err)
 					}
 				}
 				continue
@@ -585,18 +610,23 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 			break
 		}
 		all = false
-		if rounds > 0 && s.yield(ctx, l.Queue) {
-			s.stats.Yields.Add(1)
-			break
+		if rounds > 0 {
+			if next := s.yield(ctx, l.Queue); next != nil {
+				s.stats.Yields.Add(1)
+				if err := s.idx.SetNext(ctx, l.Queue, time.Time{}); err != nil {
+					s.log.Warn("scheduler: set next work of a queue left for another's", "queue", l.Queue, "err", err) // Reconcile repairs it
+				}
+				return next, nil
+			}
 		}
 		// Ready chunks are begun even with PrepareAhead off: a worker that
 		// prepared them may have run with it on (their items are taken).
 		begun, err := s.idx.Begin(ctx, l, queue.BeginOptions{Deadline: s.cfg.Deadline, Max: beginBatch})
 		if err != nil {
-			return s.leaseErr(lost, err)
+			return nil, s.leaseErr(lost, err)
 		}
 		if err := s.deliverBegun(ctx, h, begun); err != nil {
-			return s.leaseErr(lost, err)
+			return nil, s.leaseErr(lost, err)
 		}
 		if len(begun) > 0 {
 			continue
@@ -605,14 +635,14 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 		p, err := s.idx.Pop(ctx, l, s.popOptions())
 		s.stats.PopNs.Add(int64(time.Since(began)))
 		if err != nil {
-			return s.leaseErr(lost, err)
+			return nil, s.leaseErr(lost, err)
 		}
 		if len(p.Chunk.Pushes) > 0 {
 			if s.cfg.Taken != nil {
 				s.cfg.Taken(p.Chunk)
 			}
 			if err := s.deliver(ctx, h, p.Chunk); err != nil {
-				return s.leaseErr(lost, err)
+				return nil, s.leaseErr(lost, err)
 			}
 		}
 		if len(p.Chunk.Pushes) >= s.cfg.PopBatch {
@@ -623,7 +653,7 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 			more := false
 			for range prepareRun {
 				if more, err = s.prepare(ctx, l); err != nil {
-					return s.leaseErr(lost, err)
+					return nil, s.leaseErr(lost, err)
 				}
 				if !more {
 					break
@@ -638,7 +668,7 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) erro
 	// Our own flights are acked, so the pop's "next" (which counted their
 	// deadlines) is stale: let SetNext read the queue's due, flight and
 	// ready sets.
-	return s.idx.SetNext(ctx, l.Queue, time.Time{})
+	return nil, s.idx.SetNext(ctx, l.Queue, time.Time{})
 }
 
 func (s *Scheduler) popOptions() queue.PopOptions {
