@@ -586,7 +586,7 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) (nex
 	// seconds), looked for every recoverEvery, not every round of a burst.
 	all := true
 	var recovered time.Time
-	for rounds := 0; ; rounds++ {
+	for rounds := 0; ; {
 		if err := ctx.Err(); err != nil {
 			return nil, s.leaseErr(lost, err)
 		}
@@ -619,6 +619,7 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) (nex
 				return next, nil
 			}
 		}
+		rounds++ // of begins and pops, after the orphans
 		// Ready chunks are begun even with PrepareAhead off: a worker that
 		// prepared them may have run with it on (their items are taken).
 		begun, err := s.idx.Begin(ctx, l, queue.BeginOptions{Deadline: s.cfg.Deadline, Max: beginBatch})
