@@ -190,7 +190,7 @@ func (m *workerMetrics) observePush(p push.Push, late time.Duration) {
 	m.pushLateness.Observe(max(late, 0).Seconds())
 	at := p.DueAt.Add(late)
 	if len(p.Items) == 1 { // the common case, once per push of a burst
-		c := m.seriesOf(m.templates.label(p.Items[0].TemplateID))
+		c := m.seriesOf(m.templates.labelAt(p.Items[0].TemplateID, at))
 		c.published.Inc()
 		c.lateness.Observe(max(at.Sub(p.Items[0].PushAt), 0).Seconds())
 		return
@@ -199,7 +199,7 @@ func (m *workerMetrics) observePush(p push.Push, late time.Duration) {
 		m.seriesOf(n.label).published.Add(float64(n.items))
 	}
 	for _, it := range p.Items {
-		m.seriesOf(m.templates.label(it.TemplateID)).lateness.Observe(max(at.Sub(it.PushAt), 0).Seconds())
+		m.seriesOf(m.templates.labelAt(it.TemplateID, at)).lateness.Observe(max(at.Sub(it.PushAt), 0).Seconds())
 	}
 }
 
