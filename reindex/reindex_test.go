@@ -16,20 +16,28 @@ import (
 
 func TestMain(m *testing.M) { enginetest.Main(m) }
 
-func TestRepairsOnlyWhatTheIndexLacks(t *testing.T) {
-	ctx := context.Background()
+// engines opens the test's MySQL database, migrated, and a queue client on
+// its own Redis prefix.
+func engines(t *testing.T) (*sql.DB, *queue.Client) {
+	t.Helper()
 	db, err := sql.Open("mysql", enginetest.MySQL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	if _, err := migrate.Up(ctx, db); err != nil {
+	t.Cleanup(func() { _ = db.Close() })
+	if _, err := migrate.Up(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	idx, err := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return db, idx
+}
+
+func TestRepairsOnlyWhatTheIndexLacks(t *testing.T) {
+	ctx := context.Background()
+	db, idx := engines(t)
 	const n = 4
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	insert := func(user int64, status string, at time.Time, ver int64) queue.Entry {
@@ -111,18 +119,7 @@ func TestConfigErrors(t *testing.T) {
 // leaves the one inside the margin (it may be taken already) as it was.
 func TestReclassesAfterAPriorityChange(t *testing.T) {
 	ctx := context.Background()
-	db, err := sql.Open("mysql", enginetest.MySQL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := migrate.Up(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	idx, err := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, idx := engines(t)
 	const n = 2
 	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	r, err := db.Exec(`INSERT INTO templates (name, type, value, stock, priority, grab_start, grab_end, valid_days, created_at, updated_at)

@@ -2,12 +2,9 @@ package reindex_test
 
 import (
 	"context"
-	"database/sql"
 	"testing"
 	"time"
 
-	"couponpush/internal/enginetest"
-	"couponpush/migrate"
 	"couponpush/queue"
 	"couponpush/reindex"
 )
@@ -19,18 +16,7 @@ import (
 // reminder is indexed and pops.
 func TestRevivesAFailedDelete(t *testing.T) {
 	ctx := context.Background()
-	db, err := sql.Open("mysql", enginetest.MySQL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := migrate.Up(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	idx, err := queue.New(enginetest.Redis(t), queue.Options{Prefix: enginetest.Prefix(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, idx := engines(t)
 	const n = 2
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	at := now.Add(5 * time.Minute)
