@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"couponpush/internal/enginetest"
 	"couponpush/queue"
 )
@@ -191,12 +189,7 @@ func TestItemsPerPushAreCapped(t *testing.T) {
 func TestDeadLetterOnRedisCluster(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: enginetest.RedisCluster(t)})
-	t.Cleanup(func() { rdb.Close() })
-	c, err := queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _ := newClusterClient(t)
 	const n = 4
 	for u := int64(1); u <= 40; u++ {
 		if err := c.Add(ctx, n, queue.Entry{UserID: u, TemplateID: 1, PushAt: t0, Version: 1}); err != nil {

@@ -282,12 +282,7 @@ func TestMoveUnderConcurrentWrites(t *testing.T) {
 func TestMoveOnRedisCluster(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: enginetest.RedisCluster(t)})
-	t.Cleanup(func() { rdb.Close() })
-	c, err := queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, rdb := newClusterClient(t)
 	if _, err := c.InitLayout(ctx, 4); err != nil {
 		t.Fatal(err)
 	}

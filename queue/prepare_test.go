@@ -313,9 +313,7 @@ func TestBeginWaitsForTheRedisClock(t *testing.T) {
 func TestPreparedWorkOnRedisCluster(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: enginetest.RedisCluster(t)})
-	t.Cleanup(func() { rdb.Close() })
-	c := newAheadClient(t, rdb, queue.Options{})
+	c := newAheadClient(t, clusterRedis(t), queue.Options{})
 	const n = 8
 	for u := int64(1); u <= 100; u++ {
 		if err := c.Add(ctx, n, queue.Entry{UserID: u, TemplateID: 1, PushAt: t0, Version: 1}); err != nil {

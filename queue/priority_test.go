@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"couponpush/internal/enginetest"
 	"couponpush/queue"
 )
@@ -221,12 +219,7 @@ func TestBacklogPerPriority(t *testing.T) {
 func TestPriorityOnRedisCluster(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: enginetest.RedisCluster(t)})
-	t.Cleanup(func() { rdb.Close() })
-	c, err := queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _ := newClusterClient(t)
 	const n = 4
 	for u := int64(1); u <= 80; u++ {
 		p := queue.PriorityLow

@@ -32,6 +32,25 @@ func newClient(t *testing.T) (*queue.Client, redis.UniversalClient) {
 	return c, rdb
 }
 
+// clusterRedis is a client of the test's real Redis Cluster.
+func clusterRedis(t *testing.T) *redis.ClusterClient {
+	t.Helper()
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: enginetest.RedisCluster(t)})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// newClusterClient is newClient on the test's real Redis Cluster.
+func newClusterClient(t *testing.T) (*queue.Client, *redis.ClusterClient) {
+	t.Helper()
+	rdb := clusterRedis(t)
+	c, err := queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, rdb
+}
+
 // oneQueue makes every user land in queue 0.
 const oneQueue = 1
 
@@ -409,12 +428,7 @@ func TestConcurrentPopsUnderOneLeaseNeverDuplicate(t *testing.T) {
 func TestRedisCluster(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: enginetest.RedisCluster(t)})
-	t.Cleanup(func() { rdb.Close() })
-	c, err := queue.New(rdb, queue.Options{Prefix: enginetest.Prefix(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _ := newClusterClient(t)
 	const n = 16
 	for u := int64(1); u <= 200; u++ {
 		if err := c.Add(ctx, n, queue.Entry{UserID: u, TemplateID: 1, PushAt: t0, Version: 1}); err != nil {
