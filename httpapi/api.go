@@ -75,6 +75,10 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Metrics serves GET /metrics; nil answers 404.
 	Metrics http.Handler
+	// Started, if set, is told every request's route pattern (or
+	// "unmatched") as it starts being served; Observe is told when it
+	// ends, so the two make a gauge of requests in flight.
+	Started func(route string)
 	// Observe, if set, is told every request's route pattern (or
 	// "unmatched"), status and duration, for metrics.
 	Observe func(route string, status int, d time.Duration)
@@ -245,6 +249,9 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	route := pattern
 	if route == "" {
 		route = "unmatched"
+	}
+	if a.cfg.Started != nil {
+		a.cfg.Started(route)
 	}
 	defer func() {
 		if p := recover(); p != nil {

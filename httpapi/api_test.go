@@ -401,6 +401,7 @@ func TestOperationsAndFailures(t *testing.T) {
 	var (
 		mu       sync.Mutex
 		observed []string
+		started  []string
 	)
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
@@ -413,9 +414,20 @@ func TestOperationsAndFailures(t *testing.T) {
 			"redis": func(ctx context.Context) error { return nil },
 		}
 		c.Metrics = metrics
+		c.Started = func(route string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(started) != len(observed) {
+				t.Errorf("%s started while %q was being served", route, started[len(started)-1])
+			}
+			started = append(started, route)
+		}
 		c.Observe = func(route string, status int, d time.Duration) {
 			mu.Lock()
 			defer mu.Unlock()
+			if len(started) != len(observed)+1 || started[len(started)-1] != route {
+				t.Errorf("%s observed, not started (started %q)", route, started)
+			}
 			observed = append(observed, fmt.Sprintf("%s %d", route, status))
 		}
 	})

@@ -46,6 +46,7 @@ type workerMetrics struct {
 
 	// api role
 	httpRequests *prometheus.HistogramVec
+	httpInFlight *prometheus.GaugeVec
 	claims       *prometheus.CounterVec // by code (httpapi.ClaimOutcomes)
 	// api role: the abuse guard
 	abuseLimited *prometheus.CounterVec // by action, kind
@@ -422,7 +423,9 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 func (m *workerMetrics) apiRole() {
 	m.httpRequests = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "couponpush_http_request_seconds",
 		Help: "HTTP request latency by route and status.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"route", "status"})
-	m.reg.MustRegister(m.httpRequests)
+	m.httpInFlight = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "couponpush_http_requests_in_flight",
+		Help: "HTTP requests being served, by route (probes included; the in-flight cap, max_in_flight, leaves probes out)."}, []string{"route"})
+	m.reg.MustRegister(m.httpRequests, m.httpInFlight)
 	m.claims = m.counterVec("couponpush_claims_total",
 		"Claims the API answered, by code: issued, replayed (the same request_id again), the claim's error code, bad_request or other.", "code")
 	for _, c := range httpapi.ClaimOutcomes {
@@ -446,8 +449,12 @@ func (m *workerMetrics) abuseHooks(c *abuse.Config) {
 // observeClaim records one claim's outcome.
 func (m *workerMetrics) observeClaim(code string) { m.claims.WithLabelValues(code).Inc() }
 
-// observeRequest records one HTTP request.
+// startRequest counts an HTTP request in flight until observeRequest.
+func (m *workerMetrics) startRequest(route string) { m.httpInFlight.WithLabelValues(route).Inc() }
+
+// observeRequest records one HTTP request, done.
 func (m *workerMetrics) observeRequest(route string, status int, d time.Duration) {
+	m.httpInFlight.WithLabelValues(route).Dec()
 	m.httpRequests.WithLabelValues(route, strconv.Itoa(status)).Observe(d.Seconds())
 }
 

@@ -305,6 +305,7 @@ func (w *Worker) httpPart() part {
 			Coupons:       w.coupons,
 			Ready:         readyMap(w.readyChecks()),
 			Metrics:       w.m.handler(),
+			Started:       w.m.startRequest,
 			Observe:       w.m.observeRequest,
 			OnClaim:       w.m.observeClaim,
 			Logger:        w.log,
