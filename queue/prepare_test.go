@@ -42,6 +42,23 @@ func begin(t *testing.T, c *queue.Client, l *queue.Lease, now time.Time) []queue
 	if err != nil {
 		t.Fatalf("begin at %v: %v", now, err)
 	}
+	// A sealed chunk comes unparsed (its publish needs only its messages
+	// and stored form); the tests read its pushes, so it is parsed here.
+	for i := range b {
+		ch := b[i].Chunk
+		if sealed := b[i].Encoded != nil; ch.Parsed() == sealed {
+			t.Fatalf("begun chunk %s: sealed %v, parsed %v; want parsed only when not sealed", b[i].ID, sealed, ch.Parsed())
+		}
+		if b[i].Chunk, err = ch.Parse(); err != nil {
+			t.Fatalf("begun chunk %s: %v", b[i].ID, err)
+		}
+		if n := b[i].Chunk.Len(); n != ch.Len() || n != len(b[i].Chunk.Pushes) || n == 0 {
+			t.Fatalf("begun chunk %s: %d pushes unparsed, %d parsed (%d)", b[i].ID, ch.Len(), n, len(b[i].Chunk.Pushes))
+		}
+		if b[i].Chunk.String() != ch.String() {
+			t.Fatalf("begun chunk %s: stored form changed by parsing", b[i].ID)
+		}
+	}
 	return b
 }
 

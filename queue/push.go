@@ -62,6 +62,28 @@ type Chunk struct {
 // String is ch's stored form.
 func (ch Chunk) String() string { return ch.raw }
 
+// Parsed reports whether ch holds its pushes. Only a chunk Begin hands
+// over with its seal does not: its stored form is all its publish and ack
+// need, and Parse decodes it later, off the publish's path.
+func (ch Chunk) Parsed() bool { return ch.Pushes != nil || ch.raw == "" }
+
+// Parse returns ch with its pushes: ch itself when Parsed, else its stored
+// form decoded.
+func (ch Chunk) Parse() (Chunk, error) {
+	if ch.Parsed() {
+		return ch, nil
+	}
+	return ParseChunk(ch.raw)
+}
+
+// Len is how many pushes ch holds, parsed or not.
+func (ch Chunk) Len() int {
+	if ch.Parsed() {
+		return len(ch.Pushes)
+	}
+	return strings.Count(ch.raw, "\n") + 1
+}
+
 // ParseChunk decodes a chunk in its stored form.
 func ParseChunk(s string) (Chunk, error) {
 	c := Chunk{raw: s, Pushes: make([]Push, 0, strings.Count(s, "\n")+1)}

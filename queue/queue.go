@@ -470,7 +470,10 @@ func (c *Client) Seal(ctx context.Context, l *Lease, id string, encoded []byte) 
 
 // Begun is a prepared chunk whose publish has begun: it is in flight, like
 // a popped chunk, and Encoded holds its sealed messages (nil when it was
-// never sealed or an item was withdrawn since).
+// never sealed or an item was withdrawn since). A sealed chunk comes
+// unparsed (Chunk.Parsed is false): publishing its messages and acking it
+// is work per chunk, and decoding its pushes (Chunk.Parse), work per
+// reminder, can wait until the burst is out.
 type Begun struct {
 	ID      string
 	Chunk   Chunk
@@ -503,13 +506,11 @@ func (c *Client) Begin(ctx context.Context, l *Lease, o BeginOptions) ([]Begun, 
 	for i := 0; i+2 < len(res); i += 3 {
 		id, _ := res[i].(string)
 		text, _ := res[i+1].(string)
-		ch, err := ParseChunk(text)
-		if err != nil {
-			return nil, fmt.Errorf("queue begin %d: chunk %s: %w", l.Queue, id, err)
-		}
-		b := Begun{ID: id, Chunk: ch}
+		b := Begun{ID: id, Chunk: Chunk{raw: text}}
 		if enc, ok := res[i+2].(string); ok {
 			b.Encoded = []byte(enc)
+		} else if b.Chunk, err = ParseChunk(text); err != nil {
+			return nil, fmt.Errorf("queue begin %d: chunk %s: %w", l.Queue, id, err)
 		}
 		out = append(out, b)
 	}

@@ -29,7 +29,24 @@ type marker struct {
 	acked   []acked
 	oldest  time.Time // when the oldest unflushed chunk was acked here
 	lastAdd time.Time
+
+	untold []sealed // published from their seals, not yet parsed (see tell)
 }
+
+// sealed is a chunk of queue q published from its seal at at by the
+// scheduler's clock (for lateness) and at local by this machine's (for
+// the marks' bookkeeping, as add's), still in its stored form; mark says
+// it was acked (so it is marked once told).
+type sealed struct {
+	q         int
+	ch        queue.Chunk
+	at, local time.Time
+	mark      bool
+}
+
+// tellEvery is the longest sealed chunks wait to be told while deliveries
+// go on: the metrics of a long burst lag it by at most this.
+const tellEvery = time.Second
 
 // acked is one delivered chunk's pushes (out, or nil to build them from
 // ch when flushed). Their rows for MySQL are built when they are flushed,
@@ -47,15 +64,70 @@ func newMarker(s *Scheduler, m Marker) *marker {
 // add queues an acked chunk of queue q, delivered as out (nil: its pushes
 // are built from ch when marked, ids included), for marking.
 func (m *marker) add(q int, ch queue.Chunk, out []push.Push) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.addLocked(q, ch, out, time.Now())
+}
+
+func (m *marker) addLocked(q int, ch queue.Chunk, out []push.Push, at time.Time) {
+	if len(m.acked) == 0 {
+		m.oldest = at
+	}
+	if at.After(m.lastAdd) {
+		m.lastAdd = at
+	}
+	m.chunks[q] = append(m.chunks[q], ch)
+	m.acked = append(m.acked, acked{out: out, ch: ch, at: at})
+}
+
+// addSealed queues chunks of queue q published from their seals at at (by
+// the scheduler's clock), unparsed, to be told (and marked, if acked) by
+// tell.
+func (m *marker) addSealed(q int, chs []queue.Chunk, at time.Time, acked bool) {
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.acked) == 0 {
-		m.oldest = now
+	for _, ch := range chs {
+		m.untold = append(m.untold, sealed{q: q, ch: ch, at: at, local: now, mark: acked})
 	}
-	m.lastAdd = now
-	m.chunks[q] = append(m.chunks[q], ch)
-	m.acked = append(m.acked, acked{out: out, ch: ch, at: now})
+	if acked {
+		m.lastAdd = now
+	}
+}
+
+// tell parses the chunks published from their seals, shows them to Taken
+// and Observe (with their lateness at publish) and queues the acked ones
+// for marking. Parsing is work per reminder, so it waits until this
+// worker's deliveries pause for MarkInterval (the burst is out), or until
+// the oldest has waited tellEvery; all when force.
+func (m *marker) tell(force bool) {
+	m.mu.Lock()
+	untold := m.untold
+	wait := len(untold) == 0 || !force && time.Since(m.lastAdd) < m.s.cfg.MarkInterval && time.Since(untold[0].local) < tellEvery
+	if wait {
+		m.mu.Unlock()
+		return
+	}
+	m.untold = nil
+	m.mu.Unlock()
+	for _, u := range untold {
+		ch, err := u.ch.Parse()
+		if err != nil {
+			// Not ours to fix here: it stays in the marks set, where the
+			// sweep finds it.
+			m.s.log.Error("parsing a published chunk", "queue", u.q, "err", err)
+			continue
+		}
+		if m.s.cfg.Taken != nil {
+			m.s.cfg.Taken(ch)
+		}
+		m.s.observeChunk(ch, u.at)
+		if u.mark {
+			m.mu.Lock()
+			m.addLocked(u.q, ch, nil, u.local)
+			m.mu.Unlock()
+		}
+	}
 }
 
 // run flushes marks until stop closes (after the slots have exited), then
@@ -68,9 +140,11 @@ func (m *marker) run(ctx context.Context, stop <-chan struct{}) {
 	for {
 		select {
 		case <-stop:
+			m.tell(true)
 			m.flush(ctx)
 			return
 		case <-tick.C:
+			m.tell(false)
 			if m.due(ctx) {
 				m.flush(ctx)
 			}

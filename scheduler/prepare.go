@@ -77,17 +77,20 @@ func (s *Scheduler) prepare(ctx context.Context, l *queue.Lease) (more bool, err
 
 // deliverBegun publishes ready chunks whose publish has begun: the sealed
 // ones together, their messages as they are, then acked in one call; one
-// without a seal is built and delivered like a popped chunk. Acked chunks
-// go to the marker.
+// without a seal is built and delivered like a popped chunk. The sealed
+// chunks come unparsed, and stay so on this path: what is left of the
+// burst at due is the publish and a step per chunk. The marker parses them
+// once the burst is out, tells Taken and Observe, and marks them (see
+// marker.tell).
 func (s *Scheduler) deliverBegun(ctx context.Context, h *balance.Held, begun []queue.Begun) error {
 	l := h.Lease
 	var sealed []queue.Chunk
 	var encoded [][]byte
 	for _, b := range begun {
-		if s.cfg.Taken != nil {
-			s.cfg.Taken(b.Chunk)
-		}
 		if b.Encoded == nil {
+			if s.cfg.Taken != nil {
+				s.cfg.Taken(b.Chunk)
+			}
 			if err := s.deliver(ctx, h, b.Chunk); err != nil {
 				return err
 			}
@@ -112,6 +115,13 @@ func (s *Scheduler) deliverBegun(ctx context.Context, h *balance.Held, begun []q
 		// cannot go. Whatever nsqd took already is sent again under the
 		// same push ids.
 		for _, ch := range sealed {
+			ch, err := ch.Parse()
+			if err != nil {
+				return fmt.Errorf("prepared chunk of queue %d: %w", l.Queue, err)
+			}
+			if s.cfg.Taken != nil {
+				s.cfg.Taken(ch)
+			}
 			if err := s.deliver(ctx, h, ch); err != nil {
 				return err
 			}
@@ -124,32 +134,31 @@ func (s *Scheduler) deliverBegun(ctx context.Context, h *balance.Held, begun []q
 		s.stats.PublishErrs.Add(1)
 		return fmt.Errorf("publish %d prepared chunks of queue %d: %w", len(sealed), l.Queue, err)
 	}
+	at := s.now()
 	for _, ch := range sealed {
-		s.observeChunk(ch)
+		s.stats.Published.Add(int64(ch.Len()))
 	}
 	if s.cfg.BeforeAck != nil {
 		s.cfg.BeforeAck()
 	}
 	_, err = s.idx.AckAll(ctx, l, sealed)
 	s.stats.AckNs.Add(int64(time.Since(published)))
+	// Published either way: Observe sees them; only acked ones are marked
+	// (the next holder republishes and marks the others).
+	s.marker.addSealed(l.Queue, sealed, at, err == nil)
 	if err != nil {
 		return fmt.Errorf("ack %d prepared chunks of queue %d: %w", len(sealed), l.Queue, err)
-	}
-	for _, ch := range sealed {
-		s.marker.add(l.Queue, ch, nil) // ids are built when marked, off the burst's path
 	}
 	return nil
 }
 
-// observeChunk is observe for a chunk published from its seal: the pushes
-// Observe sees carry no id or grab start (the sealed messages do), and
-// one value is reused for all of them.
-func (s *Scheduler) observeChunk(ch queue.Chunk) {
-	s.stats.Published.Add(int64(len(ch.Pushes)))
+// observeChunk is observe for a chunk published from its seal at at (the
+// pushes were counted then): the pushes Observe sees carry no id or grab
+// start (the sealed messages do), and one value is reused for all of them.
+func (s *Scheduler) observeChunk(ch queue.Chunk, at time.Time) {
 	if s.cfg.Observe == nil {
 		return
 	}
-	at := s.now()
 	var p push.Push
 	for _, t := range ch.Pushes {
 		p.Items = p.Items[:0]

@@ -118,10 +118,14 @@ type Config struct {
 	// Observe, when set, sees every published push and its lateness (time
 	// from due to nsqd's acceptance, by the Redis clock). It must not keep
 	// p: a push published from a seal (prepare.go) comes without its id
-	// and grab starts, in a value reused for the next.
+	// and grab starts, in a value reused for the next, and is shown late:
+	// once the burst is out, or at most a second after its publish (see
+	// marker.tell), with its lateness at publish.
 	Observe func(p push.Push, late time.Duration)
-	// Taken, when set, sees every chunk popped from a queue as due (not
-	// the chunks recovered from a flight, which were taken before).
+	// Taken, when set, sees every chunk popped from a queue as due or
+	// begun from its preparation (not the chunks recovered from a flight,
+	// which were taken before); a chunk published from its seal, late, as
+	// Observe.
 	Taken func(ch queue.Chunk)
 	// BeforeAck is a fault-injection point for tests: called after nsqd
 	// accepted a chunk and before the chunk is acked (the window where a

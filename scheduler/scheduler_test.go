@@ -432,3 +432,70 @@ func TestIdleSlotWakesWhenWorkFallsDue(t *testing.T) {
 		return pushtest.Summarise(col.All()).Unique() == 1
 	})
 }
+
+// TestSealedChunksToldOnce: pushes published from their seals reach
+// Observe and Taken (late, once the burst is out, parsed from their
+// stored form) exactly once each, and are marked sent.
+func TestSealedChunksToldOnce(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t)
+	c.ahead = 5 * time.Second
+	col := c.collector(t)
+	now, err := c.idx.Time(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const users = 300
+	for u := int64(1); u <= users; u++ {
+		if err := c.idx.Add(ctx, 1, queue.Entry{UserID: u, TemplateID: 1 + u%3, PushAt: now.Add(2 * time.Second), Version: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		mu       sync.Mutex
+		observed = map[int64]int{}
+		taken    = map[int64]int{}
+		badLate  []time.Duration
+	)
+	s := c.start(t, 1, scheduler.Config{MarkInterval: 50 * time.Millisecond,
+		Observe: func(p push.Push, late time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			observed[p.UserID]++
+			if late < -100*time.Millisecond || late > 10*time.Second {
+				badLate = append(badLate, late)
+			}
+		},
+		Taken: func(ch queue.Chunk) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, p := range ch.Pushes {
+				for _, it := range p.Items {
+					if it.TemplateID == 1+p.UserID%3 {
+						taken[p.UserID]++
+					} else {
+						taken[p.UserID] += 1000 // not an item this user was given
+					}
+				}
+			}
+		}})
+	enginetest.Eventually(t, "every push published, observed and marked", 30*time.Second, func() bool {
+		mu.Lock()
+		n := len(observed)
+		mu.Unlock()
+		return pushtest.Summarise(col.All()).Unique() == users && n == users && c.marks.len() == users
+	})
+	if got := s.Stats().Sealed.Load(); got != users {
+		t.Fatalf("%d pushes sealed, want all %d (published from their seals)", got, users)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for u := int64(1); u <= users; u++ {
+		if observed[u] != 1 || taken[u] != 1 {
+			t.Fatalf("user %d: observed %d times, taken %d; want once each", u, observed[u], taken[u])
+		}
+	}
+	if len(badLate) > 0 {
+		t.Fatalf("lateness shown to Observe %v; want each push's lateness at its publish", badLate)
+	}
+}
