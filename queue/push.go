@@ -86,7 +86,8 @@ func (ch Chunk) Len() int {
 
 // ParseChunk decodes a chunk in its stored form.
 func ParseChunk(s string) (Chunk, error) {
-	c := Chunk{raw: s, Pushes: make([]Push, 0, strings.Count(s, "\n")+1)}
+	c := Chunk{raw: s}
+	c.Pushes = make([]Push, 0, c.Len())
 	for rest := s; rest != ""; {
 		var line string
 		line, rest, _ = strings.Cut(rest, "\n")

@@ -110,6 +110,7 @@ func (m *marker) tell(force bool) {
 	}
 	m.untold = nil
 	m.mu.Unlock()
+	told := untold[:0]
 	for _, u := range untold {
 		ch, err := u.ch.Parse()
 		if err != nil {
@@ -118,15 +119,17 @@ func (m *marker) tell(force bool) {
 			m.s.log.Error("parsing a published chunk", "queue", u.q, "err", err)
 			continue
 		}
-		if m.s.cfg.Taken != nil {
-			m.s.cfg.Taken(ch)
-		}
+		m.s.taken(ch)
 		m.s.observeChunk(ch, u.at)
 		if u.mark {
-			m.mu.Lock()
-			m.addLocked(u.q, ch, nil, u.local)
-			m.mu.Unlock()
+			u.ch = ch
+			told = append(told, u)
 		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, u := range told {
+		m.addLocked(u.q, u.ch, nil, u.local)
 	}
 }
 

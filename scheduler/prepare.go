@@ -88,9 +88,7 @@ func (s *Scheduler) deliverBegun(ctx context.Context, h *balance.Held, begun []q
 	var encoded [][]byte
 	for _, b := range begun {
 		if b.Encoded == nil {
-			if s.cfg.Taken != nil {
-				s.cfg.Taken(b.Chunk)
-			}
+			s.taken(b.Chunk)
 			if err := s.deliver(ctx, h, b.Chunk); err != nil {
 				return err
 			}
@@ -119,9 +117,7 @@ func (s *Scheduler) deliverBegun(ctx context.Context, h *balance.Held, begun []q
 			if err != nil {
 				return fmt.Errorf("prepared chunk of queue %d: %w", l.Queue, err)
 			}
-			if s.cfg.Taken != nil {
-				s.cfg.Taken(ch)
-			}
+			s.taken(ch)
 			if err := s.deliver(ctx, h, ch); err != nil {
 				return err
 			}

@@ -643,9 +643,7 @@ func (s *Scheduler) drain(pickCtx, workCtx context.Context, l *queue.Lease) (nex
 			return nil, s.leaseErr(lost, err)
 		}
 		if len(p.Chunk.Pushes) > 0 {
-			if s.cfg.Taken != nil {
-				s.cfg.Taken(p.Chunk)
-			}
+			s.taken(p.Chunk)
 			if err := s.deliver(ctx, h, p.Chunk); err != nil {
 				return nil, s.leaseErr(lost, err)
 			}
@@ -733,6 +731,13 @@ func (s *Scheduler) deliver(ctx context.Context, h *balance.Held, ch queue.Chunk
 	}
 	s.marker.add(l.Queue, ch, out)
 	return nil
+}
+
+// taken shows a chunk taken from its queue to Taken.
+func (s *Scheduler) taken(ch queue.Chunk) {
+	if s.cfg.Taken != nil {
+		s.cfg.Taken(ch)
+	}
 }
 
 // observe counts pushes nsqd accepted and shows them to Observe.
