@@ -26,10 +26,18 @@ type RawConfig struct {
 	Members  int    // how many members are loaded and popped
 }
 
+// RawResult is what Raw measured.
+type RawResult struct {
+	Took time.Duration // from the first pop to the last publish accepted
+	// What else ran meanwhile: the machine's busy CPU time (all
+	// processes) of its total, and redis-server's CPU time. A floor run
+	// while MariaDB still purges the burst's rows shows here.
+	Busy, Total, Redis time.Duration
+}
+
 // Raw loads cfg.Members members due at one millisecond into one sorted
-// set, then pops them 1,000 at a time and MPUBs each chunk as 2 messages,
-// and returns the time from the first pop to the last publish accepted.
-func Raw(ctx context.Context, rdb redis.UniversalClient, cfg RawConfig) (time.Duration, error) {
+// set, then pops them 1,000 at a time and MPUBs each chunk as 2 messages.
+func Raw(ctx context.Context, rdb *redis.Client, cfg RawConfig) (RawResult, error) {
 	nsqdAddr, topic, prefix, k := cfg.NSQDAddr, cfg.Topic, cfg.Prefix, cfg.Members
 	key := prefix + ":raw:{due}"
 	const due = 1_000_000
@@ -41,21 +49,22 @@ func Raw(ctx context.Context, rdb redis.UniversalClient, cfg RawConfig) (time.Du
 		}
 		pipe.ZAdd(ctx, key, zs...)
 		if _, err := pipe.Exec(ctx); err != nil {
-			return 0, fmt.Errorf("raw load: %w", err)
+			return RawResult{}, fmt.Errorf("raw load: %w", err)
 		}
 	}
 	prod, err := nsq.NewProducer(nsqdAddr, nsq.NewConfig())
 	if err != nil {
-		return 0, err
+		return RawResult{}, err
 	}
 	defer prod.Stop()
 	quiet(prod)
+	mach0, cpu0 := machineCPU(), redisCPU(ctx, rdb)
 	begin := time.Now()
 	moved := 0
 	for {
 		m, err := rawPop.Run(ctx, rdb, []string{key}, due, 1000).StringSlice()
 		if err != nil {
-			return 0, fmt.Errorf("raw pop: %w", err)
+			return RawResult{}, fmt.Errorf("raw pop: %w", err)
 		}
 		if len(m) == 0 {
 			break
@@ -63,14 +72,16 @@ func Raw(ctx context.Context, rdb redis.UniversalClient, cfg RawConfig) (time.Du
 		half := len(m) / 2
 		body := [][]byte{joined(m[:half]), joined(m[half:])}
 		if err := prod.MultiPublish(topic, body); err != nil {
-			return 0, fmt.Errorf("raw mpub: %w", err)
+			return RawResult{}, fmt.Errorf("raw mpub: %w", err)
 		}
 		moved += len(m)
 	}
+	took := time.Since(begin)
 	if moved != k {
-		return 0, fmt.Errorf("raw moved %d of %d", moved, k)
+		return RawResult{}, fmt.Errorf("raw moved %d of %d", moved, k)
 	}
-	return time.Since(begin), nil
+	busy, _, total := machineCPU().since(mach0)
+	return RawResult{Took: took, Busy: busy, Total: total, Redis: redisCPU(ctx, rdb) - cpu0}, nil
 }
 
 func joined(m []string) []byte {
