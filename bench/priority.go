@@ -16,6 +16,7 @@ import (
 // queue holds both. It reports when the last high push and the low ones
 // came out at the consumer, by arrival order and time after due.
 func (s *stack) reportPriority(ctx context.Context, k int, out io.Writer) error {
+	settled := settle(ctx)
 	due := time.Now().Add(5*time.Second + s.ahead + time.Duration(2*k)*time.Second/5000).Truncate(time.Second)
 	high, err := s.templateOf(ctx, due, client.PriorityHigh)
 	if err != nil {
@@ -69,6 +70,7 @@ func (s *stack) reportPriority(ctx context.Context, k int, out io.Writer) error 
 	}
 	median := lows[len(lows)/2]
 	fmt.Fprintf(out, "\npriority: %d high and %d low reminders due at one millisecond, one worker with one slot, %d queues (seeded at %.0f/s)\n", k, k, s.queues, rate)
+	fmt.Fprintf(out, "  seeded once %s\n", settled)
 	fmt.Fprintf(out, "  last high push         arrival %d of %d, %v after due\n", lastHigh+1, len(users), late[lastHigh].Round(time.Millisecond))
 	fmt.Fprintf(out, "  median low push        arrival %d, %v after due\n", median+1, late[median].Round(time.Millisecond))
 	fmt.Fprintf(out, "  last low push          arrival %d, %v after due; all %d low pushes arrived once\n", lows[len(lows)-1]+1, late[lows[len(lows)-1]].Round(time.Millisecond), k)
