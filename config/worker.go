@@ -113,7 +113,10 @@ type Worker struct {
 	// Every worker of one Redis prefix must agree. Default on.
 	WorkAhead string `json:"work_ahead"`
 	// PrepareAhead is how long before due work is prepared when WorkAhead
-	// is on, 1ms-1m. Default 5s.
+	// is on, 1ms-1m. Default 10s: on a slow day two cores prepare about
+	// 100,000 pushes a second, so a drop of a million is ready by due
+	// (docs/bench.md); a queue's prepared work stays bounded by
+	// queue.DefaultMaxReady whatever the horizon.
 	PrepareAhead Duration `json:"prepare_ahead"`
 	// PriorityAgeing is how much longer each priority below high may wait
 	// when more is due than one pop takes: a normal push due this long
@@ -269,7 +272,7 @@ func (w Worker) WithDefaults() Worker {
 	setDefault(&w.DrainTimeout, Duration(15*time.Second))
 	setDefault(&w.PopBatch, 1000)
 	setDefault(&w.WorkAhead, WorkAheadOn)
-	setDefault(&w.PrepareAhead, Duration(5*time.Second))
+	setDefault(&w.PrepareAhead, Duration(10*time.Second))
 	setDefault(&w.PriorityAgeing, Duration(queue.DefaultAgeing))
 	setDefault(&w.Slots, 4)
 	setDefault(&w.MarkBatch, 1000)
