@@ -53,6 +53,9 @@ type Config struct {
 	Slots        int           // queues each worker works at once (0: the worker's default)
 	PopBatch     int           // users per pop (0: the worker's default)
 	SkipRaw      bool          // skip the bare pop+MPUB floor
+	// SeedRate is the seeding rate, reminders a second, that a burst's or
+	// the priority scenario's due time leaves room for (0: 5,000).
+	SeedRate int
 	// Priority is how many high and as many low reminders fall due at one
 	// millisecond on a cluster throttled to one worker with one slot, in
 	// the first mode (0 skips).
@@ -381,17 +384,26 @@ func (s *stack) load(ctx context.Context, from, n int, pick func(u int) queue.En
 	return float64(n) / time.Since(begin).Seconds(), nil
 }
 
+// seedRoom is how long seeding k reminders may take at cfg.SeedRate.
+func (s *stack) seedRoom(k int) time.Duration {
+	rate := s.cfg.SeedRate
+	if rate <= 0 {
+		rate = 5000
+	}
+	return time.Duration(k) * time.Second / time.Duration(rate)
+}
+
 func (s *stack) meter(capacity int) (*meter, error) {
 	return newMeter(s.cfg.NSQDAddr, s.prefix, capacity)
 }
 
 func (s *stack) burst(ctx context.Context, k int) (result, error) {
-	// Seeding runs at tens of thousands per second; leave room for it.
-	// Room for seeding at 5,000/s (a loaded machine), plus the workers'
-	// PrepareAhead, so that nothing is prepared while the seeding runs
-	// (the memory per reminder is read across it).
+	// Room for seeding at -seed-rate (5,000/s: a loaded machine; seeding
+	// ran at 5,000-32,000/s), plus the workers' PrepareAhead, so that
+	// nothing is prepared while the seeding runs (the memory per reminder
+	// is read across it).
 	settled := settle(ctx) // the last phase's writes absorbed, as for the floor
-	due := time.Now().Add(5*time.Second + s.ahead + time.Duration(k)*time.Second/5000).Truncate(time.Second)
+	due := time.Now().Add(5*time.Second + s.ahead + s.seedRoom(k)).Truncate(time.Second)
 	tid, err := s.template(ctx, due)
 	if err != nil {
 		return result{}, err
@@ -399,6 +411,9 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	mem0 := redisInfo(ctx, s.rdb, "memory", "used_memory")
 	s.prepBase, s.sealBase = s.prepared()
 	_, _, _, _, r0 := s.steps()
+	// Counted from before the seeding, so that a push published before
+	// the bench reads the drain's start is still counted.
+	base, markBase := s.published(), s.marked()
 	rate, err := s.load(ctx, 1, k, func(int) queue.Entry { return queue.Entry{TemplateID: tid, PushAt: due} })
 	if err != nil {
 		return result{}, err
@@ -406,7 +421,7 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	mem1 := redisInfo(ctx, s.rdb, "memory", "used_memory")
 	bytesPer := (mem1 - mem0) / float64(k)
 	if time.Now().After(due) {
-		return result{}, fmt.Errorf("loading %d reminders took past their due time; lower -burst", k)
+		return result{}, fmt.Errorf("loading %d reminders took past their due time (seeded at %.0f/s); lower -burst or -seed-rate", k, rate)
 	}
 	col, err := s.meter(k)
 	if err != nil {
@@ -416,6 +431,9 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	// The drain's figures (profile, Redis CPU, slot times) start at due,
 	// not while the workers idle before it.
 	time.Sleep(time.Until(due.Add(-20 * time.Millisecond)))
+	if n := s.published() - base; n > 0 || time.Now().After(due) {
+		return result{}, fmt.Errorf("the bench reached due %v late with %d pushes already published; lower -seed-rate", time.Since(due).Round(time.Millisecond), n)
+	}
 	var preparedBytes float64 // Redis memory per prepared push, over what it took pending
 	if n, _ := s.prepared(); n > s.prepBase {
 		preparedBytes = (redisInfo(ctx, s.rdb, "memory", "used_memory") - mem1) / float64(n-s.prepBase)
@@ -432,7 +450,6 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 		defer pprof.StopCPUProfile() // on an error before the drain ends
 	}
 	prepared, sealed := s.prepared()
-	base, markBase := s.published(), s.marked()
 	cpu0, cmd0, mach0, self0 := redisCPU(ctx, s.rdb), redisCommands(ctx, s.rdb), machineCPU(), selfCPU()
 	p0, b0, u0, a0, r1 := s.steps()
 	for s.published()-base < int64(k) {

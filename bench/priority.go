@@ -17,7 +17,7 @@ import (
 // came out at the consumer, by arrival order and time after due.
 func (s *stack) reportPriority(ctx context.Context, k int, out io.Writer) error {
 	settled := settle(ctx)
-	due := time.Now().Add(5*time.Second + s.ahead + time.Duration(2*k)*time.Second/5000).Truncate(time.Second)
+	due := time.Now().Add(5*time.Second + s.ahead + s.seedRoom(2*k)).Truncate(time.Second)
 	high, err := s.templateOf(ctx, due, client.PriorityHigh)
 	if err != nil {
 		return err
@@ -32,7 +32,7 @@ func (s *stack) reportPriority(ctx context.Context, k int, out io.Writer) error 
 	}
 	defer col.stop()
 	const from = 20_000_001 // odd users high, even low
-	markBase := s.marked()
+	base, markBase := s.published(), s.marked() // before the seeding, as in burst
 	rate, err := s.load(ctx, from, 2*k, func(u int) queue.Entry {
 		if u%2 == 1 {
 			return queue.Entry{TemplateID: high, PushAt: due, Priority: queue.PriorityHigh}
@@ -43,10 +43,9 @@ func (s *stack) reportPriority(ctx context.Context, k int, out io.Writer) error 
 		return err
 	}
 	if time.Now().After(due) {
-		return fmt.Errorf("loading %d reminders took past their due time; lower -priority", 2*k)
+		return fmt.Errorf("loading %d reminders took past their due time (seeded at %.0f/s); lower -priority or -seed-rate", 2*k, rate)
 	}
 	// The consumer decodes once the drain is over, as in burst.
-	base := s.published()
 	for s.published()-base < int64(2*k) {
 		if time.Since(due) > 5*time.Minute {
 			return fmt.Errorf("only %d of %d published after 5 minutes", s.published()-base, 2*k)
