@@ -31,7 +31,7 @@ func (s *stack) reportPriority(ctx context.Context, k int, out io.Writer) error 
 		return err
 	}
 	defer col.stop()
-	const from = 20_000_001 // odd users high, even low
+	const from = 20_000_001                     // odd users high, even low
 	base, markBase := s.published(), s.marked() // before the seeding, as in burst
 	rate, err := s.load(ctx, from, 2*k, func(u int) queue.Entry {
 		if u%2 == 1 {
