@@ -431,8 +431,11 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	// The drain's figures (profile, Redis CPU, slot times) start at due,
 	// not while the workers idle before it.
 	time.Sleep(time.Until(due.Add(-20 * time.Millisecond)))
-	if n := s.published() - base; n > 0 || time.Now().After(due) {
-		return result{}, fmt.Errorf("the bench reached due %v late with %d pushes already published; lower -seed-rate", time.Since(due).Round(time.Millisecond), n)
+	if n := s.published() - base; n > 0 {
+		return result{}, fmt.Errorf("%d pushes published %v before due", n, time.Until(due).Round(time.Millisecond))
+	}
+	if late := time.Since(due); late > 0 {
+		return result{}, fmt.Errorf("the bench reached due %v late; lower -seed-rate", late.Round(time.Millisecond))
 	}
 	var preparedBytes float64 // Redis memory per prepared push, over what it took pending
 	if n, _ := s.prepared(); n > s.prepBase {
