@@ -286,6 +286,40 @@ func (s *stack) published() int64 {
 	return n
 }
 
+// stallAfter is how long a drain may go without a publish before the
+// bench gives up on it: a burst publishes every few milliseconds.
+const stallAfter = time.Minute
+
+// waitPublished waits until the workers have published k pushes since
+// base, and fails with what each worker's scheduler counted when none
+// comes for stallAfter.
+func (s *stack) waitPublished(base int64, k int) error {
+	last, lastAt := s.published(), time.Now()
+	for n := last; n-base < int64(k); n = s.published() {
+		if n != last {
+			last, lastAt = n, time.Now()
+		}
+		if time.Since(lastAt) > stallAfter {
+			return fmt.Errorf("only %d of %d published, none in the last %v; %s", n-base, k, stallAfter, s.schedulerCounts())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+// schedulerCounts says what each worker's scheduler has counted, for a
+// drain that stalled.
+func (s *stack) schedulerCounts() string {
+	var b strings.Builder
+	for i, w := range s.workers {
+		st := w.Stats()
+		fmt.Fprintf(&b, "worker %d: ticks %d, leases taken %d, prepared %d, sealed %d, published %d, publish errors %d, dead-lettered %d, fenced %d, yields %d; ",
+			i+1, st.Ticks.Load(), st.LeasesAcquired.Load(), st.Prepared.Load(), st.Sealed.Load(), st.Published.Load(),
+			st.PublishErrs.Load(), st.DeadLettered.Load(), st.Fenced.Load(), st.Yields.Load())
+	}
+	return strings.TrimSuffix(b.String(), "; ")
+}
+
 // prepared counts pushes the workers prepared ahead of due, and sealed.
 func (s *stack) prepared() (prepared, sealed int64) {
 	for _, w := range s.workers {
@@ -455,11 +489,8 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	prepared, sealed := s.prepared()
 	cpu0, cmd0, mach0, self0 := redisCPU(ctx, s.rdb), redisCommands(ctx, s.rdb), machineCPU(), selfCPU()
 	p0, b0, u0, a0, r1 := s.steps()
-	for s.published()-base < int64(k) {
-		if time.Since(due) > 5*time.Minute {
-			return result{}, fmt.Errorf("only %d of %d published after 5 minutes", s.published()-base, k)
-		}
-		time.Sleep(time.Millisecond)
+	if err := s.waitPublished(base, k); err != nil {
+		return result{}, err
 	}
 	drain := time.Since(due)
 	if s.cfg.CPUProfile != "" {

@@ -46,11 +46,8 @@ func (s *stack) reportPriority(ctx context.Context, k int, out io.Writer) error 
 		return fmt.Errorf("loading %d reminders took past their due time (seeded at %.0f/s); lower -priority or -seed-rate", 2*k, rate)
 	}
 	// The consumer decodes once the drain is over, as in burst.
-	for s.published()-base < int64(2*k) {
-		if time.Since(due) > 5*time.Minute {
-			return fmt.Errorf("only %d of %d published after 5 minutes", s.published()-base, 2*k)
-		}
-		time.Sleep(time.Millisecond)
+	if err := s.waitPublished(base, 2*k); err != nil {
+		return err
 	}
 	if _, err := col.wait(2 * k); err != nil { // every push once, none lost
 		return err

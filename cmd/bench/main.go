@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -33,7 +34,14 @@ func main() {
 	flag.IntVar(&c.Priority, "priority", 0, "high and as many low reminders due at one millisecond on one worker with one slot (0 skips)")
 	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the burst's drain to this file")
 	flag.BoolVar(&c.AuthOff, "auth-off", false, "run the workers with auth off (default: real operator and user tokens)")
+	logLevel := flag.String("log-level", "warn", "the workers' log lines at this level and above go to stderr (debug, info, warn, error)")
 	flag.Parse()
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: -log-level: %v\n", err)
+		os.Exit(2)
+	}
+	c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	for _, b := range strings.Split(*bursts, ",") {
 		if b = strings.TrimSpace(b); b == "" {
 			continue
