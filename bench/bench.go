@@ -291,12 +291,12 @@ func (s *stack) published() int64 {
 const stallAfter = time.Minute
 
 // waitPublished waits until the workers have published k pushes since
-// base, and fails with what each worker's scheduler counted when none
-// comes for stallAfter.
-func (s *stack) waitPublished(base int64, k int) error {
-	last, lastAt := s.published(), time.Now()
+// base, due at due, and fails with what each worker's scheduler counted
+// when none comes for stallAfter from due on.
+func (s *stack) waitPublished(base int64, k int, due time.Time) error {
+	last, lastAt := s.published(), due
 	for n := last; n-base < int64(k); n = s.published() {
-		if n != last {
+		if n != last && time.Now().After(due) {
 			last, lastAt = n, time.Now()
 		}
 		if time.Since(lastAt) > stallAfter {
@@ -489,7 +489,7 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	prepared, sealed := s.prepared()
 	cpu0, cmd0, mach0, self0 := redisCPU(ctx, s.rdb), redisCommands(ctx, s.rdb), machineCPU(), selfCPU()
 	p0, b0, u0, a0, r1 := s.steps()
-	if err := s.waitPublished(base, k); err != nil {
+	if err := s.waitPublished(base, k, due); err != nil {
 		return result{}, err
 	}
 	drain := time.Since(due)

@@ -46,7 +46,7 @@ func (s *stack) reportPriority(ctx context.Context, k int, out io.Writer) error 
 		return fmt.Errorf("loading %d reminders took past their due time (seeded at %.0f/s); lower -priority or -seed-rate", 2*k, rate)
 	}
 	// The consumer decodes once the drain is over, as in burst.
-	if err := s.waitPublished(base, 2*k); err != nil {
+	if err := s.waitPublished(base, 2*k, due); err != nil {
 		return err
 	}
 	if _, err := col.wait(2 * k); err != nil { // every push once, none lost
