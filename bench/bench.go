@@ -54,7 +54,7 @@ type Config struct {
 	PopBatch     int           // users per pop (0: the worker's default)
 	SkipRaw      bool          // skip the bare pop+MPUB floor
 	// SeedRate is the seeding rate, reminders a second, that a burst's or
-	// the priority scenario's due time leaves room for (0: 5,000).
+	// the priority scenario's due time leaves room for (0: DefaultSeedRate).
 	SeedRate int
 	// Priority is how many high and as many low reminders fall due at one
 	// millisecond on a cluster throttled to one worker with one slot, in
@@ -418,11 +418,15 @@ func (s *stack) load(ctx context.Context, from, n int, pick func(u int) queue.En
 	return float64(n) / time.Since(begin).Seconds(), nil
 }
 
+// DefaultSeedRate is Config.SeedRate's default: a loaded machine's rate
+// (seeding has run at 5,000-32,000/s here).
+const DefaultSeedRate = 5000
+
 // seedRoom is how long seeding k reminders may take at cfg.SeedRate.
 func (s *stack) seedRoom(k int) time.Duration {
 	rate := s.cfg.SeedRate
 	if rate <= 0 {
-		rate = 5000
+		rate = DefaultSeedRate
 	}
 	return time.Duration(k) * time.Second / time.Duration(rate)
 }
@@ -432,10 +436,9 @@ func (s *stack) meter(capacity int) (*meter, error) {
 }
 
 func (s *stack) burst(ctx context.Context, k int) (result, error) {
-	// Room for seeding at -seed-rate (5,000/s: a loaded machine; seeding
-	// ran at 5,000-32,000/s), plus the workers' PrepareAhead, so that
-	// nothing is prepared while the seeding runs (the memory per reminder
-	// is read across it).
+	// Room for seeding at -seed-rate (DefaultSeedRate), plus the workers'
+	// PrepareAhead, so that nothing is prepared while the seeding runs
+	// (the memory per reminder is read across it).
 	settled := settle(ctx) // the last phase's writes absorbed, as for the floor
 	due := time.Now().Add(5*time.Second + s.ahead + s.seedRoom(k)).Truncate(time.Second)
 	tid, err := s.template(ctx, due)

@@ -29,7 +29,7 @@ func main() {
 	flag.IntVar(&c.Workers, "workers", 2, "workers run in this process")
 	flag.IntVar(&c.Slots, "slots", 0, "queues each worker works at once (0: the worker's default)")
 	flag.IntVar(&c.PopBatch, "pop-batch", 0, "users per pop (0: the worker's default)")
-	flag.IntVar(&c.SeedRate, "seed-rate", 5000, "reminders seeded per second that a burst's due time leaves room for (lower it on a slow machine)")
+	flag.IntVar(&c.SeedRate, "seed-rate", bench.DefaultSeedRate, "reminders seeded per second that a burst's due time leaves room for (lower it on a slow machine)")
 	flag.BoolVar(&c.SkipRaw, "skip-raw", false, "skip the bare pop+MPUB floor")
 	flag.IntVar(&c.Priority, "priority", 0, "high and as many low reminders due at one millisecond on one worker with one slot (0 skips)")
 	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the burst's drain to this file")
