@@ -20,11 +20,12 @@ import (
 type check struct {
 	action   Action
 	subjects []Subject
+	wants    []int // tokens to ask of subject i's limit (0: none, as it has no limit or was admitted from leased ones)
 }
 
 // checked is a check's replies, in the order of its subjects: exists[i]
-// the block lookup of subject i, limits[i] its limit (nil where its rule
-// has no limit). err is the first error among them.
+// the block lookup of subject i, limits[i] its limit (nil where none was
+// asked of). err is the first error among them.
 type checked struct {
 	exists []*redis.IntCmd
 	limits []*redis.Cmd
@@ -52,8 +53,10 @@ func (g *Guard) flushChecks(ctx context.Context, cs []check, reply func(int, che
 		r := checked{exists: make([]*redis.IntCmd, len(c.subjects)), limits: make([]*redis.Cmd, len(c.subjects))}
 		for j, s := range c.subjects {
 			r.exists[j] = pipe.Exists(ctx, g.keys.block(s))
-			if l, ok := g.cfg.Limits[Rule{c.action, s.Kind}]; ok {
-				r.limits[j] = pipe.Run(ctx, limitScript, []string{g.keys.limit(c.action, s)}, l.Burst, l.Rate)
+			if want := c.wants[j]; want > 0 {
+				rule := Rule{c.action, s.Kind}
+				l := g.cfg.Limits[rule]
+				r.limits[j] = pipe.Run(ctx, limitScript, []string{g.keys.limit(c.action, s)}, l.Burst, l.Rate, want, g.reserve[rule])
 			}
 		}
 		out[i] = r

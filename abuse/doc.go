@@ -27,6 +27,12 @@
 //     limits, also one refused by a block or by the other limit: what a
 //     caller sends counts, whatever is answered. Refusals are reported in
 //     order: a block, then the user's limit, then the IP's.
+//   - A busy subject's limit may be leased (lease.go, Config.Lease): a
+//     Guard takes several tokens in one script call and admits the next
+//     requests from them locally until the lease ends, losing the rest;
+//     such a limit leaves Rate × Lease of its burst unused, so that what
+//     all Guards admit never exceeds the limit. Blocks are still looked up
+//     in Redis on every request.
 //   - Automatic blocks never replace a block in effect (an operator's
 //     longer one stands).
 package abuse

@@ -128,6 +128,11 @@ type Config struct {
 	Limits map[Rule]Limit
 	// AutoBlock blocks subjects that keep tripping limits.
 	AutoBlock AutoBlock
+	// Lease is how long tokens taken ahead for a busy subject may admit
+	// its requests locally (lease.go), for a limit whose Rate × Lease is at
+	// least 2, which then leaves Rate × Lease of its Burst unused. 0: every
+	// request asks Redis. At most MaxLease.
+	Lease time.Duration
 	// OnLimited, if set, is told of every request refused by a limit.
 	OnLimited func(Action, Kind)
 	// OnBlocked, if set, is told of every request refused by a block.
@@ -149,6 +154,15 @@ func (c Config) Validate() error {
 			return fmt.Errorf("abuse: config: limit of %s by %s: rate and burst must be positive, got %+v", r.Action, r.Kind, l)
 		}
 	}
+	if c.Lease < 0 || c.Lease > MaxLease {
+		return fmt.Errorf("abuse: config: lease %v is not between 0 and %v", c.Lease, MaxLease)
+	}
+	for r, l := range c.Limits {
+		if leaseCap(l, c.Lease) > 0 && float64(l.Rate)*c.Lease.Seconds() > float64(l.Burst)/2 {
+			return fmt.Errorf("abuse: config: limit of %s by %s: a lease of %v holds %.0f tokens, over half the burst %d; shorten the lease or raise the burst",
+				r.Action, r.Kind, c.Lease, float64(l.Rate)*c.Lease.Seconds(), l.Burst)
+		}
+	}
 	if a := c.AutoBlock; a.Trips < 0 || a.Trips > 0 && (a.Window <= 0 || a.For <= 0 || a.For > MaxBlock) {
 		return fmt.Errorf("abuse: config: auto block %+v: trips must not be negative; window and block time positive, at most %v", a, MaxBlock)
 	}
@@ -163,6 +177,12 @@ type Guard struct {
 	cfg    Config
 	log    *slog.Logger
 	checks *batch.Batcher[check, checked] // Admit's lookups, pipelined together (check.go)
+	// Leasing (lease.go): the most tokens one ask of a rule's limit takes
+	// (absent: not leased), and the reserve each of its asks leaves, in
+	// seconds of the burst.
+	leaseCaps map[Rule]int
+	reserve   map[Rule]float64
+	leases    *leases
 }
 
 // New returns a Guard on rdb.
@@ -173,7 +193,13 @@ func New(rdb redis.UniversalClient, cfg Config) (*Guard, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	g := &Guard{rdb: rdb, keys: keys{cfg.Prefix}, cfg: cfg, log: cfg.Logger}
+	g := &Guard{rdb: rdb, keys: keys{cfg.Prefix}, cfg: cfg, log: cfg.Logger,
+		leaseCaps: make(map[Rule]int), reserve: make(map[Rule]float64), leases: newLeases(cfg.Lease)}
+	for r, l := range cfg.Limits {
+		if n := leaseCap(l, cfg.Lease); n > 0 {
+			g.leaseCaps[r], g.reserve[r] = n, cfg.Lease.Seconds()
+		}
+	}
 	g.checks = g.newChecks()
 	return g, nil
 }
@@ -193,16 +219,56 @@ func (g *Guard) Admit(ctx context.Context, a Action, user int64, ip netip.Addr) 
 	if len(subjects) == 0 {
 		return nil
 	}
-	res, err := g.checks.Do(ctx, check{action: a, subjects: subjects})
+	// Each limited subject is admitted from leased tokens, or asks its
+	// limit for some.
+	sent := time.Now()
+	wants := make([]int, len(subjects))
+	for i, s := range subjects {
+		r := Rule{a, s.Kind}
+		if _, ok := g.cfg.Limits[r]; !ok {
+			continue
+		}
+		wants[i] = 1
+		if n, ok := g.leaseCaps[r]; ok {
+			// want 0: admitted from a leased token, nothing to ask
+			_, wants[i] = g.leases.take(poolKey{r, s.ID}, n, sent)
+		}
+	}
+	res, err := g.checks.Do(ctx, check{action: a, subjects: subjects, wants: wants})
+	if err == nil {
+		err = res.err
+	}
+	// What each ask got, recorded for the leases whatever is answered:
+	// the tokens are taken in Redis either way.
+	granted := make([]int64, len(subjects))
+	for i, s := range subjects {
+		if wants[i] == 0 {
+			continue
+		}
+		var reply []int64
+		if err == nil {
+			if reply, err = res.limits[i].Int64Slice(); err == nil && len(reply) != 2 {
+				err = fmt.Errorf("limit script answered %v", reply)
+			}
+			if err != nil {
+				err = fmt.Errorf("%s limit of %s: %w", a, s, err)
+			} else {
+				granted[i] = reply[0]
+				if granted[i] == 0 {
+					granted[i] = -reply[1] // refused: minus the retry, µs
+				}
+			}
+		}
+		r := Rule{a, s.Kind}
+		if _, ok := g.leaseCaps[r]; ok {
+			g.leases.grant(poolKey{r, s.ID}, wants[i], int(max(granted[i], 0)), sent, time.Now())
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("abuse: check blocks and limits: %w", err)
 	}
-	if res.err != nil {
-		return fmt.Errorf("abuse: check blocks and limits: %w", res.err)
-	}
-	exists, limits := res.exists, res.limits
 	for i, s := range subjects {
-		if exists[i].Val() > 0 {
+		if res.exists[i].Val() > 0 {
 			if g.cfg.OnBlocked != nil {
 				g.cfg.OnBlocked(a, s.Kind)
 			}
@@ -210,25 +276,14 @@ func (g *Guard) Admit(ctx context.Context, a Action, user int64, ip netip.Addr) 
 		}
 	}
 	for i, s := range subjects {
-		cmd := limits[i]
-		if cmd == nil {
-			continue
-		}
-		res, err := cmd.Int64Slice()
-		if err == nil && len(res) != 2 {
-			err = fmt.Errorf("limit script answered %v", res)
-		}
-		if err != nil {
-			return fmt.Errorf("abuse: check %s limit of %s: %w", a, s, err)
-		}
-		if res[0] == 1 {
+		if wants[i] == 0 || granted[i] > 0 {
 			continue
 		}
 		if g.cfg.OnLimited != nil {
 			g.cfg.OnLimited(a, s.Kind)
 		}
 		g.trip(ctx, s)
-		return &Refusal{Err: ErrLimited, Kind: s.Kind, RetryAfter: time.Duration(res[1]) * time.Microsecond}
+		return &Refusal{Err: ErrLimited, Kind: s.Kind, RetryAfter: time.Duration(-granted[i]) * time.Microsecond}
 	}
 	return nil
 }

@@ -51,23 +51,31 @@ return n`)
 // github.com/go-redis/redis_rate (which the guard used before; workers of
 // both versions share the state in a rolling upgrade): the key holds the
 // theoretical arrival time (TAT) in seconds since 2017-01-01, and expires
-// when the subject is back to a full burst. A request is admitted, and the
-// TAT moved on by one emission interval, unless that would put it more
-// than a burst ahead of now. Unlike redis_rate it can be queued in a
-// pipeline (internal/redisscript), so Admit checks the user's limit in the
-// blocks' round trip.
+// when the subject is back to a full burst. It grants as many of the
+// wanted tokens as fit, moving the TAT on by one emission interval each,
+// without putting it more than a burst, less the reserve, ahead of now;
+// none fit: it refuses, with when one would. Wanting one with no reserve is
+// redis_rate's Allow. A reserve is the lease of leased tokens (lease.go),
+// which keeps them from ever letting more through than the limit. Unlike
+// redis_rate it can be queued in a pipeline (internal/redisscript), so
+// Admit checks the user's limit in the blocks' round trip.
 //
 //	KEYS[1] limit state ("rate:" + keys.rate)
 //	ARGV[1] burst  ARGV[2] rate, requests a second
-//	→ {1, 0} admitted | {0, retry after in µs}
+//	ARGV[3] tokens wanted (≥ 1)  ARGV[4] reserve, seconds of the burst left unused
+//	→ {granted, 0} | {0, retry after in µs}
 var limitScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) - 1483228800) + tonumber(t[2]) / 1000000
 local interval = 1 / tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local new_tat = tat + interval
-local diff = now - (new_tat - interval * tonumber(ARGV[1]))
-if diff < 0 then return {0, math.ceil(-diff * 1000000)} end
+local limit = now + interval * tonumber(ARGV[1]) - tonumber(ARGV[4])
+local n = math.min(want, math.max(0, math.floor((limit - tat) / interval)))
+if n < want and tat + (n + 1) * interval <= limit then n = n + 1 end
+while n > 0 and tat + n * interval > limit do n = n - 1 end
+if n == 0 then return {0, math.ceil((tat + interval - limit) * 1000000)} end
+local new_tat = tat + n * interval
 redis.call('SET', KEYS[1], new_tat, 'EX', math.ceil(new_tat - now))
-return {1, 0}`)
+return {n, 0}`)

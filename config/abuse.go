@@ -28,6 +28,7 @@ func (w Worker) withAbuseDefaults() Worker {
 	setDefault(&w.AutoBlockTrips, 30)
 	setDefault(&w.AutoBlockWindow, Duration(time.Minute))
 	setDefault(&w.AutoBlockFor, Duration(10*time.Minute))
+	setDefault(&w.LimitLease, Duration(20*time.Millisecond))
 	return w
 }
 
@@ -58,6 +59,22 @@ func (w Worker) validateAbuse(bad func(string, string, ...any)) {
 		{"auto_block_trips", w.AutoBlockTrips},
 	} {
 		checkRange(bad, f.name, f.v, 1, MaxLimitRate)
+	}
+	if w.LimitLease < Duration(time.Millisecond) || w.LimitLease > Duration(time.Second) {
+		bad("limit_lease", "must be between 1ms and 1s, got %v", w.LimitLease)
+	} else {
+		for _, l := range []struct {
+			name        string
+			rate, burst int
+		}{
+			{"claim_user", w.LimitClaimUserRate, w.LimitClaimUserBurst}, {"claim_ip", w.LimitClaimIPRate, w.LimitClaimIPBurst},
+			{"subscribe_user", w.LimitSubscribeUserRate, w.LimitSubscribeUserBurst}, {"subscribe_ip", w.LimitSubscribeIPRate, w.LimitSubscribeIPBurst},
+		} {
+			if held := float64(l.rate) * w.LimitLease.Duration().Seconds(); held >= 2 && held > float64(l.burst)/2 {
+				bad("limit_lease", "%v holds %.0f tokens of limit_%s_rate %d, over half its burst %d; shorten it or raise the burst",
+					w.LimitLease, held, l.name, l.rate, l.burst)
+			}
+		}
 	}
 	if w.AutoBlockWindow <= 0 {
 		bad("auto_block_window", "must be positive, got %v", w.AutoBlockWindow)

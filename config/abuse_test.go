@@ -24,6 +24,15 @@ func TestValidateAbuse(t *testing.T) {
 		{"negative window", func(w *Worker) { w.AutoBlockWindow = -1 }, "auto_block_window:"},
 		{"auto block too long", func(w *Worker) { w.AutoBlockFor = Duration(31 * 24 * time.Hour) }, "auto_block_for:"},
 		{"auto block too short", func(w *Worker) { w.AutoBlockFor = Duration(time.Millisecond) }, "auto_block_for:"},
+		{"lease too short", func(w *Worker) { w.LimitLease = Duration(time.Microsecond) }, "limit_lease:"},
+		{"lease too long", func(w *Worker) { w.LimitLease = Duration(2 * time.Second) }, "limit_lease:"},
+		{"lease over half a burst", func(w *Worker) { w.LimitLease = Duration(time.Second); w.LimitClaimIPBurst = 500 },
+			"limit_lease: 1s holds 300 tokens of limit_claim_ip_rate 300"},
+		{"lease of a slow limit ok", func(w *Worker) {
+			w.LimitLease = Duration(time.Second)
+			w.LimitClaimUserRate, w.LimitClaimUserBurst = 1, 1 // under 2 tokens a lease: not leased
+			w.LimitClaimIPBurst, w.LimitSubscribeIPBurst = 600, 600
+		}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,13 +59,14 @@ func TestAbuseByEnvAndFlag(t *testing.T) {
 		"COUPONPUSH_TRUSTED_PROXIES":     "10.1.0.0/16, 192.0.2.7",
 		"COUPONPUSH_AUTO_BLOCK_FOR":      "1h",
 		"COUPONPUSH_LIMIT_CLAIM_IP_RATE": "70",
+		"COUPONPUSH_LIMIT_LEASE":         "50ms",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("192.0.2.7/32")}
 	if w.RateLimits != "off" || w.LimitClaimIPRate != 50 || w.AutoBlockFor != Duration(time.Hour) ||
-		!slices.Equal(w.TrustedProxyPrefixes(), want) || w.LimitClaimUserRate != 3 {
+		!slices.Equal(w.TrustedProxyPrefixes(), want) || w.LimitClaimUserRate != 3 || w.LimitLease != Duration(50*time.Millisecond) {
 		t.Errorf("loaded %+v", w)
 	}
 }

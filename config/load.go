@@ -79,6 +79,7 @@ var fields = []field{
 	{"auto-block-trips", "AUTO_BLOCK_TRIPS", "block a user or IP refused by a limit more than this many times in the window", func(w *Worker) any { return &w.AutoBlockTrips }},
 	{"auto-block-window", "AUTO_BLOCK_WINDOW", "window in which limit trips are counted", func(w *Worker) any { return &w.AutoBlockWindow }},
 	{"auto-block-for", "AUTO_BLOCK_FOR", "how long an automatic block lasts", func(w *Worker) any { return &w.AutoBlockFor }},
+	{"limit-lease", "LIMIT_LEASE", "how long tokens taken ahead for a busy IP may admit its requests locally", func(w *Worker) any { return &w.LimitLease }},
 	{"log-level", "LOG_LEVEL", "debug, info, warn or error", func(w *Worker) any { return &w.LogLevel }},
 	{"log-format", "LOG_FORMAT", "text or json", func(w *Worker) any { return &w.LogFormat }},
 	// Identity (auth.go).

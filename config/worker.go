@@ -187,6 +187,14 @@ type Worker struct {
 	AutoBlockTrips  int      `json:"auto_block_trips"`
 	AutoBlockWindow Duration `json:"auto_block_window"`
 	AutoBlockFor    Duration `json:"auto_block_for"`
+	// LimitLease: a worker takes several tokens of a busy subject's limit
+	// (an IP behind a NAT) in one Redis call and admits its next requests
+	// from them for at most this long; unused ones are lost. It applies to
+	// a limit whose rate gives at least 2 tokens a lease, and leaves that
+	// many of its burst unused, so a limit only gets stricter (package
+	// abuse, lease.go). Default 20ms, 1ms to 1s; 1ms leases nothing for
+	// limits under 2,000 a second.
+	LimitLease Duration `json:"limit_lease"`
 
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `json:"log_level"`

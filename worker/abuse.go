@@ -13,6 +13,7 @@ func (w *Worker) newGuard() (*abuse.Guard, error) {
 	if cfg.RateLimits != config.RateLimitsOff {
 		c.Limits = limits(cfg)
 		c.AutoBlock = abuse.AutoBlock{Trips: cfg.AutoBlockTrips, Window: cfg.AutoBlockWindow.Duration(), For: cfg.AutoBlockFor.Duration()}
+		c.Lease = cfg.LimitLease.Duration()
 	}
 	w.m.abuseHooks(&c)
 	return abuse.New(w.rdb, c)
