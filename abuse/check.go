@@ -55,8 +55,11 @@ func (g *Guard) flushChecks(ctx context.Context, cs []check, reply func(int, che
 			r.exists[j] = pipe.Exists(ctx, g.keys.block(s))
 			if want := c.wants[j]; want > 0 {
 				rule := Rule{c.action, s.Kind}
-				l := g.cfg.Limits[rule]
-				r.limits[j] = pipe.Run(ctx, limitScript, []string{g.keys.limit(c.action, s)}, l.Burst, l.Rate, want, g.reserve[rule])
+				l, reserve := g.cfg.Limits[rule], 0.0
+				if _, leased := g.leaseCaps[rule]; leased {
+					reserve = g.cfg.Lease.Seconds()
+				}
+				r.limits[j] = pipe.Run(ctx, limitScript, []string{g.keys.limit(c.action, s)}, l.Burst, l.Rate, want, reserve)
 			}
 		}
 		out[i] = r

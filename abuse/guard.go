@@ -158,9 +158,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("abuse: config: lease %v is not between 0 and %v", c.Lease, MaxLease)
 	}
 	for r, l := range c.Limits {
-		if leaseCap(l, c.Lease) > 0 && float64(l.Rate)*c.Lease.Seconds() > float64(l.Burst)/2 {
-			return fmt.Errorf("abuse: config: limit of %s by %s: a lease of %v holds %.0f tokens, over half the burst %d; shorten the lease or raise the burst",
-				r.Action, r.Kind, c.Lease, float64(l.Rate)*c.Lease.Seconds(), l.Burst)
+		if err := CheckLease(l, c.Lease); err != nil {
+			return fmt.Errorf("abuse: config: limit of %s by %s: %w", r.Action, r.Kind, err)
 		}
 	}
 	if a := c.AutoBlock; a.Trips < 0 || a.Trips > 0 && (a.Window <= 0 || a.For <= 0 || a.For > MaxBlock) {
@@ -178,10 +177,9 @@ type Guard struct {
 	log    *slog.Logger
 	checks *batch.Batcher[check, checked] // Admit's lookups, pipelined together (check.go)
 	// Leasing (lease.go): the most tokens one ask of a rule's limit takes
-	// (absent: not leased), and the reserve each of its asks leaves, in
-	// seconds of the burst.
+	// (absent: not leased; a leased limit's asks leave Config.Lease of its
+	// burst unused).
 	leaseCaps map[Rule]int
-	reserve   map[Rule]float64
 	leases    *leases
 }
 
@@ -194,10 +192,10 @@ func New(rdb redis.UniversalClient, cfg Config) (*Guard, error) {
 		cfg.Logger = slog.Default()
 	}
 	g := &Guard{rdb: rdb, keys: keys{cfg.Prefix}, cfg: cfg, log: cfg.Logger,
-		leaseCaps: make(map[Rule]int), reserve: make(map[Rule]float64), leases: newLeases(cfg.Lease)}
+		leaseCaps: make(map[Rule]int), leases: newLeases(cfg.Lease)}
 	for r, l := range cfg.Limits {
 		if n := leaseCap(l, cfg.Lease); n > 0 {
-			g.leaseCaps[r], g.reserve[r] = n, cfg.Lease.Seconds()
+			g.leaseCaps[r] = n
 		}
 	}
 	g.checks = g.newChecks()

@@ -1,6 +1,7 @@
 package abuse
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,16 @@ func leaseCap(l Limit, d time.Duration) int {
 		return 0
 	}
 	return min(n, maxLeased)
+}
+
+// CheckLease reports a lease d that would hold over half of limit l's
+// burst (Rate × d tokens), for a limit it leases.
+func CheckLease(l Limit, d time.Duration) error {
+	if held := float64(l.Rate) * d.Seconds(); leaseCap(l, d) > 0 && held > float64(l.Burst)/2 {
+		return fmt.Errorf("a lease of %v holds %.0f tokens of a rate of %d, over half the burst %d; shorten the lease or raise the burst",
+			d, held, l.Rate, l.Burst)
+	}
+	return nil
 }
 
 type poolKey struct {

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"couponpush/abuse"
 )
 
 // Bounds of the abuse limits that Validate enforces.
@@ -60,8 +62,8 @@ func (w Worker) validateAbuse(bad func(string, string, ...any)) {
 	} {
 		checkRange(bad, f.name, f.v, 1, MaxLimitRate)
 	}
-	if w.LimitLease < Duration(time.Millisecond) || w.LimitLease > Duration(time.Second) {
-		bad("limit_lease", "must be between 1ms and 1s, got %v", w.LimitLease)
+	if w.LimitLease < Duration(time.Millisecond) || w.LimitLease > Duration(abuse.MaxLease) {
+		bad("limit_lease", "must be between 1ms and %v, got %v", abuse.MaxLease, w.LimitLease)
 	} else {
 		for _, l := range []struct {
 			name        string
@@ -70,9 +72,8 @@ func (w Worker) validateAbuse(bad func(string, string, ...any)) {
 			{"claim_user", w.LimitClaimUserRate, w.LimitClaimUserBurst}, {"claim_ip", w.LimitClaimIPRate, w.LimitClaimIPBurst},
 			{"subscribe_user", w.LimitSubscribeUserRate, w.LimitSubscribeUserBurst}, {"subscribe_ip", w.LimitSubscribeIPRate, w.LimitSubscribeIPBurst},
 		} {
-			if held := float64(l.rate) * w.LimitLease.Duration().Seconds(); held >= 2 && held > float64(l.burst)/2 {
-				bad("limit_lease", "%v holds %.0f tokens of limit_%s_rate %d, over half its burst %d; shorten it or raise the burst",
-					w.LimitLease, held, l.name, l.rate, l.burst)
+			if err := abuse.CheckLease(abuse.Limit{Rate: l.rate, Burst: l.burst}, w.LimitLease.Duration()); err != nil {
+				bad("limit_lease", "limit_%s: %v", l.name, err)
 			}
 		}
 	}

@@ -27,7 +27,7 @@ func TestValidateAbuse(t *testing.T) {
 		{"lease too short", func(w *Worker) { w.LimitLease = Duration(time.Microsecond) }, "limit_lease:"},
 		{"lease too long", func(w *Worker) { w.LimitLease = Duration(2 * time.Second) }, "limit_lease:"},
 		{"lease over half a burst", func(w *Worker) { w.LimitLease = Duration(time.Second); w.LimitClaimIPBurst = 500 },
-			"limit_lease: 1s holds 300 tokens of limit_claim_ip_rate 300"},
+			"limit_lease: limit_claim_ip: a lease of 1s holds 300 tokens of a rate of 300, over half the burst 500"},
 		{"lease of a slow limit ok", func(w *Worker) {
 			w.LimitLease = Duration(time.Second)
 			w.LimitClaimUserRate, w.LimitClaimUserBurst = 1, 1 // under 2 tokens a lease: not leased
