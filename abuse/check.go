@@ -2,6 +2,7 @@ package abuse
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -20,15 +21,23 @@ import (
 type check struct {
 	action   Action
 	subjects []Subject
-	wants    []int // tokens to ask of subject i's limit (0: none, as it has no limit or was admitted from leased ones)
+	lookup   bool   // look the subjects' blocks up
+	wants    []int  // tokens to ask of subject i's limit script (0: none, as it has no limit, was admitted from leased ones or takes its first)
+	firsts   []bool // take subject i's first token (first.go); nil: none
 }
 
+// first reports whether c takes subject i's first token.
+func (c check) first(i int) bool { return c.firsts != nil && c.firsts[i] }
+
 // checked is a check's replies, in the order of its subjects: exists[i]
-// the block lookup of subject i, limits[i] its limit (nil where none was
-// asked of). err is the first error among them.
+// the block lookup of subject i (nil without lookup), limits[i] its limit
+// script (nil where none was asked of), firsts[i] the write of its first
+// token (nil where none was taken; redis.Nil when the subject had a limit
+// state). err is the first error among them.
 type checked struct {
 	exists []*redis.IntCmd
 	limits []*redis.Cmd
+	firsts []*redis.StatusCmd
 	err    error
 }
 
@@ -50,32 +59,46 @@ func (g *Guard) flushChecks(ctx context.Context, cs []check, reply func(int, che
 	pipe := redisscript.NewPipeline(g.rdb)
 	out := make([]checked, len(cs))
 	for i, c := range cs {
-		r := checked{exists: make([]*redis.IntCmd, len(c.subjects)), limits: make([]*redis.Cmd, len(c.subjects))}
+		n := len(c.subjects)
+		r := checked{exists: make([]*redis.IntCmd, n), limits: make([]*redis.Cmd, n), firsts: make([]*redis.StatusCmd, n)}
 		for j, s := range c.subjects {
-			r.exists[j] = pipe.Exists(ctx, g.keys.block(s))
-			if want := c.wants[j]; want > 0 {
-				rule := Rule{c.action, s.Kind}
+			if c.lookup {
+				r.exists[j] = pipe.Exists(ctx, g.keys.block(s))
+			}
+			rule := Rule{c.action, s.Kind}
+			switch {
+			case c.first(j):
+				r.firsts[j] = firstToken(ctx, pipe, g.keys.limit(c.action, s), g.firstTTLs[rule])
+			case c.wants[j] > 0:
 				l, reserve := g.cfg.Limits[rule], 0.0
 				if _, leased := g.leaseCaps[rule]; leased {
 					reserve = g.cfg.Lease.Seconds()
 				}
-				r.limits[j] = pipe.Run(ctx, limitScript, []string{g.keys.limit(c.action, s)}, l.Burst, l.Rate, want, reserve)
+				r.limits[j] = pipe.Run(ctx, limitScript, []string{g.keys.limit(c.action, s)}, l.Burst, l.Rate, c.wants[j], reserve)
 			}
 		}
 		out[i] = r
 	}
 	_, _ = pipe.Exec(ctx) // each command keeps its own error
 	for i, r := range out {
-		for j := range r.exists {
-			if r.err = r.exists[j].Err(); r.err != nil {
-				break
-			}
-			if l := r.limits[j]; l != nil {
-				if r.err = l.Err(); r.err != nil {
-					break
-				}
-			}
-		}
+		r.err = firstErr(r)
 		reply(i, r)
 	}
+}
+
+// firstErr is the first error among r's replies (a first token's
+// redis.Nil is none).
+func firstErr(r checked) error {
+	for j := range r.exists {
+		if c := r.exists[j]; c != nil && c.Err() != nil {
+			return c.Err()
+		}
+		if c := r.limits[j]; c != nil && c.Err() != nil {
+			return c.Err()
+		}
+		if c := r.firsts[j]; c != nil && c.Err() != nil && !errors.Is(c.Err(), redis.Nil) {
+			return c.Err()
+		}
+	}
+	return nil
 }

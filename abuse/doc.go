@@ -21,7 +21,8 @@
 //     within the longest block time (MaxBlock).
 //   - Rate limits are GCRA (limitScript, in github.com/go-redis/redis_rate's
 //     state format): Rate requests a second sustained, Burst at once. The
-//     blocks and both limits are checked in one pipelined round trip,
+//     blocks and both limits are checked in one pipelined round trip (a
+//     second for a limit whose first token, below, found a state there),
 //     shared with the checks of concurrent requests (check.go), so
 //     every request the API receives takes from its user's and its IP's
 //     limits, also one refused by a block or by the other limit: what a
@@ -31,8 +32,14 @@
 //     Guard takes several tokens in one script call and admits the next
 //     requests from them locally until the lease ends, losing the rest;
 //     such a limit leaves Rate × Lease of its burst unused, so that what
-//     all Guards admit never exceeds the limit. Blocks are still looked up
-//     in Redis on every request.
+//     all Guards admit never exceeds the limit. A Guard's other requests
+//     of the subject wait for its ask on the wire. Blocks are still looked
+//     up in Redis on every request.
+//   - A subject without a limit state (its full burst) takes its first
+//     token of a limit that is not leased, of at most maxFirstRate a
+//     second, by a plain SET NX of a mark in the blocks' round trip
+//     (first.go), not by the script; the script reads the mark as that
+//     token. It too never lets more through than the limit.
 //   - Automatic blocks never replace a block in effect (an operator's
 //     longer one stands).
 package abuse

@@ -181,6 +181,9 @@ type Guard struct {
 	// burst unused).
 	leaseCaps map[Rule]int
 	leases    *leases
+	// firstTTLs are the time to live of firstMark by rule (first.go);
+	// absent: the rule's limit always runs its script.
+	firstTTLs map[Rule]time.Duration
 }
 
 // New returns a Guard on rdb.
@@ -192,10 +195,12 @@ func New(rdb redis.UniversalClient, cfg Config) (*Guard, error) {
 		cfg.Logger = slog.Default()
 	}
 	g := &Guard{rdb: rdb, keys: keys{cfg.Prefix}, cfg: cfg, log: cfg.Logger,
-		leaseCaps: make(map[Rule]int), leases: newLeases(cfg.Lease)}
+		leaseCaps: make(map[Rule]int), leases: newLeases(cfg.Lease), firstTTLs: make(map[Rule]time.Duration)}
 	for r, l := range cfg.Limits {
 		if n := leaseCap(l, cfg.Lease); n > 0 {
 			g.leaseCaps[r] = n
+		} else if d := firstTTL(l); d > 0 {
+			g.firstTTLs[r] = d
 		}
 	}
 	g.checks = g.newChecks()
@@ -218,55 +223,56 @@ func (g *Guard) Admit(ctx context.Context, a Action, user int64, ip netip.Addr) 
 		return nil
 	}
 	// Each limited subject is admitted from leased tokens, or asks its
-	// limit for some.
-	sent := time.Now()
-	wants := make([]int, len(subjects))
+	// limit for some, or takes its first token (first.go).
+	n := len(subjects)
+	c := check{action: a, subjects: subjects, lookup: true, wants: make([]int, n), firsts: make([]bool, n)}
 	for i, s := range subjects {
 		r := Rule{a, s.Kind}
 		if _, ok := g.cfg.Limits[r]; !ok {
 			continue
 		}
-		wants[i] = 1
-		if n, ok := g.leaseCaps[r]; ok {
+		switch capped, leased := g.leaseCaps[r]; {
+		case leased:
 			// want 0: admitted from a leased token, nothing to ask
-			_, wants[i] = g.leases.take(poolKey{r, s.ID}, n, sent)
-		}
-	}
-	res, err := g.checks.Do(ctx, check{action: a, subjects: subjects, wants: wants})
-	if err == nil {
-		err = res.err
-	}
-	// What each ask got, recorded for the leases whatever is answered:
-	// the tokens are taken in Redis either way.
-	granted := make([]int64, len(subjects))
-	for i, s := range subjects {
-		if wants[i] == 0 {
-			continue
-		}
-		var reply []int64
-		if err == nil {
-			if reply, err = res.limits[i].Int64Slice(); err == nil && len(reply) != 2 {
-				err = fmt.Errorf("limit script answered %v", reply)
-			}
+			want, err := g.leases.admit(ctx, poolKey{r, s.ID}, capped)
 			if err != nil {
-				err = fmt.Errorf("%s limit of %s: %w", a, s, err)
-			} else {
-				granted[i] = reply[0]
-				if granted[i] == 0 {
-					granted[i] = -reply[1] // refused: minus the retry, µs
-				}
+				g.unask(a, subjects[:i], c.wants)
+				return fmt.Errorf("abuse: wait for the leased tokens of %s: %w", s, err)
 			}
-		}
-		r := Rule{a, s.Kind}
-		if _, ok := g.leaseCaps[r]; ok {
-			g.leases.grant(poolKey{r, s.ID}, wants[i], int(max(granted[i], 0)), sent, time.Now())
+			c.wants[i] = want
+		case g.firstTTLs[r] > 0:
+			c.firsts[i] = true
+		default:
+			c.wants[i] = 1
 		}
 	}
+	granted, err := g.send(ctx, c)
 	if err != nil {
 		return fmt.Errorf("abuse: check blocks and limits: %w", err)
 	}
+	// A first token not taken: the subject has a limit state, which only
+	// the script reads, in a round trip of its own (also for a blocked
+	// subject: every request counts).
+	again := check{action: a, subjects: subjects, wants: make([]int, n)}
+	retry := false
+	for i := range subjects {
+		if c.first(i) && granted.tokens[i] == 0 {
+			again.wants[i], retry = 1, true
+		}
+	}
+	if retry {
+		more, err := g.send(ctx, again)
+		if err != nil {
+			return fmt.Errorf("abuse: check limits: %w", err)
+		}
+		for i := range subjects {
+			if again.wants[i] > 0 {
+				granted.tokens[i] = more.tokens[i]
+			}
+		}
+	}
 	for i, s := range subjects {
-		if res.exists[i].Val() > 0 {
+		if granted.blocked[i] {
 			if g.cfg.OnBlocked != nil {
 				g.cfg.OnBlocked(a, s.Kind)
 			}
@@ -274,16 +280,83 @@ func (g *Guard) Admit(ctx context.Context, a Action, user int64, ip netip.Addr) 
 		}
 	}
 	for i, s := range subjects {
-		if wants[i] == 0 || granted[i] > 0 {
+		if c.wants[i] == 0 && !c.first(i) || granted.tokens[i] > 0 {
 			continue
 		}
 		if g.cfg.OnLimited != nil {
 			g.cfg.OnLimited(a, s.Kind)
 		}
 		g.trip(ctx, s)
-		return &Refusal{Err: ErrLimited, Kind: s.Kind, RetryAfter: time.Duration(-granted[i]) * time.Microsecond}
+		return &Refusal{Err: ErrLimited, Kind: s.Kind, RetryAfter: time.Duration(-granted.tokens[i]) * time.Microsecond}
 	}
 	return nil
+}
+
+// answer is what a check got, by subject: blocked, and the tokens its
+// limit granted (> 0), or minus the retry in µs when it refused (≤ 0). A
+// first token (check.firsts) is 1 when taken, 0 when the subject already
+// had a limit state.
+type answer struct {
+	blocked []bool
+	tokens  []int64
+}
+
+// send sends c through the shared pipelines and reads its replies,
+// recording for the leases what each of their asks got, whatever the
+// answer (the tokens are taken in Redis either way).
+func (g *Guard) send(ctx context.Context, c check) (answer, error) {
+	sent := time.Now() // no later than Redis grants what is asked
+	res, err := g.checks.Do(ctx, c)
+	if err == nil {
+		err = res.err
+	}
+	out := answer{blocked: make([]bool, len(c.subjects)), tokens: make([]int64, len(c.subjects))}
+	for i, s := range c.subjects {
+		if err == nil && c.lookup {
+			out.blocked[i] = res.exists[i].Val() > 0
+		}
+		if err == nil && c.first(i) {
+			out.tokens[i] = 1
+			if errors.Is(res.firsts[i].Err(), redis.Nil) {
+				out.tokens[i] = 0
+			}
+		}
+		if c.wants[i] == 0 {
+			continue
+		}
+		if err == nil {
+			var reply []int64
+			if reply, err = res.limits[i].Int64Slice(); err == nil && len(reply) != 2 {
+				err = fmt.Errorf("limit script answered %v", reply)
+			}
+			if err != nil {
+				err = fmt.Errorf("%s limit of %s: %w", c.action, s, err)
+			} else {
+				out.tokens[i] = reply[0]
+				if reply[0] == 0 {
+					out.tokens[i] = -reply[1] // refused: minus the retry, µs
+				}
+			}
+		}
+		r := Rule{c.action, s.Kind}
+		if _, ok := g.leaseCaps[r]; ok {
+			g.leases.grant(poolKey{r, s.ID}, c.wants[i], int(max(out.tokens[i], 0)), sent, time.Now())
+		}
+	}
+	return out, err
+}
+
+// unask answers the asks of leased tokens that Admit will not send (the
+// first subjects' wants) with nothing, so that other requests stop waiting
+// for them.
+func (g *Guard) unask(a Action, subjects []Subject, wants []int) {
+	now := time.Now()
+	for i, s := range subjects {
+		r := Rule{a, s.Kind}
+		if _, ok := g.leaseCaps[r]; ok && wants[i] > 0 {
+			g.leases.grant(poolKey{r, s.ID}, wants[i], 0, now, now)
+		}
+	}
 }
 
 // trip counts a tripped limit and blocks s once it has tripped more than

@@ -9,7 +9,8 @@ import "strings"
 //	rate:<p>:{<p>:rl:<ACTION>:<K>:<S>}  string: GCRA state of ACTION's limit
 //	                                   for subject S of kind K (u or ip),
 //	                                   limitScript's ("rate:" in front, as
-//	                                   redis_rate, used before, wrote it)
+//	                                   redis_rate, used before, wrote it),
+//	                                   or firstMark (first.go)
 //	<p>:{<p>:rl:trips:<K>:<S>}         string: limits S tripped in the
 //	                                   current auto-block window (expires
 //	                                   with it)

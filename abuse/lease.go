@@ -1,6 +1,7 @@
 package abuse
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -28,9 +29,10 @@ import (
 // How many tokens a Guard asks for follows the subject's demand: one at
 // first; twice as many as the last grant when that ran out before its
 // lease ended; what was used when it ended with tokens left. At most one
-// ask of more than one token per subject is on the wire at a time (others
-// meanwhile ask for one), so a flood of concurrent requests does not take a
-// lease each.
+// ask of more than one token per subject is on the wire at a time, and
+// the subject's other requests meanwhile wait for its answer (as long as
+// their contexts let them) and are admitted from what it got: a flood of
+// concurrent requests takes one lease, not one script call each.
 
 // Bounds of the leased tokens.
 const (
@@ -77,7 +79,9 @@ type pool struct {
 	until  time.Time // when they are lost (this process's clock)
 	used   int       // admitted since the last grant, the grant's own included
 	want   int       // tokens the next ask takes
-	asking bool      // an ask of more than one token is on the wire
+	// asked is closed when the ask of more than one token on the wire is
+	// answered (nil: none is).
+	asked chan struct{}
 }
 
 // leases are a Guard's leased tokens. It is safe for concurrent use.
@@ -94,23 +98,25 @@ func newLeases(d time.Duration) *leases {
 }
 
 // take admits one request of k from a leased token (local true), or says
-// how many tokens to ask Redis for (want; cap bounds it). An ask of more
-// than one must be answered with grant.
-func (ls *leases) take(k poolKey, cap int, now time.Time) (local bool, want int) {
+// how many tokens to ask Redis for (want; cap bounds it), or, while
+// another request's ask for several is on the wire, returns a channel
+// closed when it is answered, to take again then. An ask of more than one
+// must be answered with grant.
+func (ls *leases) take(k poolKey, cap int, now time.Time) (local bool, want int, wait <-chan struct{}) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	p := ls.pools[k]
 	if p == nil {
-		return false, 1
+		return false, 1, nil
 	}
 	if p.tokens > 0 && now.Before(p.until) {
 		p.tokens--
 		p.used++
 		ls.served.Add(1)
-		return true, 0
+		return true, 0, nil
 	}
-	if p.asking {
-		return false, 1
+	if p.asked != nil {
+		return false, 0, p.asked
 	}
 	if now.Before(p.until) { // ran out before the lease ended: more
 		p.want = max(2, 2*p.used)
@@ -119,9 +125,28 @@ func (ls *leases) take(k poolKey, cap int, now time.Time) (local bool, want int)
 	}
 	p.want = min(p.want, cap)
 	if p.want > 1 {
-		p.asking = true
+		p.asked = make(chan struct{})
 	}
-	return false, p.want
+	return false, p.want, nil
+}
+
+// admit takes a leased token of k (want 0) or says how many to ask for,
+// waiting out another request's ask on the wire as long as ctx lets it.
+func (ls *leases) admit(ctx context.Context, k poolKey, cap int) (want int, err error) {
+	for {
+		local, want, wait := ls.take(k, cap, time.Now())
+		switch {
+		case local:
+			return 0, nil
+		case wait == nil:
+			return want, nil
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return 0, context.Cause(ctx)
+		}
+	}
 }
 
 // grant records that an ask of want tokens for k, sent at sent, got got of
@@ -131,8 +156,11 @@ func (ls *leases) grant(k poolKey, want, got int, sent, now time.Time) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	p := ls.pools[k]
-	if p != nil && want > 1 {
-		p.asking = false
+	if p != nil && want > 1 && p.asked != nil {
+		// Wakes the requests waiting on this ask once the lock is let go:
+		// they take from what it got, or one of them asks again.
+		close(p.asked)
+		p.asked = nil
 	}
 	if got <= 0 {
 		if p != nil && want > 1 {
@@ -170,7 +198,7 @@ func (ls *leases) newPool(k poolKey, now time.Time) *pool {
 	if len(ls.pools) >= maxPools && now.Sub(ls.swept) >= ls.d {
 		ls.swept = now
 		for key, p := range ls.pools {
-			if !p.asking && now.Sub(p.until) > poolMemory {
+			if p.asked == nil && now.Sub(p.until) > poolMemory {
 				delete(ls.pools, key)
 			}
 		}

@@ -21,42 +21,46 @@ func TestLeaseAsksFollowDemand(t *testing.T) {
 
 	// A new subject asks for one; once it asks again within the lease it
 	// wants twice what it used, and is served locally from what it got.
-	if local, want := ls.take(k, 8, at(0)); local || want != 1 {
+	if local, want, _ := ls.take(k, 8, at(0)); local || want != 1 {
 		t.Fatalf("first take: local %v want %d, want an ask of 1", local, want)
 	}
 	ls.grant(k, 1, 1, at(0), at(1))
-	local, want := ls.take(k, 8, at(2))
+	local, want, _ := ls.take(k, 8, at(2))
 	if local || want != 2 {
 		t.Fatalf("take within the lease, none left: local %v want %d, want an ask of 2", local, want)
 	}
-	// Meanwhile another request asks for one only: one big ask at a time.
-	if local, want := ls.take(k, 8, at(2)); local || want != 1 {
-		t.Fatalf("take while an ask is on the wire: local %v want %d, want an ask of 1", local, want)
+	// Meanwhile another request waits for that ask: one big ask at a time.
+	_, _, wait := ls.take(k, 8, at(2))
+	if wait == nil {
+		t.Fatal("take while an ask is on the wire did not wait for it")
 	}
-	ls.grant(k, 1, 1, at(2), at(3))
 	ls.grant(k, 2, 2, at(2), at(3)) // one for the asker, one leased
-	if local, _ := ls.take(k, 8, at(4)); !local {
+	select {
+	case <-wait:
+	default:
+		t.Fatal("the answer to the ask did not end the wait")
+	}
+	if local, _, _ := ls.take(k, 8, at(4)); !local {
 		t.Fatal("a leased token was not used")
 	}
-	// Used since the last grant: the asker's own token and the leased one
-	// (the one-token grant meanwhile started that count afresh).
-	if local, want := ls.take(k, 8, at(5)); local || want != 4 {
+	// Used since the last grant: the asker's own token and the leased one.
+	if local, want, _ := ls.take(k, 8, at(5)); local || want != 4 {
 		t.Fatalf("take after the lease ran out: local %v want %d, want twice the 2 used", local, want)
 	}
 	ls.grant(k, 4, 4, at(5), at(6))
 
 	// Leased tokens are lost when the lease ends, counted from the ask.
 	for i := range 2 {
-		if local, _ := ls.take(k, 8, at(10+i)); !local {
+		if local, _, _ := ls.take(k, 8, at(10+i)); !local {
 			t.Fatalf("leased token %d of 3 was not used", i+1)
 		}
 	}
-	if local, want := ls.take(k, 8, at(5+20)); local || want != 3 {
+	if local, want, _ := ls.take(k, 8, at(5+20)); local || want != 3 {
 		t.Fatalf("take when the lease had ended: local %v want %d, want an ask of the 3 it used", local, want)
 	}
 	// That ask was answered with a refusal: back to one.
 	ls.grant(k, 3, 0, at(25), at(26))
-	if local, want := ls.take(k, 8, at(27)); local || want != 1 {
+	if local, want, _ := ls.take(k, 8, at(27)); local || want != 1 {
 		t.Fatalf("take after a refusal: local %v want %d, want an ask of 1", local, want)
 	}
 	if got := ls.served.Load(); got != 3 {
@@ -73,15 +77,15 @@ func TestLeaseLeftoversNeverOutliveTheirGrant(t *testing.T) {
 	ls.grant(k, 1, 4, t0, t0)                          // 3 leased until t0+20ms
 	ls.grant(k, 1, 4, t0.Add(15*time.Millisecond), t0) // 3 more, still lost at t0+20ms
 	for i := range 6 {
-		if local, _ := ls.take(k, 8, t0.Add(19*time.Millisecond)); !local {
+		if local, _, _ := ls.take(k, 8, t0.Add(19*time.Millisecond)); !local {
 			t.Fatalf("token %d of 6 not served", i+1)
 		}
 	}
 	ls.grant(k, 1, 4, t0.Add(19*time.Millisecond), t0.Add(19*time.Millisecond))
-	if local, _ := ls.take(k, 8, t0.Add(21*time.Millisecond)); !local {
+	if local, _, _ := ls.take(k, 8, t0.Add(21*time.Millisecond)); !local {
 		t.Fatal("a token of the newest grant, within its lease, was not served")
 	}
-	if local, _ := ls.take(k, 8, t0.Add(40*time.Millisecond)); local {
+	if local, _, _ := ls.take(k, 8, t0.Add(40*time.Millisecond)); local {
 		t.Fatal("a token was served after its lease")
 	}
 }
@@ -205,21 +209,62 @@ func TestLeasedLimitIsNeverLooser(t *testing.T) {
 // lease asks Redis every time, with its whole burst.
 func TestSlowLimitIsNotLeased(t *testing.T) {
 	t.Parallel()
-	onEngines(t, func(t *testing.T, _ redis.UniversalClient, guard func(func(*Config)) *Guard) {
+	onEngines(t, func(t *testing.T, rdb redis.UniversalClient, guard func(func(*Config)) *Guard) {
 		g := guard(func(c *Config) {
 			c.Limits = map[Rule]Limit{{Claim, User}: {Rate: 1, Burst: 5}}
 			c.Lease = time.Second
 		})
 		admitted := 0
-		for range 12 {
+		for i := range 12 {
 			if err := g.Admit(context.Background(), Claim, 7, ip1); err == nil {
 				admitted++
 			} else {
 				refusal(t, err, ErrLimited)
+			}
+			if i == 0 {
+				settle(t, rdb, g, Claim, UserSubject(7))
 			}
 		}
 		if admitted != 5 || g.leases.served.Load() != 0 {
 			t.Errorf("admitted %d of 12 (%d from leased tokens), want the burst 5, none leased", admitted, g.leases.served.Load())
 		}
 	})
+}
+
+func TestLeaseWaitersTakeFromTheAsk(t *testing.T) {
+	t.Parallel()
+	ls := newLeases(time.Hour) // nothing expires during the test
+	k := poolKey{Rule{Claim, IP}, "192.0.2.1"}
+	now := time.Now()
+	ls.grant(k, 1, 1, now, now)
+	if _, want, _ := ls.take(k, 8, now); want != 2 {
+		t.Fatalf("want %d, want an ask of 2", want)
+	}
+	// Two requests wait for that ask; it gets 3 tokens: one for the asker,
+	// one for each waiter.
+	got := make(chan int, 2)
+	for range 2 {
+		go func() {
+			want, err := ls.admit(t.Context(), k, 8)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- want
+		}()
+	}
+	// A waiter whose context ends stops waiting.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := ls.admit(ctx, k, 8); !errors.Is(err, context.Canceled) {
+		t.Fatalf("admit with an ended context: %v, want context.Canceled", err)
+	}
+	ls.grant(k, 2, 3, now, time.Now())
+	for range 2 {
+		if want := <-got; want != 0 {
+			t.Errorf("a waiter was told to ask for %d, want 0 (admitted from the ask's tokens)", want)
+		}
+	}
+	if n := ls.served.Load(); n != 2 {
+		t.Errorf("served %d locally, want 2", n)
+	}
 }

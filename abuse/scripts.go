@@ -60,6 +60,12 @@ return n`)
 // redis_rate it can be queued in a pipeline (internal/redisscript), so
 // Admit checks the user's limit in the blocks' round trip.
 //
+// The state may also be firstMark, written by Admit's first-token path
+// (firstToken) for a subject that had none: one token taken, TAT as far
+// ahead of now as the key's time to live. (redis_rate reads firstMark as
+// a TAT long past, a full burst: a worker of the old version may let one
+// more request through in the fraction of a second such a key lives.)
+//
 //	KEYS[1] limit state ("rate:" + keys.rate)
 //	ARGV[1] burst  ARGV[2] rate, requests a second
 //	ARGV[3] tokens wanted (≥ 1)  ARGV[4] reserve, seconds of the burst left unused
@@ -69,7 +75,13 @@ local t = redis.call('TIME')
 local now = (tonumber(t[1]) - 1483228800) + tonumber(t[2]) / 1000000
 local interval = 1 / tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+local state = redis.call('GET', KEYS[1])
+local tat = now
+if state == '` + firstMark + `' then
+  tat = now + math.max(0, redis.call('PTTL', KEYS[1])) / 1000
+elseif state then
+  tat = tonumber(state)
+end
 if tat < now then tat = now end
 local limit = now + interval * tonumber(ARGV[1]) - tonumber(ARGV[4])
 local n = math.min(want, math.max(0, math.floor((limit - tat) / interval)))

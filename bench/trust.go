@@ -31,9 +31,11 @@ type TrustConfig struct {
 	Clients int           // concurrent HTTP clients
 	For     time.Duration // how long each round runs
 	Rounds  int           // rounds of each mode, per load
-	// CPUProfile, if set, is where a CPU profile of both loads goes
-	// (warm-ups, token signing and rounds of both modes): the checks
-	// show as their own functions (package auth, abuse.Guard.Admit).
+	// CPUProfile, if set, starts the names of CPU profiles of the timed
+	// rounds, one file a round: CPUProfile.<mode>.<unit>.<round> (mode
+	// checked or unchecked, unit claim or PUT). `go tool pprof` merges the
+	// files it is given, so one mode's can be compared with the other's
+	// (-diff_base); see docs/bench.md.
 	CPUProfile string
 	Logger     *slog.Logger
 }
@@ -42,7 +44,8 @@ type TrustConfig struct {
 // (one hot template) and durable PUTs/s over HTTP, each against two
 // workers on the same engines, prefix and templates, one with auth and
 // rate limits on ("checked") and one with both off ("unchecked"), in
-// alternating rounds so the machine's other load hits both alike. It
+// alternating rounds (in turn checked first and unchecked first) so the
+// machine's other load hits both alike. It
 // prints every round, the median ratio, and fails if a limit refused any
 // request.
 func RunTrust(ctx context.Context, cfg TrustConfig, out io.Writer) error {
@@ -105,7 +108,7 @@ func RunTrust(ctx context.Context, cfg TrustConfig, out io.Writer) error {
 		cfg.Clients, version, prefix)
 	fmt.Fprintf(out, "  checked:   auth on (HS256 user tokens, verified per request) + rate limits on (per-user limits at their defaults, each request a new user; per-IP at %d/s)\n", config.MaxLimitRate)
 	fmt.Fprintf(out, "  unchecked: auth off + rate limits off (blocks are still looked up, as they always are)\n")
-	fmt.Fprintf(out, "  %d rounds of %v per mode and load, alternating checked, unchecked; user tokens are signed before each round, outside the timing\n", cfg.Rounds, cfg.For)
+	fmt.Fprintf(out, "  %d rounds of %v per mode and load, alternating (checked first, then unchecked first, ...); user tokens are signed before each round, outside the timing\n", cfg.Rounds, cfg.For)
 
 	now := time.Now().UTC()
 	hot, err := checked.api.CreateTemplate(ctx, client.TemplateDraft{
@@ -140,17 +143,6 @@ func RunTrust(ctx context.Context, cfg TrustConfig, out io.Writer) error {
 			_, created, err := c.Subscribe(ctx, u, later.ID, client.SubscribeRequest{}, client.WithToken(token), client.Discard())
 			return created, err
 		},
-	}
-	if cfg.CPUProfile != "" {
-		f, err := os.Create(cfg.CPUProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
 	}
 	refused := 0
 	for _, l := range []trustLoad{claims, puts} {
@@ -204,7 +196,7 @@ func (l trustLoad) run(ctx context.Context, cfg TrustConfig, rdb *redis.Client, 
 	// of pre-signed tokens.
 	peak := 0.0
 	for _, m := range []*trustMode{a, b} {
-		r, err := l.round(ctx, cfg.Clients, time.Second, 20_000, m, rdb)
+		r, err := l.round(ctx, cfg.Clients, time.Second, 20_000, m, rdb, "")
 		if err != nil {
 			return 0, fmt.Errorf("warm-up of %s: %w", m.name, err)
 		}
@@ -215,13 +207,22 @@ func (l trustLoad) run(ctx context.Context, cfg TrustConfig, rdb *redis.Client, 
 	var ras, rbs []round
 	var ratios []float64
 	for i := range cfg.Rounds {
-		ra, err := l.round(ctx, cfg.Clients, cfg.For, pool, a, rdb)
-		if err != nil {
-			return 0, fmt.Errorf("round %d, %s: %w", i+1, a.name, err)
-		}
-		rb, err := l.round(ctx, cfg.Clients, cfg.For, pool, b, rdb)
-		if err != nil {
-			return 0, fmt.Errorf("round %d, %s: %w", i+1, b.name, err)
+		// Every other round runs b first (a b, b a, a b, ...), so a drift
+		// in the machine's load falls on both modes alike.
+		var ra, rb round
+		for j, m := range []*trustMode{a, b} {
+			if i%2 == 1 {
+				m = []*trustMode{b, a}[j]
+			}
+			r, err := l.round(ctx, cfg.Clients, cfg.For, pool, m, rdb, profileName(cfg.CPUProfile, m, l, i))
+			if err != nil {
+				return 0, fmt.Errorf("round %d, %s: %w", i+1, m.name, err)
+			}
+			if m == a {
+				ra = r
+			} else {
+				rb = r
+			}
 		}
 		ras, rbs, ratios = append(ras, ra), append(rbs, rb), append(ratios, ra.rate()/rb.rate())
 		fmt.Fprintf(out, "  round %d  checked %6.0f/s (%d refused)  unchecked %6.0f/s  checked/unchecked %.3f\n",
@@ -252,8 +253,9 @@ func (l trustLoad) run(ctx context.Context, cfg TrustConfig, rdb *redis.Client, 
 // round sends requests of l to m from clients goroutines for d, each a new
 // user whose token (if m checks them) is signed before the clock starts,
 // at most pool users. 201s count; 429s are counted as refused; any other
-// answer is an error. The 201s are checked against the rows in MySQL.
-func (l trustLoad) round(ctx context.Context, clients int, d time.Duration, pool int, m *trustMode, rdb *redis.Client) (round, error) {
+// answer is an error. The 201s are checked against the rows in MySQL. With
+// a profile name, the timed part is CPU-profiled into that file.
+func (l trustLoad) round(ctx context.Context, clients int, d time.Duration, pool int, m *trustMode, rdb *redis.Client, profile string) (round, error) {
 	first := trustUsers.Add(int64(pool)) - int64(pool) + 1
 	tokens := make([]string, pool)
 	if m.tokens.Secret != nil {
@@ -283,6 +285,10 @@ func (l trustLoad) round(ctx context.Context, clients int, d time.Duration, pool
 			failed = err
 		}
 		mu.Unlock()
+	}
+	stopProfile, err := startProfile(profile)
+	if err != nil {
+		return round{}, err
 	}
 	cpu0, redis0, cmd0 := selfCPU(), redisCPU(ctx, rdb), redisInfo(ctx, rdb, "stats", "total_commands_processed")
 	begin := time.Now()
@@ -321,6 +327,9 @@ func (l trustLoad) round(ctx context.Context, clients int, d time.Duration, pool
 	}
 	wg.Wait()
 	r := round{ok: ok.Load(), refused: refused.Load(), elapsed: time.Since(begin)}
+	if err := stopProfile(); err != nil {
+		return round{}, err
+	}
 	r.cpu, r.redis = selfCPU()-cpu0, redisCPU(ctx, rdb)-redis0
 	r.commands = redisInfo(ctx, rdb, "stats", "total_commands_processed") - cmd0
 	if failed != nil {
@@ -336,6 +345,35 @@ func (l trustLoad) round(ctx context.Context, clients int, d time.Duration, pool
 		return round{}, fmt.Errorf("%d %ss answered 201 but MySQL gained %d rows", r.ok, l.unit, after-before)
 	}
 	return r, nil
+}
+
+// profileName is the CPU profile file of round i (from 0) of mode m and
+// load l under prefix; "" without a prefix.
+func profileName(prefix string, m *trustMode, l trustLoad, i int) string {
+	if prefix == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s.%s.%s.%d", prefix, m.name, l.unit, i+1)
+}
+
+// startProfile starts a CPU profile into file (none for ""); the function
+// it returns stops it and closes the file.
+func startProfile(file string) (func() error, error) {
+	if file == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 func sumRounds(rs []round) round {

@@ -20,7 +20,7 @@ func main() {
 	flag.IntVar(&c.Clients, "clients", 64, "concurrent HTTP clients")
 	flag.DurationVar(&c.For, "for", 5*time.Second, "how long each round runs")
 	flag.IntVar(&c.Rounds, "rounds", 3, "rounds of each mode (checked, unchecked), alternating, per load")
-	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of both loads (both modes) to this file")
+	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "CPU-profile each timed round into PREFIX.<mode>.<unit>.<round> (compare modes with go tool pprof -diff_base)")
 	flag.Parse()
 	c.RedisAddr, c.MySQLDSN, c.ConsulAddr = os.Getenv("COUPONPUSH_REDIS_ADDR"), os.Getenv("COUPONPUSH_MYSQL_DSN"), os.Getenv("COUPONPUSH_CONSUL_ADDR")
 	if c.RedisAddr == "" || c.MySQLDSN == "" || c.ConsulAddr == "" || c.Rounds < 1 || c.Clients < 1 || c.For <= 0 {
