@@ -137,6 +137,9 @@ type Config struct {
 	OnLimited func(Action, Kind)
 	// OnBlocked, if set, is told of every request refused by a block.
 	OnBlocked func(Action, Kind)
+	// OnLeased, if set, is told of every request a limit admitted from
+	// leased tokens, without asking Redis (lease.go).
+	OnLeased func(Action, Kind)
 	// OnPlaced, if set, is told of every block placed.
 	OnPlaced func(Who)
 	// Logger receives automatic blocks and failures to count trips;
@@ -240,6 +243,9 @@ func (g *Guard) Admit(ctx context.Context, a Action, user int64, ip netip.Addr) 
 				return fmt.Errorf("abuse: wait for the leased tokens of %s: %w", s, err)
 			}
 			c.wants[i] = want
+			if want == 0 && g.cfg.OnLeased != nil {
+				g.cfg.OnLeased(a, s.Kind)
+			}
 		case g.firstTTLs[r] > 0:
 			c.firsts[i] = true
 		default:

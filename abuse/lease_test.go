@@ -135,9 +135,16 @@ func TestLeasedLimitIsNeverLooser(t *testing.T) {
 	t.Parallel()
 	onEngines(t, func(t *testing.T, _ redis.UniversalClient, guard func(func(*Config)) *Guard) {
 		const rate, burst = 2000, 200
+		var told atomic.Int64 // OnLeased calls
 		limited := func(c *Config) {
 			c.Limits = map[Rule]Limit{{Claim, IP}: {Rate: rate, Burst: burst}}
 			c.Lease = 20 * time.Millisecond // up to 40 tokens an ask
+			c.OnLeased = func(a Action, k Kind) {
+				if a != Claim || k != IP {
+					t.Errorf("OnLeased(%s, %s), want claim by ip", a, k)
+				}
+				told.Add(1)
+			}
 		}
 		guards := []*Guard{guard(limited), guard(limited)}
 		ctx := context.Background()
@@ -192,6 +199,9 @@ func TestLeasedLimitIsNeverLooser(t *testing.T) {
 		}
 		if refused.Load() < 2*burst {
 			t.Errorf("only %d refused: the flood never went past the limit", refused.Load())
+		}
+		if told.Load() != served {
+			t.Errorf("OnLeased was told of %d requests, the leases served %d", told.Load(), served)
 		}
 		if served == 0 || guards[0].leases.served.Load() == 0 || guards[1].leases.served.Load() == 0 {
 			t.Errorf("leased tokens served %d and %d requests, want some on each guard",

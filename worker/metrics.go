@@ -51,6 +51,7 @@ type workerMetrics struct {
 	// api role: the abuse guard
 	abuseLimited *prometheus.CounterVec // by action, kind
 	abuseBlocked *prometheus.CounterVec // by action, kind
+	abuseLeased  *prometheus.CounterVec // by action, kind
 	abusePlaced  *prometheus.CounterVec // by who
 
 	// cron role: the reindex safety net
@@ -435,6 +436,8 @@ func (m *workerMetrics) apiRole() {
 		"Requests refused 429 by a rate limit, by action (claim, subscribe) and the limit's key kind (user, ip).", "action", "kind")
 	m.abuseBlocked = m.counterVec("couponpush_abuse_blocked_total",
 		"Requests refused 403 blocked, by action and the block's kind (user, ip).", "action", "kind")
+	m.abuseLeased = m.counterVec("couponpush_abuse_leased_total",
+		"Requests a rate limit admitted from tokens this worker had leased, without a Redis call (limit_lease), by action and kind.", "action", "kind")
 	m.abusePlaced = m.counterVec("couponpush_abuse_blocks_placed_total",
 		"Blocks this worker placed, by who: operator (admin API) or auto (limits tripped too often).", "who")
 }
@@ -443,6 +446,7 @@ func (m *workerMetrics) apiRole() {
 func (m *workerMetrics) abuseHooks(c *abuse.Config) {
 	c.OnLimited = func(a abuse.Action, k abuse.Kind) { m.abuseLimited.WithLabelValues(string(a), string(k)).Inc() }
 	c.OnBlocked = func(a abuse.Action, k abuse.Kind) { m.abuseBlocked.WithLabelValues(string(a), string(k)).Inc() }
+	c.OnLeased = func(a abuse.Action, k abuse.Kind) { m.abuseLeased.WithLabelValues(string(a), string(k)).Inc() }
 	c.OnPlaced = func(w abuse.Who) { m.abusePlaced.WithLabelValues(string(w)).Inc() }
 }
 
