@@ -79,10 +79,32 @@ func (g *Guard) flushChecks(ctx context.Context, cs []check, reply func(int, che
 		}
 		out[i] = r
 	}
+	sent := time.Now()    // no later than Redis grants what is asked
 	_, _ = pipe.Exec(ctx) // each command keeps its own error
+	now := time.Now()
 	for i, r := range out {
 		r.err = firstErr(r)
+		g.recordLeases(cs[i], r, sent, now)
 		reply(i, r)
+	}
+}
+
+// recordLeases tells the leases what each of c's asks of leased tokens
+// got (nothing when its script failed), here rather than in Admit: the
+// requests waiting on an ask are woken as soon as its answer is read, and
+// an ask whose request stopped waiting is recorded all the same (its
+// tokens are taken in Redis either way).
+func (g *Guard) recordLeases(c check, r checked, sent, now time.Time) {
+	for j, s := range c.subjects {
+		rule := Rule{c.action, s.Kind}
+		if _, ok := g.leaseCaps[rule]; !ok || c.wants[j] == 0 {
+			continue
+		}
+		got := 0
+		if reply, err := r.limits[j].Int64Slice(); err == nil && len(reply) == 2 {
+			got = int(max(reply[0], 0))
+		}
+		g.leases.grant(poolKey{rule, s.ID}, c.wants[j], got, sent, now)
 	}
 }
 

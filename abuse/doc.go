@@ -26,7 +26,9 @@
 //     shared with the checks of concurrent requests (check.go), so
 //     every request the API receives takes from its user's and its IP's
 //     limits, also one refused by a block or by the other limit: what a
-//     caller sends counts, whatever is answered. Refusals are reported in
+//     caller sends counts, whatever is answered. (Not one whose context
+//     ends while it waits for its IP's leased tokens: it is answered with
+//     an error, before anything is asked.) Refusals are reported in
 //     order: a block, then the user's limit, then the IP's.
 //   - A busy subject's limit may be leased (lease.go, Config.Lease): a
 //     Guard takes several tokens in one script call and admits the next

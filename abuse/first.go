@@ -23,9 +23,12 @@ import (
 // least one interval after it was written (the extra millisecond covers
 // Redis's millisecond clock), so a subject whose key is gone has its full
 // burst, and a TAT read from the key's time to live is never earlier than
-// the script would have set. It is later by under two milliseconds, so the
-// limit is stricter by under two milliseconds of its rate: a hundredth of
-// a token for a user's few a second. Limits of over maxFirstRate a second
+// the key's end (limitScript), so never earlier than the script would have
+// set. It is later by under three milliseconds (two of rounding, one of the
+// clock PTTL counts from), so the limit is stricter by under three
+// milliseconds of its rate: a hundredth of a token for a user's few a
+// second, but a subject that sends its whole burst within those
+// milliseconds of its first request gets one request fewer. Limits of over maxFirstRate a second
 // (an interval under a millisecond) always run the script, as do leased
 // ones.
 

@@ -229,6 +229,15 @@ func (g *Guard) Admit(ctx context.Context, a Action, user int64, ip netip.Addr) 
 	// limit for some, or takes its first token (first.go).
 	n := len(subjects)
 	c := check{action: a, subjects: subjects, lookup: true, wants: make([]int, n), firsts: make([]bool, n)}
+	// An ask of leased tokens not handed to the shared pipelines (an
+	// error, a panic) is answered with nothing, so that no other request
+	// waits for it; one handed to them is answered by flushChecks.
+	handed := false
+	defer func() {
+		if !handed {
+			g.unask(a, subjects, c.wants)
+		}
+	}()
 	for i, s := range subjects {
 		r := Rule{a, s.Kind}
 		if _, ok := g.cfg.Limits[r]; !ok {
@@ -239,7 +248,6 @@ func (g *Guard) Admit(ctx context.Context, a Action, user int64, ip netip.Addr) 
 			// want 0: admitted from a leased token, nothing to ask
 			want, err := g.leases.admit(ctx, poolKey{r, s.ID}, capped)
 			if err != nil {
-				g.unask(a, subjects[:i], c.wants)
 				return fmt.Errorf("abuse: wait for the leased tokens of %s: %w", s, err)
 			}
 			c.wants[i] = want
@@ -252,6 +260,7 @@ func (g *Guard) Admit(ctx context.Context, a Action, user int64, ip netip.Addr) 
 			c.wants[i] = 1
 		}
 	}
+	handed = true
 	granted, err := g.send(ctx, c)
 	if err != nil {
 		return fmt.Errorf("abuse: check blocks and limits: %w", err)
@@ -307,11 +316,10 @@ type answer struct {
 	tokens  []int64
 }
 
-// send sends c through the shared pipelines and reads its replies,
-// recording for the leases what each of their asks got, whatever the
-// answer (the tokens are taken in Redis either way).
+// send sends c through the shared pipelines and reads its replies (the
+// leases record what their asks got in flushChecks, whether or not ctx
+// lets send wait for the answer).
 func (g *Guard) send(ctx context.Context, c check) (answer, error) {
-	sent := time.Now() // no later than Redis grants what is asked
 	res, err := g.checks.Do(ctx, c)
 	if err == nil {
 		err = res.err
@@ -344,17 +352,12 @@ func (g *Guard) send(ctx context.Context, c check) (answer, error) {
 				}
 			}
 		}
-		r := Rule{c.action, s.Kind}
-		if _, ok := g.leaseCaps[r]; ok {
-			g.leases.grant(poolKey{r, s.ID}, c.wants[i], int(max(out.tokens[i], 0)), sent, time.Now())
-		}
 	}
 	return out, err
 }
 
-// unask answers the asks of leased tokens that Admit will not send (the
-// first subjects' wants) with nothing, so that other requests stop waiting
-// for them.
+// unask answers the asks of leased tokens that Admit will not send with
+// nothing, so that other requests stop waiting for them.
 func (g *Guard) unask(a Action, subjects []Subject, wants []int) {
 	now := time.Now()
 	for i, s := range subjects {

@@ -89,7 +89,7 @@ func settle(t *testing.T, rdb redis.UniversalClient, g *Guard, a Action, subject
 			if err != nil {
 				t.Fatal(err)
 			}
-			if left <= ttl-3*time.Millisecond {
+			if left <= ttl-5*time.Millisecond {
 				break
 			}
 			if time.Now().After(deadline) {

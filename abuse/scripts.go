@@ -62,7 +62,10 @@ return n`)
 //
 // The state may also be firstMark, written by Admit's first-token path
 // (firstToken) for a subject that had none: one token taken, TAT as far
-// ahead of now as the key's time to live. (redis_rate reads firstMark as
+// ahead of now as the key's time to live. That now is read after PTTL,
+// whose clock (the call's in Redis 7.0, the script's start from 7.2) is
+// never later than it, so the TAT read is never earlier than the key's
+// end. (redis_rate reads firstMark as
 // a TAT long past, a full burst: a worker of the old version may let one
 // more request through in the fraction of a second such a key lives.)
 //
@@ -78,7 +81,9 @@ local want = tonumber(ARGV[3])
 local state = redis.call('GET', KEYS[1])
 local tat = now
 if state == '` + firstMark + `' then
-  tat = now + math.max(0, redis.call('PTTL', KEYS[1])) / 1000
+  local left = math.max(0, redis.call('PTTL', KEYS[1]))
+  local t2 = redis.call('TIME')
+  tat = (tonumber(t2[1]) - 1483228800) + tonumber(t2[2]) / 1000000 + left / 1000
 elseif state then
   tat = tonumber(state)
 end

@@ -437,7 +437,7 @@ func (m *workerMetrics) apiRole() {
 	m.abuseBlocked = m.counterVec("couponpush_abuse_blocked_total",
 		"Requests refused 403 blocked, by action and the block's kind (user, ip).", "action", "kind")
 	m.abuseLeased = m.counterVec("couponpush_abuse_leased_total",
-		"Requests a rate limit admitted from tokens this worker had leased, without a Redis call (limit_lease), by action and kind.", "action", "kind")
+		"Requests that a limit, by action and kind, let through from tokens this worker had leased, without a Redis call (limit_lease); the request may still be refused by a block or its other limit.", "action", "kind")
 	m.abusePlaced = m.counterVec("couponpush_abuse_blocks_placed_total",
 		"Blocks this worker placed, by who: operator (admin API) or auto (limits tripped too often).", "who")
 }
