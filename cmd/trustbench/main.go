@@ -18,8 +18,8 @@ import (
 func main() {
 	var c bench.TrustConfig
 	flag.IntVar(&c.Clients, "clients", 64, "concurrent HTTP clients")
-	flag.DurationVar(&c.For, "for", 5*time.Second, "how long each round runs")
-	flag.IntVar(&c.Rounds, "rounds", 3, "rounds of each mode (checked, unchecked), alternating, per load")
+	flag.DurationVar(&c.For, "for", 2*time.Second, "how long each round runs")
+	flag.IntVar(&c.Rounds, "rounds", 10, "rounds of each mode (checked, unchecked), alternating, per load")
 	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "CPU-profile each timed round into PREFIX.<mode>.<unit>.<round> (compare modes with go tool pprof -diff_base)")
 	flag.Parse()
 	c.RedisAddr, c.MySQLDSN, c.ConsulAddr = os.Getenv("COUPONPUSH_REDIS_ADDR"), os.Getenv("COUPONPUSH_MYSQL_DSN"), os.Getenv("COUPONPUSH_CONSUL_ADDR")
