@@ -3,6 +3,7 @@ package abuse
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -29,16 +30,24 @@ type check struct {
 // first reports whether c takes subject i's first token.
 func (c check) first(i int) bool { return c.firsts != nil && c.firsts[i] }
 
-// checked is a check's replies, in the order of its subjects: exists[i]
-// the block lookup of subject i (nil without lookup), limits[i] its limit
-// script (nil where none was asked of), firsts[i] the write of its first
-// token (nil where none was taken; redis.Nil when the subject had a limit
-// state). err is the first error among them.
-type checked struct {
+// answer is what a check got, by subject: blocked, and the tokens its
+// limit granted (> 0), or minus the retry in µs when it refused (≤ 0). A
+// first token is 1 when taken, 0 when the subject already had a limit
+// state. err is the first error among the replies; a reply that came is
+// read even so.
+type answer struct {
+	blocked []bool
+	tokens  []int64
+	err     error
+}
+
+// sent are one check's commands in a shared pipeline, by subject: the
+// block lookup (nil without lookup), the limit script (nil where none was
+// asked of) and the first token's write (nil where none was taken).
+type sent struct {
 	exists []*redis.IntCmd
 	limits []*redis.Cmd
 	firsts []*redis.StatusCmd
-	err    error
 }
 
 // Bounds of the shared check pipelines.
@@ -50,17 +59,18 @@ const (
 	checkTimeout = 5 * time.Second
 )
 
-func (g *Guard) newChecks() *batch.Batcher[check, checked] {
+func (g *Guard) newChecks() *batch.Batcher[check, answer] {
 	return batch.New(batch.Config{MaxBatch: checkBatch, MaxFlushes: checkFlushes, Timeout: checkTimeout}, g.flushChecks)
 }
 
-// flushChecks sends every check's commands in one pipeline.
-func (g *Guard) flushChecks(ctx context.Context, cs []check, reply func(int, checked)) {
+// flushChecks sends every check's commands in one pipeline and reads each
+// check's answer.
+func (g *Guard) flushChecks(ctx context.Context, cs []check, reply func(int, answer)) {
 	pipe := redisscript.NewPipeline(g.rdb)
-	out := make([]checked, len(cs))
+	out := make([]sent, len(cs))
 	for i, c := range cs {
 		n := len(c.subjects)
-		r := checked{exists: make([]*redis.IntCmd, n), limits: make([]*redis.Cmd, n), firsts: make([]*redis.StatusCmd, n)}
+		r := sent{exists: make([]*redis.IntCmd, n), limits: make([]*redis.Cmd, n), firsts: make([]*redis.StatusCmd, n)}
 		for j, s := range c.subjects {
 			if c.lookup {
 				r.exists[j] = pipe.Exists(ctx, g.keys.block(s))
@@ -79,14 +89,56 @@ func (g *Guard) flushChecks(ctx context.Context, cs []check, reply func(int, che
 		}
 		out[i] = r
 	}
-	sent := time.Now()    // no later than Redis grants what is asked
+	at := time.Now()      // no later than Redis grants what is asked
 	_, _ = pipe.Exec(ctx) // each command keeps its own error
 	now := time.Now()
 	for i, r := range out {
-		r.err = firstErr(r)
-		g.recordLeases(cs[i], r, sent, now)
-		reply(i, r)
+		a := read(cs[i], r)
+		g.recordLeases(cs[i], a, at, now)
+		reply(i, a)
 	}
+}
+
+// read reads c's replies r.
+func read(c check, r sent) answer {
+	n := len(c.subjects)
+	a := answer{blocked: make([]bool, n), tokens: make([]int64, n)}
+	fail := func(err error) {
+		if a.err == nil {
+			a.err = err
+		}
+	}
+	for j, s := range c.subjects {
+		if cmd := r.exists[j]; cmd != nil {
+			if err := cmd.Err(); err != nil {
+				fail(err)
+			}
+			a.blocked[j] = cmd.Val() > 0
+		}
+		if cmd := r.firsts[j]; cmd != nil {
+			switch err := cmd.Err(); {
+			case err == nil:
+				a.tokens[j] = 1
+			case !errors.Is(err, redis.Nil):
+				fail(err)
+			}
+		}
+		if cmd := r.limits[j]; cmd != nil {
+			reply, err := cmd.Int64Slice()
+			if err == nil && len(reply) != 2 {
+				err = fmt.Errorf("limit script answered %v", reply)
+			}
+			switch {
+			case err != nil:
+				fail(fmt.Errorf("%s limit of %s: %w", c.action, s, err))
+			case reply[0] > 0:
+				a.tokens[j] = reply[0]
+			default:
+				a.tokens[j] = -reply[1] // refused: minus the retry, µs
+			}
+		}
+	}
+	return a
 }
 
 // recordLeases tells the leases what each of c's asks of leased tokens
@@ -94,33 +146,11 @@ func (g *Guard) flushChecks(ctx context.Context, cs []check, reply func(int, che
 // requests waiting on an ask are woken as soon as its answer is read, and
 // an ask whose request stopped waiting is recorded all the same (its
 // tokens are taken in Redis either way).
-func (g *Guard) recordLeases(c check, r checked, sent, now time.Time) {
+func (g *Guard) recordLeases(c check, a answer, at, now time.Time) {
 	for j, s := range c.subjects {
 		rule := Rule{c.action, s.Kind}
-		if _, ok := g.leaseCaps[rule]; !ok || c.wants[j] == 0 {
-			continue
-		}
-		got := 0
-		if reply, err := r.limits[j].Int64Slice(); err == nil && len(reply) == 2 {
-			got = int(max(reply[0], 0))
-		}
-		g.leases.grant(poolKey{rule, s.ID}, c.wants[j], got, sent, now)
-	}
-}
-
-// firstErr is the first error among r's replies (a first token's
-// redis.Nil is none).
-func firstErr(r checked) error {
-	for j := range r.exists {
-		if c := r.exists[j]; c != nil && c.Err() != nil {
-			return c.Err()
-		}
-		if c := r.limits[j]; c != nil && c.Err() != nil {
-			return c.Err()
-		}
-		if c := r.firsts[j]; c != nil && c.Err() != nil && !errors.Is(c.Err(), redis.Nil) {
-			return c.Err()
+		if _, ok := g.leaseCaps[rule]; ok && c.wants[j] > 0 {
+			g.leases.grant(poolKey{rule, s.ID}, c.wants[j], int(max(a.tokens[j], 0)), at, now)
 		}
 	}
-	return nil
 }

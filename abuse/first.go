@@ -28,9 +28,9 @@ import (
 // clock PTTL counts from), so the limit is stricter by under three
 // milliseconds of its rate: a hundredth of a token for a user's few a
 // second, but a subject that sends its whole burst within those
-// milliseconds of its first request gets one request fewer. Limits of over maxFirstRate a second
-// (an interval under a millisecond) always run the script, as do leased
-// ones.
+// milliseconds of its first request gets one request fewer. Limits of
+// over maxFirstRate a second (an interval under a millisecond) always run
+// the script, as do leased ones.
 
 // firstMark is the value of a limit state written by a first token; a
 // TAT is never 0 (it counts from 2017).

@@ -178,7 +178,7 @@ type Guard struct {
 	keys   keys
 	cfg    Config
 	log    *slog.Logger
-	checks *batch.Batcher[check, checked] // Admit's lookups, pipelined together (check.go)
+	checks *batch.Batcher[check, answer] // Admit's lookups, pipelined together (check.go)
 	// Leasing (lease.go): the most tokens one ask of a rule's limit takes
 	// (absent: not leased; a leased limit's asks leave Config.Lease of its
 	// burst unused).
@@ -307,53 +307,15 @@ func (g *Guard) Admit(ctx context.Context, a Action, user int64, ip netip.Addr) 
 	return nil
 }
 
-// answer is what a check got, by subject: blocked, and the tokens its
-// limit granted (> 0), or minus the retry in µs when it refused (≤ 0). A
-// first token (check.firsts) is 1 when taken, 0 when the subject already
-// had a limit state.
-type answer struct {
-	blocked []bool
-	tokens  []int64
-}
-
-// send sends c through the shared pipelines and reads its replies (the
+// send sends c through the shared pipelines and returns its answer (the
 // leases record what their asks got in flushChecks, whether or not ctx
-// lets send wait for the answer).
+// lets send wait for it).
 func (g *Guard) send(ctx context.Context, c check) (answer, error) {
-	res, err := g.checks.Do(ctx, c)
+	a, err := g.checks.Do(ctx, c)
 	if err == nil {
-		err = res.err
+		err = a.err
 	}
-	out := answer{blocked: make([]bool, len(c.subjects)), tokens: make([]int64, len(c.subjects))}
-	for i, s := range c.subjects {
-		if err == nil && c.lookup {
-			out.blocked[i] = res.exists[i].Val() > 0
-		}
-		if err == nil && c.first(i) {
-			out.tokens[i] = 1
-			if errors.Is(res.firsts[i].Err(), redis.Nil) {
-				out.tokens[i] = 0
-			}
-		}
-		if c.wants[i] == 0 {
-			continue
-		}
-		if err == nil {
-			var reply []int64
-			if reply, err = res.limits[i].Int64Slice(); err == nil && len(reply) != 2 {
-				err = fmt.Errorf("limit script answered %v", reply)
-			}
-			if err != nil {
-				err = fmt.Errorf("%s limit of %s: %w", c.action, s, err)
-			} else {
-				out.tokens[i] = reply[0]
-				if reply[0] == 0 {
-					out.tokens[i] = -reply[1] // refused: minus the retry, µs
-				}
-			}
-		}
-	}
-	return out, err
+	return a, err
 }
 
 // unask answers the asks of leased tokens that Admit will not send with

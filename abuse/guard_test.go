@@ -139,10 +139,12 @@ func TestLimitsAreShared(t *testing.T) {
 						user = int64(100 + i)
 					}
 					err := g.Admit(ctx, Claim, user, tc.ip)
-					if i == 0 && tc.ip.IsValid() {
-						settle(t, rdb, a, Claim, UserSubject(user), IPSubject(tc.ip))
-					} else if i == 0 {
-						settle(t, rdb, a, Claim, UserSubject(user))
+					if i == 0 {
+						subjects := []Subject{UserSubject(user)}
+						if tc.ip.IsValid() {
+							subjects = append(subjects, IPSubject(tc.ip))
+						}
+						settle(t, rdb, a, Claim, subjects...)
 					}
 					if err == nil {
 						admitted++

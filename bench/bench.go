@@ -478,17 +478,11 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 	if n, _ := s.prepared(); n > s.prepBase {
 		preparedBytes = (redisInfo(ctx, s.rdb, "memory", "used_memory") - mem1) / float64(n-s.prepBase)
 	}
-	if s.cfg.CPUProfile != "" {
-		f, err := os.Create(s.cfg.CPUProfile)
-		if err != nil {
-			return result{}, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return result{}, err
-		}
-		defer pprof.StopCPUProfile() // on an error before the drain ends
+	stopProfile, err := startProfile(s.cfg.CPUProfile)
+	if err != nil {
+		return result{}, err
 	}
+	defer func() { _ = stopProfile() }() // on an error before the drain ends
 	prepared, sealed := s.prepared()
 	cpu0, cmd0, mach0, self0 := redisCPU(ctx, s.rdb), redisCommands(ctx, s.rdb), machineCPU(), selfCPU()
 	p0, b0, u0, a0, r1 := s.steps()
@@ -496,8 +490,8 @@ func (s *stack) burst(ctx context.Context, k int) (result, error) {
 		return result{}, err
 	}
 	drain := time.Since(due)
-	if s.cfg.CPUProfile != "" {
-		pprof.StopCPUProfile() // the profile covers the drain, not the marking after it
+	if err := stopProfile(); err != nil { // the profile covers the drain, not the marking after it
+		return result{}, err
 	}
 	p1, b1, u1, a1, _ := s.steps()
 	steps := fmt.Sprintf("during the drain: slot time in pop %v, build %v, publish %v, ack %v; redis-server CPU %v",
@@ -664,6 +658,31 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// startProfile starts a CPU profile into file (none for ""); the function
+// it returns stops it and closes the file, once (later calls do nothing).
+func startProfile(file string) (func() error, error) {
+	if file == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	stopped := false
+	return func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 // redisCPU is the CPU time redis-server has used (user + system).

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -112,19 +110,13 @@ func RunClaims(ctx context.Context, cfg ClaimConfig, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if cfg.CPUProfile != "" {
-		f, err := os.Create(cfg.CPUProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+	stopProfile, err := startProfile(cfg.CPUProfile)
+	if err != nil {
+		return err
 	}
 	ok, lat, err := claimLoad(ctx, apis, tokens, tpl.ID, cfg.Clients, cfg.For)
-	if cfg.CPUProfile != "" {
-		pprof.StopCPUProfile()
+	if perr := stopProfile(); err == nil {
+		err = perr
 	}
 	if err != nil {
 		return err

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -209,11 +207,12 @@ func (l trustLoad) run(ctx context.Context, cfg TrustConfig, rdb *redis.Client, 
 	for i := range cfg.Rounds {
 		// Every other round runs b first (a b, b a, a b, ...), so a drift
 		// in the machine's load falls on both modes alike.
+		order := []*trustMode{a, b}
+		if i%2 == 1 {
+			order = []*trustMode{b, a}
+		}
 		var ra, rb round
-		for j, m := range []*trustMode{a, b} {
-			if i%2 == 1 {
-				m = []*trustMode{b, a}[j]
-			}
+		for _, m := range order {
 			r, err := l.round(ctx, cfg.Clients, cfg.For, pool, m, rdb, profileName(cfg.CPUProfile, m, l, i))
 			if err != nil {
 				return 0, fmt.Errorf("round %d, %s: %w", i+1, m.name, err)
@@ -354,26 +353,6 @@ func profileName(prefix string, m *trustMode, l trustLoad, i int) string {
 		return ""
 	}
 	return fmt.Sprintf("%s.%s.%s.%d", prefix, m.name, l.unit, i+1)
-}
-
-// startProfile starts a CPU profile into file (none for ""); the function
-// it returns stops it and closes the file.
-func startProfile(file string) (func() error, error) {
-	if file == "" {
-		return func() error { return nil }, nil
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		_ = f.Close()
-		return nil, err
-	}
-	return func() error {
-		pprof.StopCPUProfile()
-		return f.Close()
-	}, nil
 }
 
 func sumRounds(rs []round) round {
